@@ -1,0 +1,1 @@
+"""churnwatch models: training set, training, registry and scoring (no Airflow here)."""

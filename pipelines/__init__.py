@@ -1,0 +1,1 @@
+"""churnwatch pipeline steps: extract, validate, features, alerts, config, CLI (no Airflow here)."""

@@ -1,0 +1,227 @@
+"""churnwatch configuration: one YAML file, validated by pydantic with messages naming the bad key."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.errors import ConfigError
+
+CONFIG_ENV = "CHURNWATCH_CONFIG"
+WAREHOUSE_URL_ENV = "CHURNWATCH_WAREHOUSE_URL"
+DEFAULT_CONFIG_NAME = "churnwatch.yaml"
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]{0,62}$")
+
+# Canonical columns per dataset: (required, optional). Mapped from the user's own names in config.
+DATASET_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "transactions": (("customer_id", "ts", "amount"), ("txn_id", "type", "channel")),
+    "service_events": (
+        ("customer_id", "ts", "event_type"),
+        ("event_id", "channel", "wait_seconds", "handle_seconds", "resolved", "transferred", "note"),
+    ),
+    "surveys": (("customer_id", "ts", "nps_score"), ("response_id", "comment")),
+    "customers": (
+        ("customer_id",),
+        ("signup_date", "region", "segment", "contract_end", "do_not_contact", "team"),
+    ),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WarehouseConfig(_Strict):
+    url: str = "duckdb:///var/churnwatch.duckdb"
+
+
+class DatasetConfig(_Strict):
+    folder: str
+    required: bool = False
+    columns: dict[str, str] = Field(default_factory=dict)
+    timestamp_format: str | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _safe_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for canonical, source in value.items():
+            if not _IDENTIFIER.match(source):
+                raise ValueError(f"column name {source!r} for {canonical!r} is not a plain identifier")
+        return value
+
+
+def _default_datasets() -> dict[str, DatasetConfig]:
+    return {
+        "transactions": DatasetConfig(folder="transactions", required=True),
+        "service_events": DatasetConfig(folder="service_events"),
+        "surveys": DatasetConfig(folder="surveys"),
+        "customers": DatasetConfig(folder="customers"),
+    }
+
+
+class SourcesConfig(_Strict):
+    landing_dir: Path = Path("data/landing")
+    format: Literal["csv", "parquet"] = "csv"
+    datasets: dict[str, DatasetConfig] = Field(default_factory=_default_datasets)
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, value: dict[str, DatasetConfig]) -> dict[str, DatasetConfig]:
+        for name, ds in value.items():
+            if name not in DATASET_COLUMNS:
+                raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASET_COLUMNS)}")
+            required, optional = DATASET_COLUMNS[name]
+            for canonical in ds.columns:
+                if canonical not in required + optional:
+                    raise ValueError(
+                        f"datasets.{name}.columns: unknown column {canonical!r}; "
+                        f"known: {', '.join(required + optional)}"
+                    )
+        if "transactions" not in value:
+            raise ValueError("the transactions dataset is mandatory")
+        return value
+
+
+class ChurnConfig(_Strict):
+    horizon_days: int = Field(90, ge=7, le=730)
+    activity_types: list[str] = Field(default_factory=lambda: ["purchase"])
+
+
+class TrainingConfig(_Strict):
+    cutoff_every_days: int = Field(14, ge=1)
+    n_cutoffs: int = Field(8, ge=2, le=60)
+    min_auc: float = Field(0.6, ge=0.5, le=1.0)
+    max_train_rows: int = Field(400_000, ge=1000)
+    random_state: int = 0
+
+
+class FeatureConfig(_Strict):
+    dormant_days: list[int] = Field(default_factory=lambda: [90, 180])
+    repeat_contact_days: int = Field(7, ge=1)
+    long_wait_seconds: int = Field(600, ge=1)
+    negative_words: list[str] = Field(
+        default_factory=lambda: ["frustrat", "angry", "cancel", "not fixed", "disappoint", "unhappy",
+                                 "terrible", "switch provider"]
+    )
+
+
+class TeamRule(_Strict):
+    name: str
+    capacity: int = Field(50, ge=0)
+    regions: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(default_factory=list)
+    min_value: float | None = None
+
+
+class AlertConfig(_Strict):
+    probability_threshold: float = Field(0.5, gt=0, lt=1)
+    risk_bands: dict[str, float] = Field(
+        default_factory=lambda: {"high": 0.6, "medium": 0.3, "low": 0.0},
+        description="band name -> lower probability bound, checked from the highest bound down",
+    )
+    value_days: int = Field(365, ge=30)
+    teams: list[TeamRule] = Field(default_factory=lambda: [TeamRule(name="retention")])
+    default_team: str = "retention"
+    default_capacity: int = Field(50, ge=0)
+    playbook: dict[str, str] = Field(
+        default_factory=lambda: {
+            "inactivity": "win-back offer",
+            "declining_spend": "re-engagement message",
+            "service": "service recovery call",
+            "satisfaction": "service recovery call",
+            "high_value": "account review",
+            "default": "check-in call",
+        }
+    )
+    high_value_threshold: float = Field(2000.0, ge=0)
+
+    @model_validator(mode="after")
+    def _bands_sorted(self) -> AlertConfig:
+        if not self.risk_bands:
+            raise ValueError("risk_bands must name at least one band")
+        if "default" not in self.playbook:
+            raise ValueError("playbook must have a 'default' action")
+        names = [t.name for t in self.teams]
+        if len(set(names)) != len(names):
+            raise ValueError("team names must be unique")
+        for name in names + [self.default_team]:
+            if not re.match(r"^[A-Za-z0-9_-]+$", name):
+                raise ValueError(f"team name {name!r} may only use letters, digits, '-' and '_'")
+        return self
+
+
+class PathsConfig(_Strict):
+    outbox_dir: Path = Path("outbox")
+    model_dir: Path = Path("var/models")
+    report_dir: Path = Path("reports")
+
+
+class Config(_Strict):
+    warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    churn: ChurnConfig = Field(default_factory=ChurnConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    alerts: AlertConfig = Field(default_factory=AlertConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, path: Path) -> Path:
+        """Return a config path made absolute against the config file's folder."""
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    @property
+    def warehouse_url(self) -> str:
+        """Return the warehouse URL, from the environment if set, with relative DuckDB paths resolved."""
+        url = os.environ.get(WAREHOUSE_URL_ENV) or self.warehouse.url
+        prefix = "duckdb:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            url = prefix + str(self.resolve(Path(url[len(prefix) :])))
+        return url
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {key}: {msg}{suffix}"
+
+
+def find_config_path(path: str | Path | None = None) -> Path | None:
+    """Return the config file to use: explicit path, $CHURNWATCH_CONFIG, or ./churnwatch.yaml."""
+    if path:
+        return Path(path)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    default = Path.cwd() / DEFAULT_CONFIG_NAME
+    return default if default.exists() else None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate the config; raise ConfigError with one line naming the bad key."""
+    cfg_path = find_config_path(path)
+    if cfg_path is None:
+        return Config(base_dir=Path.cwd())
+    if not cfg_path.exists():
+        raise ConfigError(f"config file not found: {cfg_path}")
+    try:
+        raw = yaml.safe_load(cfg_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{cfg_path}:{where} is not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{cfg_path}: top level must be a mapping of sections")
+    try:
+        return Config(**raw, base_dir=cfg_path.resolve().parent)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, str(cfg_path))) from None

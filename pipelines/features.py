@@ -1,0 +1,83 @@
+"""Customer features as of a date, computed in the warehouse from sql/features/*.sql."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from pipelines.config import Config
+from pipelines.warehouse import read_frame, sql_text, table_columns
+
+CATEGORICAL = ["region", "segment", "team"]
+FLAG_COLUMNS = ["do_not_contact"]
+
+
+@dataclass
+class FeatureSummary:
+    as_of: date
+    customers: int
+
+    def as_dict(self) -> dict:
+        return {"as_of": self.as_of.isoformat(), "customers": self.customers}
+
+
+def feature_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
+    """Return the feature SELECT and its bound parameters for one as-of date."""
+    words = cfg.features.negative_words
+    params: dict[str, Any] = {
+        "as_of": as_of,
+        "as_of_next": as_of + timedelta(days=1),
+        "dormant_short": min(cfg.features.dormant_days),
+        "dormant_long": max(cfg.features.dormant_days),
+        "repeat_days": cfg.features.repeat_contact_days,
+    }
+    conds = []
+    for i, word in enumerate(words):
+        params[f"neg{i}"] = f"%{word.lower()}%"
+        conds.append(f"LOWER(note) LIKE :neg{i}")
+    sql = sql_text("features/customer_features.sql").replace("{negative_note}", " OR ".join(conds) or "FALSE")
+    return sql, params
+
+
+def read_features(conn: Engine | Connection, cfg: Config, as_of: date) -> pd.DataFrame:
+    """Return features as of a date computed on the fly (used for training cutoffs)."""
+    sql, params = feature_query(cfg, as_of)
+    return numeric_features(read_frame(conn, sql, params))
+
+
+def numeric_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return frame with numeric feature columns as float (PostgreSQL returns Decimal for AVG)."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if col in ("as_of_date", "customer_id", *CATEGORICAL, *FLAG_COLUMNS):
+            continue
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    return frame
+
+
+def build_features(as_of: date, cfg: Config, engine: Engine) -> FeatureSummary:
+    """Replace the customer_features partition of as_of in one transaction, computed in SQL."""
+    sql, params = feature_query(cfg, as_of)
+    with engine.begin() as conn:
+        cols = [c for c in table_columns(conn, "customer_features")]
+        col_list = ", ".join(cols)
+        conn.execute(sa.text("DELETE FROM customer_features WHERE as_of_date = :as_of"), {"as_of": as_of})
+        conn.execute(
+            sa.text(f"INSERT INTO customer_features ({col_list}) SELECT {col_list} FROM ({sql}) f"), params
+        )
+        n = conn.execute(
+            sa.text("SELECT COUNT(*) FROM customer_features WHERE as_of_date = :as_of"), {"as_of": as_of}
+        ).scalar_one()
+    return FeatureSummary(as_of, int(n))
+
+
+def load_features(engine: Engine, as_of: date) -> pd.DataFrame:
+    """Return the stored customer_features partition of as_of."""
+    return numeric_features(
+        read_frame(engine, "SELECT * FROM customer_features WHERE as_of_date = :d ORDER BY customer_id", {"d": as_of})
+    )

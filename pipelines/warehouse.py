@@ -1,0 +1,145 @@
+"""The warehouse behind a small interface: engine, SQL files, schema, atomic partition writes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from pipelines.config import Config
+from pipelines.errors import ChurnwatchError
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def sql_text(relative: str) -> str:
+    """Return the text of a file under sql/ (e.g. 'features/customer_features.sql')."""
+    path = SQL_DIR / relative
+    if not path.exists():
+        raise ChurnwatchError(f"SQL file missing from the installation: {path}")
+    return path.read_text()
+
+
+def get_engine(cfg: Config) -> Engine:
+    """Return a SQLAlchemy engine for the configured warehouse, with the schema in place."""
+    url = cfg.warehouse_url
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ChurnwatchError(f"warehouse.url is not a valid SQLAlchemy URL: {_redact(url)}") from None
+    if parsed.get_backend_name() == "duckdb" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = sa.create_engine(parsed)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # driver errors vary by backend; the user needs one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ChurnwatchError(f"cannot connect to warehouse {_redact(url)}: {reason}") from None
+    ensure_schema(engine)
+    return engine
+
+
+def _redact(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a SQL script on semicolons at line ends (our DDL files never put ';' inside strings)."""
+    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create every table and view from sql/ddl/*.sql if missing (idempotent)."""
+    with engine.begin() as conn:
+        for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
+            for stmt in split_statements(path.read_text()):
+                conn.exec_driver_sql(stmt)
+
+
+def check_table(name: str) -> str:
+    """Return name if it is a safe table identifier, else raise."""
+    if not _TABLE.match(name):
+        raise ChurnwatchError(f"unsafe table name {name!r}")
+    return name
+
+
+def table_columns(conn: Connection, table: str) -> list[str]:
+    """Return the column names of a warehouse table in order."""
+    # A zero-row SELECT works on every engine (duckdb-engine's inspector breaks on SQLAlchemy 2.1).
+    return list(conn.exec_driver_sql(f"SELECT * FROM {check_table(table)} WHERE 1 = 0").keys())
+
+
+def insert_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
+    """Append frame to table inside the caller's transaction; columns are matched by name."""
+    check_table(table)
+    if frame.empty:
+        return 0
+    cols = [c for c in table_columns(conn, table) if c in frame.columns]
+    frame = frame[cols]
+    if conn.dialect.name == "duckdb":
+        raw = conn.connection.driver_connection
+        view = f"_cw_insert_{table}"
+        # Arrow carries pandas 3 string dtypes that DuckDB's pandas scanner does not know.
+        raw.register(view, pa.Table.from_pandas(frame, preserve_index=False))
+        try:
+            col_list = ", ".join(f'"{c}"' for c in cols)
+            conn.exec_driver_sql(f"INSERT INTO {table} ({col_list}) SELECT {col_list} FROM {view}")
+        finally:
+            raw.unregister(view)
+    else:
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        conn.execute(sa.table(table, *[sa.column(c) for c in cols]).insert(), records)
+    return len(frame)
+
+
+def replace_rows(
+    conn: Connection, table: str, frame: pd.DataFrame, where: str, params: Mapping[str, Any]
+) -> int:
+    """Delete the rows matching where (bound params) and insert frame, in the caller's transaction."""
+    conn.execute(sa.text(f"DELETE FROM {check_table(table)} WHERE {where}"), dict(params))
+    return insert_frame(conn, table, frame)
+
+
+def replace_partition(engine: Engine, table: str, frame: pd.DataFrame, as_of: date) -> int:
+    """Atomically replace one as_of_date partition of table with frame."""
+    with engine.begin() as conn:
+        return replace_rows(conn, table, frame, "as_of_date = :d", {"d": as_of})
+
+
+def read_frame(engine_or_conn: Engine | Connection, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Run a bound query and return a DataFrame."""
+    if isinstance(engine_or_conn, Engine):
+        with engine_or_conn.connect() as conn:
+            return _read(conn, sql, params)
+    return _read(engine_or_conn, sql, params)
+
+
+def _read(conn: Connection, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
+    result = conn.execute(sa.text(sql), dict(params or {}))
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def execute_script(conn: Connection, sql: str, params: Mapping[str, Any]) -> None:
+    """Run each statement of a SQL script with bound params."""
+    for stmt in split_statements(sql):
+        names = set(re.findall(r"(?<!:):([a-z_]+)", stmt))
+        conn.execute(sa.text(stmt), {k: v for k, v in params.items() if k in names})
+
+
+def in_list(values: Iterable[str]) -> tuple[str, dict[str, str]]:
+    """Return (':p0, :p1, ...', params) for a bound IN list."""
+    params = {f"p{i}": v for i, v in enumerate(values)}
+    return ", ".join(f":{k}" for k in params) or "NULL", params

@@ -1,0 +1,45 @@
+CREATE TABLE IF NOT EXISTS customer_features (
+    as_of_date DATE NOT NULL, customer_id VARCHAR NOT NULL,
+    tenure_days INTEGER, days_since_last_purchase INTEGER, days_since_last_activity INTEGER,
+    purchases_30d INTEGER, purchases_90d INTEGER, purchases_prev_90d INTEGER, purchases_365d INTEGER,
+    purchases_total INTEGER,
+    spend_30d DOUBLE PRECISION, spend_90d DOUBLE PRECISION, spend_prev_90d DOUBLE PRECISION,
+    spend_365d DOUBLE PRECISION, avg_order_value DOUBLE PRECISION,
+    mean_gap_days DOUBLE PRECISION, std_gap_days DOUBLE PRECISION, overdue_ratio DOUBLE PRECISION,
+    spend_trend_ratio DOUBLE PRECISION, purchase_trend_ratio DOUBLE PRECISION,
+    refunds_90d INTEGER, dormant_short INTEGER, dormant_long INTEGER,
+    contacts_30d INTEGER, contacts_90d INTEGER, repeat_contacts_90d INTEGER, complaints_90d INTEGER,
+    mean_wait_90d DOUBLE PRECISION, max_wait_90d DOUBLE PRECISION, transfers_90d INTEGER,
+    open_tickets INTEGER, days_since_last_complaint INTEGER, negative_notes_90d INTEGER,
+    last_nps INTEGER, nps_change INTEGER, days_since_last_nps INTEGER,
+    locked_in INTEGER, do_not_contact BOOLEAN, region VARCHAR, segment VARCHAR, team VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS churn_scores (
+    as_of_date DATE NOT NULL, customer_id VARCHAR NOT NULL,
+    churn_probability DOUBLE PRECISION NOT NULL, risk_band VARCHAR NOT NULL, percentile DOUBLE PRECISION NOT NULL,
+    value_12m DOUBLE PRECISION, value_at_risk DOUBLE PRECISION,
+    reason_1 VARCHAR, reason_2 VARCHAR, reason_3 VARCHAR, reason_codes VARCHAR,
+    model_version VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS churn_alerts (
+    as_of_date DATE NOT NULL, customer_id VARCHAR NOT NULL, team VARCHAR NOT NULL, team_rank INTEGER,
+    status VARCHAR NOT NULL, churn_probability DOUBLE PRECISION NOT NULL, risk_band VARCHAR NOT NULL,
+    value_12m DOUBLE PRECISION, value_at_risk DOUBLE PRECISION NOT NULL, triggers VARCHAR NOT NULL,
+    reasons VARCHAR, recommended_action VARCHAR NOT NULL, model_version VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS model_registry (
+    model_version VARCHAR NOT NULL, trained_on DATE NOT NULL, created_at TIMESTAMP NOT NULL,
+    horizon_days INTEGER NOT NULL, n_train_rows BIGINT, n_validation_rows BIGINT,
+    validation_auc DOUBLE PRECISION, recency_auc DOUBLE PRECISION, validation_pr_auc DOUBLE PRECISION,
+    validation_brier DOUBLE PRECISION, status VARCHAR NOT NULL, artifact_path VARCHAR NOT NULL, card VARCHAR
+);
+
+-- BI views.
+CREATE OR REPLACE VIEW v_latest_scores AS
+SELECT * FROM churn_scores WHERE as_of_date = (SELECT MAX(as_of_date) FROM churn_scores);
+
+CREATE OR REPLACE VIEW v_current_alerts AS
+SELECT * FROM churn_alerts WHERE as_of_date = (SELECT MAX(as_of_date) FROM churn_alerts);

@@ -1,0 +1,143 @@
+-- Features per customer as of :as_of. Reads only events with ts < :as_of_next (the day after :as_of).
+-- Bound parameters: :as_of (date), :as_of_next (date), :dormant_short, :dormant_long, :repeat_days.
+-- {negative_note} is replaced by a condition of bound LIKE parameters built from the config lexicon.
+WITH txn AS (
+    SELECT customer_id, ts, CAST(ts AS DATE) AS d, amount, COALESCE(type, 'purchase') AS type
+    FROM stg_transactions
+    WHERE ts < :as_of_next
+),
+purchases AS (
+    SELECT * FROM txn WHERE type = 'purchase'
+),
+purchase_days AS (
+    SELECT customer_id, d,
+           d - LAG(d) OVER (PARTITION BY customer_id ORDER BY d) AS gap
+    FROM (SELECT DISTINCT customer_id, d FROM purchases) pd
+),
+gaps AS (
+    SELECT customer_id, AVG(gap) AS mean_gap_days, STDDEV_SAMP(gap) AS std_gap_days
+    FROM purchase_days WHERE gap IS NOT NULL GROUP BY customer_id
+),
+rfm AS (
+    SELECT customer_id,
+           MIN(d) AS first_purchase,
+           MAX(d) AS last_purchase,
+           COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 30) AS purchases_30d,
+           COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 90) AS purchases_90d,
+           COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 180 AND d <= CAST(:as_of AS DATE) - 90) AS purchases_prev_90d,
+           COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 365) AS purchases_365d,
+           COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 30), 0) AS spend_30d,
+           COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 90), 0) AS spend_90d,
+           COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 180 AND d <= CAST(:as_of AS DATE) - 90), 0) AS spend_prev_90d,
+           COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 365), 0) AS spend_365d,
+           AVG(amount) AS avg_order_value,
+           COUNT(*) AS purchases_total
+    FROM purchases GROUP BY customer_id
+),
+txn_other AS (
+    SELECT customer_id,
+           MAX(d) AS last_txn,
+           COUNT(*) FILTER (WHERE type = 'refund' AND d > CAST(:as_of AS DATE) - 90) AS refunds_90d
+    FROM txn GROUP BY customer_id
+),
+contacts AS (
+    SELECT customer_id, ts, CAST(ts AS DATE) AS d, event_type, wait_seconds, resolved, transferred,
+           CASE WHEN {negative_note} THEN 1 ELSE 0 END AS negative_note,
+           LAG(ts) OVER (PARTITION BY customer_id ORDER BY ts) AS prev_ts
+    FROM stg_service_events
+    WHERE ts < :as_of_next
+),
+last_resolved AS (
+    SELECT customer_id, MAX(ts) AS ts FROM contacts WHERE resolved GROUP BY customer_id
+),
+service AS (
+    SELECT c.customer_id,
+           MAX(c.d) AS last_contact,
+           COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 30) AS contacts_30d,
+           COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90) AS contacts_90d,
+           COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90 AND c.prev_ts IS NOT NULL
+                            AND CAST(c.ts AS DATE) - CAST(c.prev_ts AS DATE) <= :repeat_days) AS repeat_contacts_90d,
+           COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90 AND c.event_type = 'complaint') AS complaints_90d,
+           MAX(c.d) FILTER (WHERE c.event_type = 'complaint') AS last_complaint,
+           AVG(c.wait_seconds) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90) AS mean_wait_90d,
+           MAX(c.wait_seconds) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90) AS max_wait_90d,
+           COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90 AND c.transferred) AS transfers_90d,
+           COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90 AND c.resolved = FALSE
+                            AND (lr.ts IS NULL OR c.ts > lr.ts)) AS open_tickets,
+           SUM(c.negative_note) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90) AS negative_notes_90d
+    FROM contacts c LEFT JOIN last_resolved lr ON lr.customer_id = c.customer_id
+    GROUP BY c.customer_id
+),
+answers AS (
+    SELECT customer_id, CAST(ts AS DATE) AS d, nps_score,
+           ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY ts DESC) AS rn
+    FROM stg_surveys WHERE ts < :as_of_next
+),
+nps AS (
+    SELECT a1.customer_id, a1.nps_score AS last_nps, a1.d AS last_nps_date,
+           a1.nps_score - a2.nps_score AS nps_change
+    FROM answers a1 LEFT JOIN answers a2 ON a2.customer_id = a1.customer_id AND a2.rn = 2
+    WHERE a1.rn = 1
+),
+profile AS (
+    SELECT customer_id, signup_date, region, segment, contract_end, do_not_contact, team
+    FROM (
+        SELECT s.*, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY _batch_date DESC, _source_row DESC) AS rn
+        FROM stg_customers s WHERE _batch_date <= CAST(:as_of AS DATE)
+    ) latest
+    WHERE rn = 1
+),
+population AS (
+    SELECT customer_id FROM profile WHERE signup_date IS NULL OR signup_date <= CAST(:as_of AS DATE)
+    UNION
+    SELECT customer_id FROM txn
+)
+SELECT
+    CAST(:as_of AS DATE) AS as_of_date,
+    p.customer_id,
+    CAST(:as_of AS DATE) - COALESCE(pr.signup_date, r.first_purchase, t.last_txn) AS tenure_days,
+    CAST(:as_of AS DATE) - r.last_purchase AS days_since_last_purchase,
+    CAST(:as_of AS DATE) - GREATEST(COALESCE(t.last_txn, s.last_contact), COALESCE(s.last_contact, t.last_txn)) AS days_since_last_activity,
+    COALESCE(r.purchases_30d, 0) AS purchases_30d,
+    COALESCE(r.purchases_90d, 0) AS purchases_90d,
+    COALESCE(r.purchases_prev_90d, 0) AS purchases_prev_90d,
+    COALESCE(r.purchases_365d, 0) AS purchases_365d,
+    COALESCE(r.purchases_total, 0) AS purchases_total,
+    COALESCE(r.spend_30d, 0) AS spend_30d,
+    COALESCE(r.spend_90d, 0) AS spend_90d,
+    COALESCE(r.spend_prev_90d, 0) AS spend_prev_90d,
+    COALESCE(r.spend_365d, 0) AS spend_365d,
+    r.avg_order_value,
+    g.mean_gap_days,
+    g.std_gap_days,
+    (CAST(:as_of AS DATE) - r.last_purchase) / NULLIF(g.mean_gap_days, 0) AS overdue_ratio,
+    (COALESCE(r.spend_90d, 0) + 1.0) / (COALESCE(r.spend_prev_90d, 0) + 1.0) AS spend_trend_ratio,
+    (COALESCE(r.purchases_90d, 0) + 1.0) / (COALESCE(r.purchases_prev_90d, 0) + 1.0) AS purchase_trend_ratio,
+    COALESCE(t.refunds_90d, 0) AS refunds_90d,
+    CASE WHEN CAST(:as_of AS DATE) - r.last_purchase >= :dormant_short THEN 1 ELSE 0 END AS dormant_short,
+    CASE WHEN CAST(:as_of AS DATE) - r.last_purchase >= :dormant_long THEN 1 ELSE 0 END AS dormant_long,
+    COALESCE(s.contacts_30d, 0) AS contacts_30d,
+    COALESCE(s.contacts_90d, 0) AS contacts_90d,
+    COALESCE(s.repeat_contacts_90d, 0) AS repeat_contacts_90d,
+    COALESCE(s.complaints_90d, 0) AS complaints_90d,
+    s.mean_wait_90d,
+    s.max_wait_90d,
+    COALESCE(s.transfers_90d, 0) AS transfers_90d,
+    COALESCE(s.open_tickets, 0) AS open_tickets,
+    CAST(:as_of AS DATE) - s.last_complaint AS days_since_last_complaint,
+    COALESCE(s.negative_notes_90d, 0) AS negative_notes_90d,
+    n.last_nps,
+    n.nps_change,
+    CAST(:as_of AS DATE) - n.last_nps_date AS days_since_last_nps,
+    CASE WHEN pr.contract_end IS NOT NULL AND pr.contract_end > CAST(:as_of AS DATE) THEN 1 ELSE 0 END AS locked_in,
+    COALESCE(pr.do_not_contact, FALSE) AS do_not_contact,
+    pr.region,
+    pr.segment,
+    pr.team
+FROM population p
+LEFT JOIN profile pr ON pr.customer_id = p.customer_id
+LEFT JOIN rfm r ON r.customer_id = p.customer_id
+LEFT JOIN gaps g ON g.customer_id = p.customer_id
+LEFT JOIN txn_other t ON t.customer_id = p.customer_id
+LEFT JOIN service s ON s.customer_id = p.customer_id
+LEFT JOIN nps n ON n.customer_id = p.customer_id
