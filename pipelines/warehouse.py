@@ -21,11 +21,12 @@ _TABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 def sql_text(relative: str) -> str:
-    """Return the text of a file under sql/ (e.g. 'features/customer_features.sql')."""
+    """Return a file under sql/ (e.g. 'features/customer_features.sql') without its comment lines."""
     path = SQL_DIR / relative
     if not path.exists():
         raise ChurnwatchError(f"SQL file missing from the installation: {path}")
-    return path.read_text()
+    # Comments may mention :params, which SQLAlchemy would take for bind parameters.
+    return "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
 
 
 def get_engine(cfg: Config) -> Engine:

@@ -1,0 +1,149 @@
+"""Score active customers with the champion model; explain each score with its own top drivers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from models.registry import load_champion
+from models.training import active_population
+from pipelines.config import Config
+from pipelines.features import load_features
+from pipelines.warehouse import replace_partition
+
+# Driver groups a retention agent can act on: (code, playbook category, feature columns).
+DRIVERS: list[tuple[str, str, list[str]]] = [
+    ("inactivity", "inactivity", ["days_since_last_purchase", "days_since_last_activity", "overdue_ratio"]),
+    ("fewer_purchases", "declining_spend", ["purchases_30d", "purchases_90d", "purchase_trend_ratio"]),
+    ("lower_spend", "declining_spend", ["spend_30d", "spend_90d", "spend_trend_ratio"]),
+    ("repeat_contacts", "service", ["repeat_contacts_90d", "contacts_30d", "contacts_90d", "transfers_90d"]),
+    ("long_waits", "service", ["mean_wait_90d", "max_wait_90d"]),
+    ("open_tickets", "service", ["open_tickets"]),
+    ("complaints", "service", ["complaints_90d", "days_since_last_complaint", "negative_notes_90d"]),
+    ("low_nps", "satisfaction", ["last_nps", "nps_change", "days_since_last_nps"]),
+    ("short_tenure", "inactivity", ["tenure_days", "purchases_total"]),
+]
+CATEGORY = {code: cat for code, cat, _ in DRIVERS}
+MIN_EFFECT = 0.005
+
+
+@dataclass
+class ScoreSummary:
+    as_of: date
+    scored: int
+    model_version: str
+    mean_probability: float
+    bands: dict[str, int]
+
+    def as_dict(self) -> dict:
+        return {"as_of": self.as_of.isoformat(), "scored": self.scored, "model_version": self.model_version,
+                "mean_probability": round(self.mean_probability, 4), "bands": self.bands}
+
+
+def _fmt(v: Any, digits: int = 0) -> str:
+    return "n/a" if v is None or pd.isna(v) else f"{float(v):.{digits}f}"
+
+
+def describe_reason(code: str, row: pd.Series) -> str:
+    """Return a plain-language reason with the customer's own numbers."""
+    if code == "inactivity":
+        gap = row.get("mean_gap_days")
+        usual = f", usually every {_fmt(gap)}" if pd.notna(gap) else ""
+        return f"no purchase for {_fmt(row['days_since_last_purchase'])} days{usual}"
+    if code == "fewer_purchases":
+        return f"{_fmt(row['purchases_90d'])} purchases in the last 90 days vs {_fmt(row['purchases_prev_90d'])} the 90 before"
+    if code == "lower_spend":
+        return f"spent {_fmt(row['spend_90d'])} in the last 90 days vs {_fmt(row['spend_prev_90d'])} the 90 before"
+    if code == "repeat_contacts":
+        return f"{_fmt(row['repeat_contacts_90d'])} repeat contacts within a week ({_fmt(row['contacts_90d'])} contacts in 90 days)"
+    if code == "long_waits":
+        return f"waited up to {_fmt(row['max_wait_90d'] / 60 if pd.notna(row['max_wait_90d']) else None)} min for service"
+    if code == "open_tickets":
+        return f"{_fmt(row['open_tickets'])} unresolved tickets"
+    if code == "complaints":
+        return f"{_fmt(row['complaints_90d'])} complaints and {_fmt(row['negative_notes_90d'])} negative agent notes in 90 days"
+    if code == "low_nps":
+        change = row.get("nps_change")
+        delta = f" (down {_fmt(-change)})" if pd.notna(change) and change < 0 else ""
+        return f"last NPS answer {_fmt(row['last_nps'])}{delta}"
+    if code == "short_tenure":
+        return f"new customer: {_fmt(row['tenure_days'])} days, {_fmt(row['purchases_total'])} purchases"
+    return code
+
+
+def predict(artifact: dict, frame: pd.DataFrame) -> np.ndarray:
+    """Return calibrated churn probabilities for feature rows."""
+    raw = artifact["model"].predict_proba(frame[artifact["features"]].to_numpy(float))[:, 1]
+    return np.clip(artifact["calibrator"].predict(raw), 0.0, 1.0)
+
+
+def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.DataFrame:
+    """Return, per customer and driver, how much the score drops when that driver is set to typical."""
+    typical = artifact["typical"]
+    effects = {}
+    for code, _, cols in DRIVERS:
+        cols = [c for c in cols if c in artifact["features"]]
+        if not cols:
+            continue
+        altered = frame.copy()
+        for c in cols:
+            altered[c] = typical.get(c, np.nan)
+        effects[code] = base - predict(artifact, altered)
+    return pd.DataFrame(effects, index=frame.index)
+
+
+def top_reasons(frame: pd.DataFrame, effects: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """Return reason_1..k texts and reason_codes from the largest positive driver effects."""
+    codes = effects.columns.to_numpy()
+    vals = effects.to_numpy()
+    order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
+    out = {f"reason_{i + 1}": [None] * len(frame) for i in range(k)}
+    out["reason_codes"] = [""] * len(frame)
+    for r, (idx, row) in enumerate(frame.iterrows()):
+        picked = [codes[j] for j in order[r] if vals[r, j] > MIN_EFFECT]
+        for i, code in enumerate(picked):
+            out[f"reason_{i + 1}"][r] = describe_reason(code, row)
+        out["reason_codes"][r] = ";".join(picked)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def risk_band(p: np.ndarray, bands: dict[str, float]) -> np.ndarray:
+    """Return the band name of each probability (highest lower bound first)."""
+    ordered = sorted(bands.items(), key=lambda kv: -kv[1])
+    out = np.full(len(p), ordered[-1][0], dtype=object)
+    for name, low in reversed(ordered):
+        out[p >= low] = name
+    return out
+
+
+def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
+    """Score every active customer as of a date and replace that date's churn_scores partition."""
+    artifact = load_champion(engine)
+    feats = active_population(load_features(engine, as_of), cfg.churn.horizon_days).reset_index(drop=True)
+    if feats.empty:
+        replace_partition(engine, "churn_scores", pd.DataFrame(), as_of)
+        return ScoreSummary(as_of, 0, artifact["model_version"], 0.0, {})
+    p = predict(artifact, feats)
+    effects = driver_effects(artifact, feats, p)
+    reasons = top_reasons(feats, effects)
+    value = feats["spend_365d"].clip(lower=0).fillna(0.0)
+    scores = pd.DataFrame(
+        {
+            "as_of_date": as_of,
+            "customer_id": feats["customer_id"],
+            "churn_probability": p,
+            "risk_band": risk_band(p, cfg.alerts.risk_bands),
+            "percentile": pd.Series(p).rank(pct=True, method="average").to_numpy() * 100,
+            "value_12m": value,
+            "value_at_risk": p * value,
+            "model_version": artifact["model_version"],
+        }
+    ).join(reasons)
+    replace_partition(engine, "churn_scores", scores, as_of)
+    bands = scores["risk_band"].value_counts().to_dict()
+    return ScoreSummary(as_of, len(scores), artifact["model_version"], float(p.mean()), {k: int(v) for k, v in bands.items()})
