@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from sqlalchemy.engine import Engine
 
@@ -34,6 +34,22 @@ FEATURES = [
     "days_since_last_complaint", "negative_notes_90d", "last_nps", "nps_change", "days_since_last_nps",
     "locked_in",
 ]
+
+
+class PlattCalibrator:
+    """Logistic calibration on the logit of the raw score: monotone, smooth, never exactly 0 or 1."""
+
+    def fit(self, raw: np.ndarray, y: np.ndarray) -> PlattCalibrator:
+        self._lr = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], np.asarray(y, int))
+        return self
+
+    def predict(self, raw: np.ndarray) -> np.ndarray:
+        return self._lr.predict_proba(_logit(raw)[:, None])[:, 1]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 
 @dataclass
@@ -142,8 +158,7 @@ def train_model(as_of: date, cfg: Config, engine: Engine) -> TrainSummary:
     # Newest cutoff, split by customer hash: one half calibrates, the other half is held out.
     half = valid["customer_id"].map(lambda c: int(hashlib.md5(c.encode()).hexdigest(), 16) % 2)
     calib, hold = valid[half == 0], valid[half == 1]
-    calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-    calibrator.fit(model.predict_proba(calib[FEATURES].to_numpy(float))[:, 1], calib["churned"])
+    calibrator = PlattCalibrator().fit(model.predict_proba(calib[FEATURES].to_numpy(float))[:, 1], calib["churned"])
     y_hold = hold["churned"].to_numpy(int)
     raw_hold = model.predict_proba(hold[FEATURES].to_numpy(float))[:, 1]
     p_hold = calibrator.predict(raw_hold)

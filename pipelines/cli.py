@@ -1,0 +1,191 @@
+"""The churnwatch command line: generate, run, train, models, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.errors import ChurnwatchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="churnwatch: nightly churn early warning.")
+models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
+app.add_typer(models_app, name="models")
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Optional[str], typer.Option("--config", "-c", help="Config file (default: $CHURNWATCH_CONFIG or ./churnwatch.yaml).")
+]
+DEMO_CUSTOMERS = 3000
+DEMO_DAYS = 450
+DEMO_SEED = 7
+
+
+def _date(value: str, flag: str = "--date") -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ChurnwatchError(f"{flag} {value!r} is not a date like 2026-06-30") from None
+
+
+def _print(summary: dict) -> None:
+    console.print_json(json.dumps(summary, default=str))
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option(help="Output folder: landing/<dataset>/<date>.csv and truth/.")],
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 5000,
+    days: Annotated[int, typer.Option(min=30, help="Days of history.")] = 540,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
+    start: Annotated[str, typer.Option(help="First day.")] = "2025-01-01",
+    horizon: Annotated[int, typer.Option(help="Churn horizon for the oracle probabilities.")] = 90,
+    format: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+) -> None:
+    """Generate a synthetic customer base with a known churn process."""
+    from pipelines.generate import GeneratorSpec, generate as run_generate
+
+    if format not in ("csv", "parquet"):
+        raise ChurnwatchError(f"--format must be csv or parquet, not {format!r}")
+    spec = GeneratorSpec(customers=customers, days=days, seed=seed, start=_date(start, "--start"), horizon_days=horizon)
+    with console.status(f"generating {customers} customers over {days} days"):
+        counts = run_generate(spec, out, format)
+    _print({"out": str(out), "rows": counts, "last_day": (spec.start + timedelta(days=days - 1)).isoformat()})
+
+
+@app.command()
+def run(
+    date_: Annotated[str, typer.Option("--date", help="As-of date (the last complete day).")],
+    since: Annotated[Optional[str], typer.Option(help="Also load landing files from this date (backfill/history).")] = None,
+    steps: Annotated[Optional[str], typer.Option(help="Comma-separated subset of steps.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the nightly steps for one date (load, validate, features, score, alerts, outbox)."""
+    from pipelines.config import load_config
+    from pipelines.runtime import NIGHTLY, run_step
+
+    as_of = _date(date_)
+    start = _date(since, "--since") if since else None
+    cfg = load_config(config)
+    chosen = steps.split(",") if steps else NIGHTLY
+    unknown = [s for s in chosen if s not in NIGHTLY]
+    if unknown:
+        raise ChurnwatchError(f"unknown step(s) {', '.join(unknown)}; steps are: {', '.join(NIGHTLY)}")
+    results = {}
+    for step in chosen:
+        kwargs = {"since": start} if step in ("load_landing", "validate_data") and start else {}
+        with console.status(f"{step} for {as_of}"):
+            results[step] = run_step(step, as_of, cfg=cfg, **kwargs)
+        console.print(f"[green]✓[/] {step}")
+    _print(results)
+
+
+@app.command()
+def train(
+    date_: Annotated[str, typer.Option("--date", help="Training date: no row after it is read.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Train, validate (time-ordered) and register a model as of a date."""
+    from pipelines.config import load_config
+    from pipelines.runtime import run_step
+
+    as_of = _date(date_)
+    with console.status(f"training as of {as_of}"):
+        summary = run_step("train_model", as_of, cfg=load_config(config))
+    _print(summary)
+
+
+@models_app.command("list")
+def models_list(config: ConfigOpt = None) -> None:
+    """List registered model versions, newest first."""
+    from models.registry import list_models
+    from pipelines.config import load_config
+    from pipelines.warehouse import get_engine
+
+    frame = list_models(get_engine(load_config(config)))
+    table = Table(*frame.columns)
+    for row in frame.itertuples(index=False):
+        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
+    console.print(table)
+
+
+def _airflow(*args: str) -> None:
+    env = dict(os.environ)
+    env.setdefault("AIRFLOW_HOME", str(Path.cwd()))
+    airflow = shutil.which("airflow") or str(Path(sys.executable).with_name("airflow"))
+    proc = subprocess.run([airflow, *args], env=env, capture_output=True, text=True)
+    log = Path(env["AIRFLOW_HOME"]) / "var" / "airflow" / "demo.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as fh:
+        fh.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or "state=failed" in proc.stdout + proc.stderr:
+        raise ChurnwatchError(f"airflow {' '.join(args)} failed; see {log}")
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=200)] = DEMO_CUSTOMERS,
+    days: Annotated[int, typer.Option(min=200)] = DEMO_DAYS,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate data, load its history, then train and score through the Airflow DAGs."""
+    from pipelines.config import load_config
+    from pipelines.demo import demo_report
+    from pipelines.generate import GeneratorSpec, generate as run_generate
+    from pipelines.runtime import run_step
+
+    cfg = load_config(config)
+    landing = cfg.resolve(cfg.sources.landing_dir)
+    out = landing.parent
+    spec = GeneratorSpec(customers=customers, days=days, seed=DEMO_SEED)
+    as_of = spec.start + timedelta(days=days - 1)
+    with console.status(f"generating {customers} customers over {days} days into {out}"):
+        shutil.rmtree(out, ignore_errors=True)
+        run_generate(spec, out, cfg.sources.format)
+    console.print(f"[green]✓[/] generated {out}")
+    with console.status("loading and validating the history"):
+        history_end = as_of - timedelta(days=1)
+        run_step("load_landing", history_end, cfg=cfg, since=spec.start)
+        run_step("validate_data", history_end, cfg=cfg, since=spec.start)
+    console.print(f"[green]✓[/] history loaded up to {history_end}")
+    with console.status("airflow dags test churn_retrain"):
+        _airflow("dags", "test", "churn_retrain", (as_of + timedelta(days=1)).isoformat())
+    console.print(f"[green]✓[/] churn_retrain DAG trained a model as of {as_of}")
+    with console.status("airflow dags test churn_nightly"):
+        _airflow("dags", "test", "churn_nightly", (as_of + timedelta(days=1)).isoformat())
+    console.print(f"[green]✓[/] churn_nightly DAG scored and alerted as of {as_of}")
+    _print(demo_report(cfg, as_of, out))
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line and exit 2; no traceback."""
+    try:
+        app(standalone_mode=False)
+    except ChurnwatchError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own message and exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
