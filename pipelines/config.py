@@ -67,6 +67,7 @@ def _default_datasets() -> dict[str, DatasetConfig]:
 class SourcesConfig(_Strict):
     landing_dir: Path = Path("data/landing")
     format: Literal["csv", "parquet"] = "csv"
+    max_quarantine_share: float = Field(0.5, gt=0, le=1)
     datasets: dict[str, DatasetConfig] = Field(default_factory=_default_datasets)
 
     @field_validator("datasets")

@@ -26,8 +26,6 @@ TRUE_WORDS = {"true", "1", "yes", "y", "t"}
 FALSE_WORDS = {"false", "0", "no", "n", "f", ""}
 META = ["_source_file", "_source_row", "_batch_date"]
 ROW_ID = "_rid"
-# Above this share of quarantined rows a batch is judged broken, not merely dirty.
-MAX_QUARANTINE_SHARE = 0.5
 
 
 @dataclass
@@ -222,7 +220,7 @@ def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | Non
         assert n_read == n_good + n_bad, "row accounting broken"
         status = "ok" if n_bad == 0 else "warn"
         share = n_bad / n_read
-        if share > MAX_QUARANTINE_SHARE:
+        if share > cfg.sources.max_quarantine_share:
             status = "failed"
             top = Counter(r for rs in reasons.values() for r in rs).most_common(1)[0][0]
             problem = problem or (

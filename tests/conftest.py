@@ -1,0 +1,56 @@
+"""Shared fixtures: a config on a temporary DuckDB warehouse and small generated datasets."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.config import Config
+from pipelines.generate import GeneratorSpec, generate
+from pipelines.warehouse import get_engine, insert_frame
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Config:
+    """A config whose warehouse, landing folder and outputs live under tmp_path."""
+    return Config(base_dir=tmp_path, sources={"landing_dir": "landing"})
+
+
+@pytest.fixture
+def engine(cfg: Config):
+    eng = get_engine(cfg)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """800 customers over 300 days, generated once per session."""
+    out = tmp_path_factory.mktemp("gen")
+    generate(GeneratorSpec(customers=800, days=300, seed=11), out)
+    return out
+
+
+def stg(engine, table: str, rows: list[dict]) -> None:
+    """Insert hand-made rows into a stg_ table with default bookkeeping columns."""
+    frame = pd.DataFrame(rows)
+    for col, default in (("_source_file", "test.csv"), ("_batch_date", date(2025, 1, 1))):
+        if col not in frame:
+            frame[col] = default
+    if "_source_row" not in frame:
+        frame["_source_row"] = range(2, len(frame) + 2)
+    with engine.begin() as conn:
+        insert_frame(conn, table, frame)
+
+
+def write_landing(root: Path, dataset: str, day: str, text: str) -> Path:
+    folder = root / "landing" / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{day}.csv"
+    path.write_text(text)
+    return path
