@@ -29,7 +29,8 @@ DRIVERS: list[tuple[str, str, list[str]]] = [
     ("short_tenure", "inactivity", ["tenure_days", "purchases_total"]),
 ]
 CATEGORY = {code: cat for code, cat, _ in DRIVERS}
-MIN_EFFECT = 0.005
+# Effects are measured in log-odds so that they stay visible when a probability is near 0 or 1.
+MIN_EFFECT = 0.05
 
 
 @dataclass
@@ -76,6 +77,11 @@ def describe_reason(code: str, row: pd.Series) -> str:
     return code
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
 def predict(artifact: dict, frame: pd.DataFrame) -> np.ndarray:
     """Return calibrated churn probabilities for feature rows."""
     raw = artifact["model"].predict_proba(frame[artifact["features"]].to_numpy(float))[:, 1]
@@ -83,8 +89,9 @@ def predict(artifact: dict, frame: pd.DataFrame) -> np.ndarray:
 
 
 def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.DataFrame:
-    """Return, per customer and driver, how much the score drops when that driver is set to typical."""
+    """Return, per customer and driver, how much the log-odds drop when that driver is set to typical."""
     typical = artifact["typical"]
+    base_logit = _logit(base)
     effects = {}
     for code, _, cols in DRIVERS:
         cols = [c for c in cols if c in artifact["features"]]
@@ -93,7 +100,7 @@ def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.
         altered = frame.copy()
         for c in cols:
             altered[c] = typical.get(c, np.nan)
-        effects[code] = base - predict(artifact, altered)
+        effects[code] = base_logit - _logit(predict(artifact, altered))
     return pd.DataFrame(effects, index=frame.index)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pipelines.generate import GeneratorSpec, generate
 from pipelines.warehouse import get_engine, insert_frame
 
 REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("AIRFLOW_HOME", str(REPO))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(REPO / "dags"), include_examples=False)
+    return DagBag(dag_folder=str(REPO / "dags"))
 
 
 def test_dags_import_without_errors(dagbag):

@@ -1,0 +1,135 @@
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from models.scoring import describe_reason, driver_effects, predict, risk_band, top_reasons
+from models.training import FEATURES, PlattCalibrator, evaluate, top_share_metrics
+from pipelines.alerts import build_alerts, publish_outbox, route, rule_triggers
+from pipelines.config import Config
+from pipelines.warehouse import insert_frame, read_frame
+
+AS_OF = date(2025, 6, 30)
+
+
+@pytest.fixture(scope="module")
+def artifact():
+    """A model where long inactivity and low NPS drive churn."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    frame = pd.DataFrame({c: rng.normal(0, 1, n) for c in FEATURES})
+    frame["days_since_last_purchase"] = rng.integers(0, 90, n)
+    frame["last_nps"] = rng.integers(0, 11, n)
+    logit = -3 + 0.06 * frame["days_since_last_purchase"] - 0.3 * (frame["last_nps"] - 7)
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    model = HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(frame[FEATURES].to_numpy(), y)
+    cal = PlattCalibrator().fit(model.predict_proba(frame[FEATURES].to_numpy())[:, 1], y)
+    return {"model": model, "calibrator": cal, "features": FEATURES,
+            "typical": frame[FEATURES].median().to_dict(), "model_version": "test"}
+
+
+def _customer(**over):
+    row = {c: 0.0 for c in FEATURES}
+    row.update(days_since_last_purchase=10, last_nps=8, mean_gap_days=12, purchases_prev_90d=5)
+    row.update(over)
+    return row
+
+
+def test_reasons_are_faithful_to_the_model(artifact):
+    frame = pd.DataFrame([_customer(days_since_last_purchase=85, last_nps=2), _customer()])
+    p = predict(artifact, frame)
+    assert p[0] > p[1]
+    effects = driver_effects(artifact, frame, p)
+    reasons = top_reasons(frame, effects)
+    codes = reasons.loc[0, "reason_codes"].split(";")
+    assert set(codes[:2]) == {"inactivity", "low_nps"}
+    for code in ("inactivity", "low_nps"):
+        assert effects.loc[0, code] > 0  # setting the named driver to typical lowers this customer's score
+    assert "no purchase for 85 days, usually every 12" in reasons.loc[0].tolist()
+
+
+def test_reason_texts_carry_the_numbers():
+    row = pd.Series({"repeat_contacts_90d": 3, "contacts_90d": 5, "last_nps": 3, "nps_change": -5,
+                     "max_wait_90d": 1200.0})
+    assert describe_reason("repeat_contacts", row) == "3 repeat contacts within a week (5 contacts in 90 days)"
+    assert describe_reason("low_nps", row) == "last NPS answer 3 (down 5)"
+    assert describe_reason("long_waits", row) == "waited up to 20 min for service"
+
+
+def test_risk_bands():
+    bands = risk_band(np.array([0.05, 0.3, 0.59, 0.6, 0.99]), {"high": 0.6, "medium": 0.3, "low": 0.0})
+    assert bands.tolist() == ["low", "medium", "medium", "high", "high"]
+
+
+def test_metrics_by_hand():
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    prec, lift = top_share_metrics(y, p, 0.2)
+    assert prec == 0.5 and lift == pytest.approx(2.5)
+    m = evaluate(y, p)
+    assert m["auc"] == pytest.approx(1 - 1 / 16 * 0.5 * 2 / 1, abs=0.07)
+    assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
+
+
+def _alert_inputs(engine, rows):
+    feats = pd.DataFrame([{"as_of_date": AS_OF, "customer_id": r["id"], "region": r.get("region", "north"),
+                           "segment": "consumer", "do_not_contact": r.get("dnc", False),
+                           "repeat_contacts_90d": r.get("repeat", 0), "last_nps": 8, "complaints_90d": 0,
+                           "spend_90d": 100.0, "spend_prev_90d": 100.0, "purchases_365d": 3,
+                           "overdue_ratio": 1.0} for r in rows])
+    scores = pd.DataFrame([{"as_of_date": AS_OF, "customer_id": r["id"], "churn_probability": r["p"],
+                            "risk_band": "high" if r["p"] >= 0.6 else "low", "percentile": 50.0,
+                            "value_12m": r["value"], "value_at_risk": r["p"] * r["value"],
+                            "reason_1": "no purchase for 80 days", "reason_codes": "inactivity",
+                            "model_version": "test"} for r in rows])
+    with engine.begin() as conn:
+        insert_frame(conn, "customer_features", feats)
+        insert_frame(conn, "churn_scores", scores)
+
+
+def test_alerts_priority_capacity_suppression_and_outbox(tmp_path):
+    from pipelines.warehouse import get_engine
+
+    cfg = Config(base_dir=tmp_path, alerts={"teams": [{"name": "north", "capacity": 2, "regions": ["north"]}],
+                                            "default_team": "rest", "probability_threshold": 0.5})
+    engine = get_engine(cfg)
+    _alert_inputs(engine, [
+        {"id": "A", "p": 0.9, "value": 100.0},
+        {"id": "B", "p": 0.6, "value": 1000.0},  # lower probability, higher value at risk: ranks first
+        {"id": "C", "p": 0.7, "value": 50.0},  # over capacity -> overflow
+        {"id": "D", "p": 0.95, "value": 500.0, "dnc": True},  # do-not-contact: never listed
+        {"id": "E", "p": 0.1, "value": 10.0},  # not at risk, no rule
+        {"id": "F", "p": 0.2, "value": 10.0, "repeat": 3, "region": "south"},  # rule trigger only
+    ])
+    summary = build_alerts(AS_OF, cfg, engine)
+    assert summary.suppressed == 1
+    alerts = read_frame(engine, "SELECT * FROM churn_alerts ORDER BY team, team_rank")
+    north = alerts[alerts["team"] == "north"]
+    assert north["customer_id"].tolist() == ["B", "A", "C"]
+    assert north["status"].tolist() == ["sent", "sent", "overflow"]
+    rest = alerts[alerts["team"] == "rest"].iloc[0]
+    assert rest["customer_id"] == "F" and rest["triggers"] == "repeat_contacts"
+    assert alerts.set_index("customer_id").loc["B", "recommended_action"] == "win-back offer"
+    assert "D" not in set(alerts["customer_id"]) and "E" not in set(alerts["customer_id"])
+    out = publish_outbox(AS_OF, cfg, engine)
+    assert out["files"] == {"north": 2, "rest": 1}
+    csv = pd.read_csv(tmp_path / "outbox" / AS_OF.isoformat() / "north.csv")
+    assert csv["customer_id"].tolist() == ["B", "A"]
+    assert list(csv.columns)[:3] == ["team_rank", "customer_id", "churn_probability"]
+    build_alerts(AS_OF, cfg, engine)  # re-run: same partition, no duplicates
+    assert len(read_frame(engine, "SELECT * FROM churn_alerts")) == len(alerts)
+    engine.dispose()
+
+
+def test_routing_and_rules_on_frames():
+    cfg = Config(alerts={"teams": [{"name": "vip", "min_value": 1000}, {"name": "s", "regions": ["south"]}],
+                         "default_team": "other"})
+    frame = pd.DataFrame({"region": ["south", "south", "north", "north"], "segment": ["x"] * 4,
+                          "value_12m": [5000.0, 10.0, 10.0, 10.0], "team": [None, None, "own", None]})
+    assert route(frame, cfg).tolist() == ["vip", "s", "own", "other"]
+    rules = rule_triggers(pd.DataFrame({"repeat_contacts_90d": [2, 0], "last_nps": [3, 9], "complaints_90d": [1, 0],
+                                        "spend_prev_90d": [100.0, 0.0], "spend_90d": [40.0, 0.0],
+                                        "purchases_365d": [10, 1], "overdue_ratio": [4.0, None]}), cfg)
+    assert rules.tolist() == ["repeat_contacts;detractor_after_complaint;spend_halved;overdue_regular", ""]
