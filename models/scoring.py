@@ -26,7 +26,7 @@ DRIVERS: list[tuple[str, str, list[str]]] = [
     ("open_tickets", "service", ["open_tickets"]),
     ("complaints", "service", ["complaints_90d", "days_since_last_complaint", "negative_notes_90d"]),
     ("low_nps", "satisfaction", ["last_nps", "nps_change", "days_since_last_nps"]),
-    ("short_tenure", "inactivity", ["tenure_days", "purchases_total"]),
+    ("tenure", "inactivity", ["tenure_days", "purchases_total"]),
 ]
 CATEGORY = {code: cat for code, cat, _ in DRIVERS}
 # Effects are measured in log-odds so that they stay visible when a probability is near 0 or 1.
@@ -69,11 +69,13 @@ def describe_reason(code: str, row: pd.Series) -> str:
     if code == "complaints":
         return f"{_fmt(row['complaints_90d'])} complaints and {_fmt(row['negative_notes_90d'])} negative agent notes in 90 days"
     if code == "low_nps":
+        if pd.isna(row.get("last_nps")):
+            return "no survey answer on record"
         change = row.get("nps_change")
         delta = f" (down {_fmt(-change)})" if pd.notna(change) and change < 0 else ""
         return f"last NPS answer {_fmt(row['last_nps'])}{delta}"
-    if code == "short_tenure":
-        return f"new customer: {_fmt(row['tenure_days'])} days, {_fmt(row['purchases_total'])} purchases"
+    if code == "tenure":
+        return f"customer for {_fmt(row['tenure_days'])} days, {_fmt(row['purchases_total'])} purchases in total"
     return code
 
 

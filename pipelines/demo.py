@@ -24,6 +24,7 @@ def truth_comparison(cfg: Config, as_of: date, generated: Path) -> dict:
         "ON f.customer_id = s.customer_id AND f.as_of_date = s.as_of_date WHERE s.as_of_date = :d",
         {"d": as_of},
     ))
+    engine.dispose()  # release the DuckDB file for other processes
     truth = oracle_probability(generated, as_of, cfg.churn.horizon_days)
     merged = scores.merge(truth, on="customer_id")
     y = merged["churned_within_horizon"].astype(int)
@@ -53,6 +54,7 @@ def demo_report(cfg: Config, as_of: date, generated: Path) -> dict:
         "validation_holdout": {k: round(metrics[k], 4) for k in ("auc", "recency_auc", "brier", "precision_top10") if k in metrics},
         "against_generator_truth": truth_comparison(cfg, as_of, generated),
     }
+    engine.dispose()
     path = cfg.resolve(Path("var/demo_summary.json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2))

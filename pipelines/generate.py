@@ -330,8 +330,8 @@ def _write_truth(spec, out, lat, ids, episodes, fmt) -> None:
     meta = {"start": spec.start.isoformat(), "days": spec.days, "seed": spec.seed,
             "horizon_days": spec.horizon_days, "customers": spec.customers}
     (truth / "meta.json").write_text(json.dumps(meta, indent=2))
-    # Oracle probabilities every 7 days, counted back from the last day with a matured horizon.
-    dates = [spec.start + timedelta(days=d) for d in range(spec.days - 1, 59, -7)]
+    # Oracle probabilities every 7 days, counted back from the last day (its horizon is simulated too).
+    dates = [spec.start + timedelta(days=d) for d in range(spec.days - 1, -1, -7)]
     loaded = load_truth(out)
     frames = [oracle_probability(out, d, spec.horizon_days, loaded) for d in sorted(dates)]
     pd.concat(frames, ignore_index=True).to_csv(truth / "oracle_probability.csv", index=False)
