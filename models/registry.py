@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +44,25 @@ def register_model(engine: Engine, cfg: Config, trained_on: date, artifact: dict
     _atomic_write(folder / CARD, lambda p: Path(p).write_text(json.dumps(card, indent=2, default=str)))
     metrics = card["metrics"]
     status = "champion" if metrics["auc"] >= cfg.training.min_auc else "rejected"
-    row = pd.DataFrame([{
-        "model_version": version, "trained_on": trained_on,
-        "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
-        "horizon_days": card["horizon_days"], "n_train_rows": card["n_train_rows"],
-        "n_validation_rows": card["n_validation_rows"], "validation_auc": metrics["auc"],
-        "recency_auc": metrics["recency_auc"], "validation_pr_auc": metrics["pr_auc"],
-        "validation_brier": metrics["brier"], "status": status,
-        "artifact_path": str(folder / ARTIFACT), "card": json.dumps(card, default=str),
-    }])
+    row = pd.DataFrame(
+        [
+            {
+                "model_version": version,
+                "trained_on": trained_on,
+                "created_at": datetime.now(UTC).replace(tzinfo=None),
+                "horizon_days": card["horizon_days"],
+                "n_train_rows": card["n_train_rows"],
+                "n_validation_rows": card["n_validation_rows"],
+                "validation_auc": metrics["auc"],
+                "recency_auc": metrics["recency_auc"],
+                "validation_pr_auc": metrics["pr_auc"],
+                "validation_brier": metrics["brier"],
+                "status": status,
+                "artifact_path": str(folder / ARTIFACT),
+                "card": json.dumps(card, default=str),
+            }
+        ]
+    )
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM model_registry WHERE model_version = :v"), {"v": version})
         if status == "champion":
@@ -79,8 +89,7 @@ def load_champion(engine: Engine) -> dict[str, Any]:
     )
     if found.empty:
         raise NoModelError(
-            "no champion model in model_registry: train one first "
-            "(churnwatch train --date D, or the churn_retrain DAG)"
+            "no champion model in model_registry: train one first (churnwatch train --date D, or the churn_retrain DAG)"
         )
     path = Path(found["artifact_path"].iloc[0])
     if not path.exists():

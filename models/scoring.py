@@ -42,8 +42,13 @@ class ScoreSummary:
     bands: dict[str, int]
 
     def as_dict(self) -> dict:
-        return {"as_of": self.as_of.isoformat(), "scored": self.scored, "model_version": self.model_version,
-                "mean_probability": round(self.mean_probability, 4), "bands": self.bands}
+        return {
+            "as_of": self.as_of.isoformat(),
+            "scored": self.scored,
+            "model_version": self.model_version,
+            "mean_probability": round(self.mean_probability, 4),
+            "bands": self.bands,
+        }
 
 
 def _fmt(v: Any, digits: int = 0) -> str:
@@ -63,7 +68,9 @@ def describe_reason(code: str, row: pd.Series) -> str:
     if code == "repeat_contacts":
         return f"{_fmt(row['repeat_contacts_90d'])} repeat contacts within a week ({_fmt(row['contacts_90d'])} contacts in 90 days)"
     if code == "long_waits":
-        return f"waited up to {_fmt(row['max_wait_90d'] / 60 if pd.notna(row['max_wait_90d']) else None)} min for service"
+        return (
+            f"waited up to {_fmt(row['max_wait_90d'] / 60 if pd.notna(row['max_wait_90d']) else None)} min for service"
+        )
     if code == "open_tickets":
         return f"{_fmt(row['open_tickets'])} unresolved tickets"
     if code == "complaints":
@@ -113,7 +120,7 @@ def top_reasons(frame: pd.DataFrame, effects: pd.DataFrame, k: int = 3) -> pd.Da
     order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
     out = {f"reason_{i + 1}": [None] * len(frame) for i in range(k)}
     out["reason_codes"] = [""] * len(frame)
-    for r, (idx, row) in enumerate(frame.iterrows()):
+    for r, (_idx, row) in enumerate(frame.iterrows()):
         picked = [codes[j] for j in order[r] if vals[r, j] > MIN_EFFECT]
         for i, code in enumerate(picked):
             out[f"reason_{i + 1}"][r] = describe_reason(code, row)
@@ -155,4 +162,6 @@ def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
     ).join(reasons)
     replace_partition(engine, "churn_scores", scores, as_of)
     bands = scores["risk_band"].value_counts().to_dict()
-    return ScoreSummary(as_of, len(scores), artifact["model_version"], float(p.mean()), {k: int(v) for k, v in bands.items()})
+    return ScoreSummary(
+        as_of, len(scores), artifact["model_version"], float(p.mean()), {k: int(v) for k, v in bands.items()}
+    )

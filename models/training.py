@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import joblib
@@ -26,12 +25,38 @@ from pipelines.warehouse import read_frame, sql_text
 
 # Model inputs: every numeric feature of customer_features except identifiers and contact flags.
 FEATURES = [
-    "tenure_days", "days_since_last_purchase", "days_since_last_activity", "purchases_30d", "purchases_90d",
-    "purchases_prev_90d", "purchases_365d", "purchases_total", "spend_30d", "spend_90d", "spend_prev_90d",
-    "spend_365d", "avg_order_value", "mean_gap_days", "std_gap_days", "overdue_ratio", "spend_trend_ratio",
-    "purchase_trend_ratio", "refunds_90d", "contacts_30d", "contacts_90d", "repeat_contacts_90d",
-    "complaints_90d", "mean_wait_90d", "max_wait_90d", "transfers_90d", "open_tickets",
-    "days_since_last_complaint", "negative_notes_90d", "last_nps", "nps_change", "days_since_last_nps",
+    "tenure_days",
+    "days_since_last_purchase",
+    "days_since_last_activity",
+    "purchases_30d",
+    "purchases_90d",
+    "purchases_prev_90d",
+    "purchases_365d",
+    "purchases_total",
+    "spend_30d",
+    "spend_90d",
+    "spend_prev_90d",
+    "spend_365d",
+    "avg_order_value",
+    "mean_gap_days",
+    "std_gap_days",
+    "overdue_ratio",
+    "spend_trend_ratio",
+    "purchase_trend_ratio",
+    "refunds_90d",
+    "contacts_30d",
+    "contacts_90d",
+    "repeat_contacts_90d",
+    "complaints_90d",
+    "mean_wait_90d",
+    "max_wait_90d",
+    "transfers_90d",
+    "open_tickets",
+    "days_since_last_complaint",
+    "negative_notes_90d",
+    "last_nps",
+    "nps_change",
+    "days_since_last_nps",
     "locked_in",
 ]
 
@@ -60,8 +85,12 @@ class TrainSummary:
     metrics: dict[str, Any]
 
     def as_dict(self) -> dict:
-        return {"as_of": self.as_of.isoformat(), "model_version": self.model_version, "status": self.status,
-                "metrics": self.metrics}
+        return {
+            "as_of": self.as_of.isoformat(),
+            "model_version": self.model_version,
+            "status": self.status,
+            "metrics": self.metrics,
+        }
 
 
 def active_population(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
@@ -134,8 +163,14 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 def _fit(frame: pd.DataFrame, cfg: Config) -> HistGradientBoostingClassifier:
     model = HistGradientBoostingClassifier(
-        max_iter=300, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=40, l2_regularization=1.0,
-        early_stopping=True, validation_fraction=0.15, n_iter_no_change=20,
+        max_iter=300,
+        learning_rate=0.05,
+        max_leaf_nodes=31,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=True,
+        validation_fraction=0.15,
+        n_iter_no_change=20,
         random_state=cfg.training.random_state,
     )
     model.fit(frame[FEATURES].to_numpy(float), frame["churned"].to_numpy(int))
@@ -171,12 +206,15 @@ def train_model(as_of: date, cfg: Config, engine: Engine) -> TrainSummary:
     metrics["recency_precision_top10"] = top_share_metrics(y_hold, recency, 0.1)[0]
     typical = valid[FEATURES].median(numeric_only=True).to_dict()
     artifact = {
-        "model": model, "calibrator": calibrator, "features": FEATURES, "typical": typical,
+        "model": model,
+        "calibrator": calibrator,
+        "features": FEATURES,
+        "typical": typical,
         "horizon_days": cfg.churn.horizon_days,
     }
     card = {
         "trained_on": as_of.isoformat(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "horizon_days": cfg.churn.horizon_days,
         "churn_definition": {"kind": "non_contractual", "activity_types": cfg.churn.activity_types},
         "training_cutoffs": [c.isoformat() for c in cutoffs[:-1]],
@@ -189,8 +227,13 @@ def train_model(as_of: date, cfg: Config, engine: Engine) -> TrainSummary:
         "data_fingerprint": hashlib.sha256(
             pd.util.hash_pandas_object(data[["customer_id", "cutoff", "churned"]], index=False).to_numpy().tobytes()
         ).hexdigest()[:16],
-        "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-                     "pandas": pd.__version__, "numpy": np.__version__, "joblib": joblib.__version__},
+        "versions": {
+            "python": platform.python_version(),
+            "scikit-learn": sklearn.__version__,
+            "pandas": pd.__version__,
+            "numpy": np.__version__,
+            "joblib": joblib.__version__,
+        },
     }
     version, status = register_model(engine, cfg, as_of, artifact, card)
     return TrainSummary(as_of, version, status, metrics)

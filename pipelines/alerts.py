@@ -17,8 +17,15 @@ from pipelines.config import Config
 from pipelines.warehouse import read_frame, replace_partition
 
 OUTBOX_COLUMNS = [
-    "team_rank", "customer_id", "churn_probability", "risk_band", "value_12m", "value_at_risk",
-    "reasons", "recommended_action", "triggers",
+    "team_rank",
+    "customer_id",
+    "churn_probability",
+    "risk_band",
+    "value_12m",
+    "value_at_risk",
+    "reasons",
+    "recommended_action",
+    "triggers",
 ]
 
 
@@ -31,8 +38,13 @@ class AlertSummary:
     suppressed: int = 0
 
     def as_dict(self) -> dict:
-        return {"as_of": self.as_of.isoformat(), "alerts": self.alerts, "sent": self.sent,
-                "overflow": self.overflow, "suppressed": self.suppressed}
+        return {
+            "as_of": self.as_of.isoformat(),
+            "alerts": self.alerts,
+            "sent": self.sent,
+            "overflow": self.overflow,
+            "suppressed": self.suppressed,
+        }
 
 
 def rule_triggers(frame: pd.DataFrame, cfg: Config) -> pd.Series:
@@ -90,8 +102,18 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     if frame.empty:
         replace_partition(engine, "churn_alerts", pd.DataFrame(), as_of)
         return AlertSummary(as_of, 0)
-    for col in ("churn_probability", "value_12m", "value_at_risk", "repeat_contacts_90d", "last_nps",
-                "complaints_90d", "spend_90d", "spend_prev_90d", "purchases_365d", "overdue_ratio"):
+    for col in (
+        "churn_probability",
+        "value_12m",
+        "value_at_risk",
+        "repeat_contacts_90d",
+        "last_nps",
+        "complaints_90d",
+        "spend_90d",
+        "spend_prev_90d",
+        "purchases_365d",
+        "overdue_ratio",
+    ):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     rules = rule_triggers(frame, cfg)
     model_hit = frame["churn_probability"] >= cfg.alerts.probability_threshold
@@ -103,11 +125,18 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     frame = frame[~dnc].copy()
     frame["team"] = route(frame, cfg)
     frame["recommended_action"] = recommend(frame, cfg)
-    frame["reasons"] = frame[["reason_1", "reason_2", "reason_3"]].apply(
-        lambda r: "; ".join(x for x in r if isinstance(x, str) and x), axis=1
-    ) if len(frame) else pd.Series(dtype=str)
-    frame = frame.sort_values(["team", "value_at_risk", "churn_probability", "customer_id"],
-                              ascending=[True, False, False, True], kind="stable")
+    frame["reasons"] = (
+        frame[["reason_1", "reason_2", "reason_3"]].apply(
+            lambda r: "; ".join(x for x in r if isinstance(x, str) and x), axis=1
+        )
+        if len(frame)
+        else pd.Series(dtype=str)
+    )
+    frame = frame.sort_values(
+        ["team", "value_at_risk", "churn_probability", "customer_id"],
+        ascending=[True, False, False, True],
+        kind="stable",
+    )
     frame["team_rank"] = frame.groupby("team").cumcount() + 1
     capacity = {t.name: t.capacity for t in cfg.alerts.teams}
     cap = frame["team"].map(lambda t: capacity.get(t, cfg.alerts.default_capacity))

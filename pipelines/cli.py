@@ -24,7 +24,8 @@ console = Console()
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[
-    Optional[str], typer.Option("--config", "-c", help="Config file (default: $CHURNWATCH_CONFIG or ./churnwatch.yaml).")
+    Optional[str],
+    typer.Option("--config", "-c", help="Config file (default: $CHURNWATCH_CONFIG or ./churnwatch.yaml)."),
 ]
 DEMO_CUSTOMERS = 3000
 DEMO_DAYS = 450
@@ -53,7 +54,8 @@ def generate(
     format: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
 ) -> None:
     """Generate a synthetic customer base with a known churn process."""
-    from pipelines.generate import GeneratorSpec, generate as run_generate
+    from pipelines.generate import GeneratorSpec
+    from pipelines.generate import generate as run_generate
 
     if format not in ("csv", "parquet"):
         raise ChurnwatchError(f"--format must be csv or parquet, not {format!r}")
@@ -66,7 +68,9 @@ def generate(
 @app.command()
 def run(
     date_: Annotated[str, typer.Option("--date", help="As-of date (the last complete day).")],
-    since: Annotated[Optional[str], typer.Option(help="Also load landing files from this date (backfill/history).")] = None,
+    since: Annotated[
+        Optional[str], typer.Option(help="Also load landing files from this date (backfill/history).")
+    ] = None,
     steps: Annotated[Optional[str], typer.Option(help="Comma-separated subset of steps.")] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -141,7 +145,8 @@ def demo(
     """Generate data, load its history, then train and score through the Airflow DAGs."""
     from pipelines.config import load_config
     from pipelines.demo import demo_report
-    from pipelines.generate import GeneratorSpec, generate as run_generate
+    from pipelines.generate import GeneratorSpec
+    from pipelines.generate import generate as run_generate
     from pipelines.runtime import run_step
 
     cfg = load_config(config)

@@ -106,8 +106,16 @@ class FeatureConfig(_Strict):
     repeat_contact_days: int = Field(7, ge=1)
     long_wait_seconds: int = Field(600, ge=1)
     negative_words: list[str] = Field(
-        default_factory=lambda: ["frustrat", "angry", "cancel", "not fixed", "disappoint", "unhappy",
-                                 "terrible", "switch provider"]
+        default_factory=lambda: [
+            "frustrat",
+            "angry",
+            "cancel",
+            "not fixed",
+            "disappoint",
+            "unhappy",
+            "terrible",
+            "switch provider",
+        ]
     )
 
 

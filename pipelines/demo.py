@@ -18,12 +18,14 @@ from pipelines.warehouse import get_engine, read_frame
 def truth_comparison(cfg: Config, as_of: date, generated: Path) -> dict:
     """Return AUCs of the model, recency-only and the oracle against the true churn within the horizon."""
     engine = get_engine(cfg)
-    scores = numeric_features(read_frame(
-        engine,
-        "SELECT s.churn_probability, f.* FROM churn_scores s JOIN customer_features f "
-        "ON f.customer_id = s.customer_id AND f.as_of_date = s.as_of_date WHERE s.as_of_date = :d",
-        {"d": as_of},
-    ))
+    scores = numeric_features(
+        read_frame(
+            engine,
+            "SELECT s.churn_probability, f.* FROM churn_scores s JOIN customer_features f "
+            "ON f.customer_id = s.customer_id AND f.as_of_date = s.as_of_date WHERE s.as_of_date = :d",
+            {"d": as_of},
+        )
+    )
     engine.dispose()  # release the DuckDB file for other processes
     truth = oracle_probability(generated, as_of, cfg.churn.horizon_days)
     merged = scores.merge(truth, on="customer_id")
@@ -40,10 +42,16 @@ def truth_comparison(cfg: Config, as_of: date, generated: Path) -> dict:
 def demo_report(cfg: Config, as_of: date, generated: Path) -> dict:
     """Return (and save to var/demo_summary.json) what the demo produced."""
     engine = get_engine(cfg)
-    count = lambda t: int(read_frame(engine, f"SELECT COUNT(*) AS n FROM {t} WHERE as_of_date = :d", {"d": as_of})["n"][0])  # noqa: E731
+
+    def count(table: str) -> int:
+        sql = f"SELECT COUNT(*) AS n FROM {table} WHERE as_of_date = :d"
+        return int(read_frame(engine, sql, {"d": as_of})["n"][0])
+
     outbox = cfg.resolve(cfg.paths.outbox_dir) / as_of.isoformat()
     files = {p.name: len(pd.read_csv(p)) for p in sorted(outbox.glob("*.csv"))}
-    card = read_frame(engine, "SELECT card FROM model_registry WHERE status = 'champion' ORDER BY created_at DESC LIMIT 1")
+    card = read_frame(
+        engine, "SELECT card FROM model_registry WHERE status = 'champion' ORDER BY created_at DESC LIMIT 1"
+    )
     metrics = json.loads(card["card"][0])["metrics"] if not card.empty else {}
     summary = {
         "as_of": as_of.isoformat(),
@@ -51,7 +59,9 @@ def demo_report(cfg: Config, as_of: date, generated: Path) -> dict:
         "churn_scores_rows": count("churn_scores"),
         "churn_alerts_rows": count("churn_alerts"),
         "outbox": {"folder": str(outbox), "files": files},
-        "validation_holdout": {k: round(metrics[k], 4) for k in ("auc", "recency_auc", "brier", "precision_top10") if k in metrics},
+        "validation_holdout": {
+            k: round(metrics[k], 4) for k in ("auc", "recency_auc", "brier", "precision_top10") if k in metrics
+        },
         "against_generator_truth": truth_comparison(cfg, as_of, generated),
     }
     engine.dispose()

@@ -67,7 +67,11 @@ def read_landing_file(path: Path, ds_name: str, ds: DatasetConfig, fmt: str) -> 
             frame = pd.read_parquet(path).astype("string")
         else:
             frame = pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig",
+                path,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[],
+                encoding="utf-8-sig",
                 sep=_sniff_delimiter(path),
             )
     except pd.errors.EmptyDataError:
@@ -127,7 +131,5 @@ def load_landing(as_of: date, cfg: Config, engine: Engine, since: date | None = 
             if name not in batches:
                 continue
             frame = pd.concat(batches[name], ignore_index=True)
-            replace_rows(
-                conn, f"raw_{name}", frame, "_batch_date BETWEEN :s AND :e", {"s": start, "e": as_of}
-            )
+            replace_rows(conn, f"raw_{name}", frame, "_batch_date BETWEEN :s AND :e", {"s": start, "e": as_of})
     return summary

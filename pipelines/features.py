@@ -67,9 +67,7 @@ def build_features(as_of: date, cfg: Config, engine: Engine) -> FeatureSummary:
         cols = [c for c in table_columns(conn, "customer_features")]
         col_list = ", ".join(cols)
         conn.execute(sa.text("DELETE FROM customer_features WHERE as_of_date = :as_of"), {"as_of": as_of})
-        conn.execute(
-            sa.text(f"INSERT INTO customer_features ({col_list}) SELECT {col_list} FROM ({sql}) f"), params
-        )
+        conn.execute(sa.text(f"INSERT INTO customer_features ({col_list}) SELECT {col_list} FROM ({sql}) f"), params)
         n = conn.execute(
             sa.text("SELECT COUNT(*) FROM customer_features WHERE as_of_date = :as_of"), {"as_of": as_of}
         ).scalar_one()

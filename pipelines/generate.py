@@ -87,7 +87,15 @@ def _draw_latent(rng: np.random.Generator, n: int, days: int) -> _Latent:
     episode_rate = np.where(locked, episode_rate * 2.0, episode_rate)
     vocal = np.where(locked, rng.random(n) < 0.9, rng.random(n) < 0.3)
     return _Latent(
-        signup, rate0, spend, base_hazard, decline_mean, decline_start, episode_rate, locked, vocal,
+        signup,
+        rate0,
+        spend,
+        base_hazard,
+        decline_mean,
+        decline_start,
+        episode_rate,
+        locked,
+        vocal,
         np.full(n, -1),
     )
 
@@ -182,7 +190,7 @@ def generate(spec: GeneratorSpec, out: Path, fmt: str = "csv") -> dict[str, int]
                     }
                 )
             )
-        for c, long_wait, resolved, j, contacts in pending_contacts.pop(t, []):
+        for c, long_wait, resolved, j, _contacts in pending_contacts.pop(t, []):
             if not alive[c]:
                 continue
             complaint = j < 0
@@ -252,28 +260,59 @@ def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts
     n = len(ids)
     rng = np.random.default_rng(spec.seed + 1)
 
-    txns = pd.concat(txn_parts, ignore_index=True) if txn_parts else pd.DataFrame(
-        columns=["day", "customer_id", "seconds", "amount", "type", "channel"]
+    txns = (
+        pd.concat(txn_parts, ignore_index=True)
+        if txn_parts
+        else pd.DataFrame(columns=["day", "customer_id", "seconds", "amount", "type", "channel"])
     )
     txns = txns.sort_values(["day", "seconds", "customer_id"], kind="stable").reset_index(drop=True)
     txns["ts"] = _ts(start, txns["day"], txns["seconds"]).dt.strftime("%Y-%m-%d %H:%M:%S")
     txns.insert(0, "txn_id", [f"T{i:09d}" for i in range(len(txns))])
-    _write_daily(txns[["day", "txn_id", "customer_id", "ts", "amount", "type", "channel"]], landing / "transactions", start, fmt)
+    _write_daily(
+        txns[["day", "txn_id", "customer_id", "ts", "amount", "type", "channel"]], landing / "transactions", start, fmt
+    )
 
-    cols = ["day", "customer_id", "seconds", "event_type", "channel", "wait_seconds", "handle_seconds",
-            "resolved", "transferred", "note"]
+    cols = [
+        "day",
+        "customer_id",
+        "seconds",
+        "event_type",
+        "channel",
+        "wait_seconds",
+        "handle_seconds",
+        "resolved",
+        "transferred",
+        "note",
+    ]
     events = pd.DataFrame(event_rows, columns=cols).sort_values(["day", "seconds", "customer_id"], kind="stable")
     events = events.reset_index(drop=True)
     events["ts"] = _ts(start, events["day"], events["seconds"]).dt.strftime("%Y-%m-%d %H:%M:%S")
     events.insert(0, "event_id", [f"E{i:09d}" for i in range(len(events))])
     _write_daily(
-        events[["day", "event_id", "customer_id", "ts", "event_type", "channel", "wait_seconds",
-                "handle_seconds", "resolved", "transferred", "note"]],
-        landing / "service_events", start, fmt,
+        events[
+            [
+                "day",
+                "event_id",
+                "customer_id",
+                "ts",
+                "event_type",
+                "channel",
+                "wait_seconds",
+                "handle_seconds",
+                "resolved",
+                "transferred",
+                "note",
+            ]
+        ],
+        landing / "service_events",
+        start,
+        fmt,
     )
 
-    surveys = pd.concat(survey_parts, ignore_index=True) if survey_parts else pd.DataFrame(
-        columns=["day", "customer_id", "seconds", "nps_score"]
+    surveys = (
+        pd.concat(survey_parts, ignore_index=True)
+        if survey_parts
+        else pd.DataFrame(columns=["day", "customer_id", "seconds", "nps_score"])
     )
     surveys = surveys.sort_values(["day", "seconds", "customer_id"], kind="stable").reset_index(drop=True)
     surveys["ts"] = _ts(start, surveys["day"], surveys["seconds"]).dt.strftime("%Y-%m-%d %H:%M:%S")
@@ -309,9 +348,7 @@ def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts
 def _write_truth(spec, out, lat, ids, episodes, fmt) -> None:
     truth = out / "truth"
     truth.mkdir(parents=True, exist_ok=True)
-    churn_date = [
-        (spec.start + timedelta(days=int(d))).isoformat() if d >= 0 else "" for d in lat.churn_day
-    ]
+    churn_date = [(spec.start + timedelta(days=int(d))).isoformat() if d >= 0 else "" for d in lat.churn_day]
     pd.DataFrame(
         {
             "customer_id": ids,
@@ -327,8 +364,13 @@ def _write_truth(spec, out, lat, ids, episodes, fmt) -> None:
         }
     ).to_csv(truth / "customers_truth.csv", index=False)
     pd.DataFrame(episodes, columns=["customer_index", "day", "weight"]).to_csv(truth / "episodes.csv", index=False)
-    meta = {"start": spec.start.isoformat(), "days": spec.days, "seed": spec.seed,
-            "horizon_days": spec.horizon_days, "customers": spec.customers}
+    meta = {
+        "start": spec.start.isoformat(),
+        "days": spec.days,
+        "seed": spec.seed,
+        "horizon_days": spec.horizon_days,
+        "customers": spec.customers,
+    }
     (truth / "meta.json").write_text(json.dumps(meta, indent=2))
     # Oracle probabilities every 7 days, counted back from the last day (its horizon is simulated too).
     dates = [spec.start + timedelta(days=d) for d in range(spec.days - 1, -1, -7)]
@@ -375,7 +417,11 @@ def oracle_probability(
     past = past[past["customer_index"] < len(pos)]
     rows = pos[past["customer_index"].to_numpy()]
     keep = rows >= 0
-    np.add.at(load0, rows[keep], past["weight"].to_numpy()[keep] * np.exp(-(d - past["day"].to_numpy()[keep]) / EPISODE_DECAY_DAYS))
+    np.add.at(
+        load0,
+        rows[keep],
+        past["weight"].to_numpy()[keep] * np.exp(-(d - past["day"].to_numpy()[keep]) / EPISODE_DECAY_DAYS),
+    )
     decay = np.exp(-steps / EPISODE_DECAY_DAYS)
     known = base[:, None] + load0[:, None] * decay[None, :]
     started = np.floor(start_decl) <= d

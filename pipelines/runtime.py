@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from importlib import import_module
 from typing import Any
 
@@ -45,13 +45,11 @@ def _as_dict(result: Any) -> dict:
     return result.as_dict() if hasattr(result, "as_dict") else dict(result)
 
 
-def run_step(
-    name: str, as_of: date, cfg: Config | None = None, config_path: str | None = None, **kwargs: Any
-) -> dict:
+def run_step(name: str, as_of: date, cfg: Config | None = None, config_path: str | None = None, **kwargs: Any) -> dict:
     """Run one step for as_of and record it in pipeline_runs; return its summary as a dict."""
     cfg = cfg or load_config(config_path)
     engine = get_engine(cfg)
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    started = datetime.now(UTC).replace(tzinfo=None)
     status, message, summary = "ok", "", {}
     try:
         summary = _as_dict(resolve_step(name)(as_of, cfg, engine, **kwargs))
@@ -60,11 +58,20 @@ def run_step(
         status, message = "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise
     finally:
-        record = pd.DataFrame([{
-            "run_id": uuid.uuid4().hex[:12], "as_of_date": as_of, "step": name, "status": status,
-            "rows_out": _rows(summary), "message": message[:1000], "started_at": started,
-            "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
-        }])
+        record = pd.DataFrame(
+            [
+                {
+                    "run_id": uuid.uuid4().hex[:12],
+                    "as_of_date": as_of,
+                    "step": name,
+                    "status": status,
+                    "rows_out": _rows(summary),
+                    "message": message[:1000],
+                    "started_at": started,
+                    "finished_at": datetime.now(UTC).replace(tzinfo=None),
+                }
+            ]
+        )
         with engine.begin() as conn:
             insert_frame(conn, "pipeline_runs", record)
         engine.dispose()

@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -76,8 +76,12 @@ def build_suite(dataset: str, as_of: date):
 def _reason(config) -> str:
     kind = config.type.removeprefix("expect_column_values_to_").removeprefix("expect_")
     col = config.kwargs.get("column", "")
-    names = {"not_be_null": "missing_or_unparseable", "be_between": "out_of_range", "be_in_set": "invalid",
-             "be_unique": "duplicate_key"}
+    names = {
+        "not_be_null": "missing_or_unparseable",
+        "be_between": "out_of_range",
+        "be_in_set": "invalid",
+        "be_unique": "duplicate_key",
+    }
     if col == "_sign_ok":
         return "amount_sign_inconsistent_with_type"
     if col == "ts" and kind == "be_between":
@@ -106,7 +110,9 @@ def run_suite(dataset: str, typed: pd.DataFrame, as_of: date) -> tuple[dict[int,
             continue
         reason = _reason(res.expectation_config)
         if res.exception_info and res.exception_info.get("raised_exception"):
-            raise DataQualityError(f"{dataset}: check {reason} could not run: {res.exception_info.get('exception_message')}")
+            raise DataQualityError(
+                f"{dataset}: check {reason} could not run: {res.exception_info.get('exception_message')}"
+            )
         rows = [int(item[ROW_ID]) for item in res.result.get("unexpected_index_list") or []]
         counts[reason] = len(rows)
         for rid in rows:
@@ -231,15 +237,23 @@ def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | Non
         files = sorted(raw["_source_file"].unique())
         dq_rows.append(
             {
-                "run_id": summary.run_id, "as_of_date": as_of, "dataset": dataset,
+                "run_id": summary.run_id,
+                "as_of_date": as_of,
+                "dataset": dataset,
                 "source": files[0] if len(files) == 1 else f"{len(files)} files {files[0]}..{files[-1]}",
-                "rows_read": n_read, "rows_loaded": n_good, "rows_quarantined": n_bad,
+                "rows_read": n_read,
+                "rows_loaded": n_good,
+                "rows_quarantined": n_bad,
                 "checks": json.dumps({k: v for k, v in sorted(counts.items()) if v}),
-                "status": status, "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                "status": status,
+                "created_at": datetime.now(UTC).replace(tzinfo=None),
             }
         )
         summary.datasets[dataset] = {
-            "rows_read": n_read, "rows_loaded": n_good, "rows_quarantined": n_bad, "status": status,
+            "rows_read": n_read,
+            "rows_loaded": n_good,
+            "rows_quarantined": n_bad,
+            "status": status,
             "checks": {k: v for k, v in counts.items() if v},
         }
     dq = pd.DataFrame(dq_rows)

@@ -106,9 +106,7 @@ def insert_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
-def replace_rows(
-    conn: Connection, table: str, frame: pd.DataFrame, where: str, params: Mapping[str, Any]
-) -> int:
+def replace_rows(conn: Connection, table: str, frame: pd.DataFrame, where: str, params: Mapping[str, Any]) -> int:
     """Delete the rows matching where (bound params) and insert frame, in the caller's transaction."""
     conn.execute(sa.text(f"DELETE FROM {check_table(table)} WHERE {where}"), dict(params))
     return insert_frame(conn, table, frame)

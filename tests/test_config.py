@@ -22,7 +22,10 @@ def test_repository_config_is_valid():
         ("churn:\n  horizon_days: 3\n", "churn.horizon_days: Input should be greater than or equal to 7"),
         ("alerts:\n  probability_threshold: abc\n", "alerts.probability_threshold"),
         ("sources:\n  datasets:\n    transactions: {folder: t, columns: {amout: x}}\n", "unknown column 'amout'"),
-        ("sources:\n  datasets:\n    transactions: {folder: t, columns: {amount: 'x; drop'}}\n", "not a plain identifier"),
+        (
+            "sources:\n  datasets:\n    transactions: {folder: t, columns: {amount: 'x; drop'}}\n",
+            "not a plain identifier",
+        ),
         ("sources:\n  datasets:\n    surveys: {folder: s}\n", "transactions dataset is mandatory"),
         ("churn: [1, 2\n", "is not valid YAML"),
         ("- just a list\n", "top level must be a mapping"),

@@ -1,3 +1,4 @@
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,8 @@ def test_dag_files_do_no_heavy_imports_at_module_level():
 
 
 def test_as_of_is_the_day_before_the_logical_date():
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     from pipelines.runtime import as_of_for_run
 
-    assert as_of_for_run(datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)) == date(2026, 3, 1)
+    assert as_of_for_run(datetime(2026, 3, 2, 2, 0, tzinfo=UTC)) == date(2026, 3, 1)

@@ -78,8 +78,14 @@ def test_nightly_dag_fills_scores_and_alerts(world):
     assert set(alerts["team"]) >= {"north", "south"}
     assert (alerts.groupby("team")["status"].apply(lambda s: (s == "sent").sum()) <= 30).all()
     steps = _read(cfg, "SELECT step, status FROM pipeline_runs WHERE as_of_date = :d", {"d": AS_OF})
-    assert {"load_landing", "validate_data", "build_features", "score_customers", "build_alerts",
-            "publish_outbox"} <= set(steps["step"])
+    assert {
+        "load_landing",
+        "validate_data",
+        "build_features",
+        "score_customers",
+        "build_alerts",
+        "publish_outbox",
+    } <= set(steps["step"])
     assert (steps["status"] == "ok").all()
 
 
@@ -91,8 +97,17 @@ def test_outbox_csv_per_team(world):
     for name in files:
         csv = pd.read_csv(folder / name)
         assert 0 < len(csv) <= 30
-        assert list(csv.columns) == ["team_rank", "customer_id", "churn_probability", "risk_band", "value_12m",
-                                     "value_at_risk", "reasons", "recommended_action", "triggers"]
+        assert list(csv.columns) == [
+            "team_rank",
+            "customer_id",
+            "churn_probability",
+            "risk_band",
+            "value_12m",
+            "value_at_risk",
+            "reasons",
+            "recommended_action",
+            "triggers",
+        ]
         assert csv["value_at_risk"].is_monotonic_decreasing
         assert csv["reasons"].notna().all() and csv["recommended_action"].notna().all()
 
@@ -111,8 +126,10 @@ def test_model_beats_recency(world):
 
 def test_rerunning_the_night_gives_the_same_tables(world):
     root, cfg, env, logical = world
-    query = {t: f"SELECT * FROM {t} WHERE as_of_date = :d ORDER BY customer_id" for t in
-             ("customer_features", "churn_scores", "churn_alerts")}
+    query = {
+        t: f"SELECT * FROM {t} WHERE as_of_date = :d ORDER BY customer_id"
+        for t in ("customer_features", "churn_scores", "churn_alerts")
+    }
     before = {t: _read(cfg, q, {"d": AS_OF}) for t, q in query.items()}
     _airflow(env, "dags", "test", "churn_nightly", logical)
     for t, q in query.items():

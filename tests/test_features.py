@@ -13,8 +13,13 @@ AS_OF = date(2025, 3, 31)
 def tiny(engine):
     """Customer A buys every 10 days then stops; B has service trouble; C only signed up."""
     txns = [
-        {"txn_id": f"a{i}", "customer_id": "A", "ts": datetime(2025, 1, 1 + 10 * i, 12), "amount": 20.0 + i,
-         "type": "purchase"}
+        {
+            "txn_id": f"a{i}",
+            "customer_id": "A",
+            "ts": datetime(2025, 1, 1 + 10 * i, 12),
+            "amount": 20.0 + i,
+            "type": "purchase",
+        }
         for i in range(3)  # Jan 1, 11, 21
     ] + [
         {"txn_id": "a-ref", "customer_id": "A", "ts": datetime(2025, 1, 22, 9), "amount": -5.0, "type": "refund"},
@@ -23,23 +28,52 @@ def tiny(engine):
     ]
     stg(engine, "stg_transactions", txns)
     events = [
-        {"customer_id": "B", "ts": datetime(2025, 3, 10, 9), "event_type": "contact", "wait_seconds": 100.0,
-         "resolved": False, "transferred": False, "note": "question"},
-        {"customer_id": "B", "ts": datetime(2025, 3, 14, 9), "event_type": "contact", "wait_seconds": 900.0,
-         "resolved": False, "transferred": True, "note": "Customer FRUSTRATED, calling again"},
-        {"customer_id": "B", "ts": datetime(2025, 3, 15, 9), "event_type": "complaint", "wait_seconds": 200.0,
-         "resolved": False, "transferred": False, "note": "threatened to cancel"},
+        {
+            "customer_id": "B",
+            "ts": datetime(2025, 3, 10, 9),
+            "event_type": "contact",
+            "wait_seconds": 100.0,
+            "resolved": False,
+            "transferred": False,
+            "note": "question",
+        },
+        {
+            "customer_id": "B",
+            "ts": datetime(2025, 3, 14, 9),
+            "event_type": "contact",
+            "wait_seconds": 900.0,
+            "resolved": False,
+            "transferred": True,
+            "note": "Customer FRUSTRATED, calling again",
+        },
+        {
+            "customer_id": "B",
+            "ts": datetime(2025, 3, 15, 9),
+            "event_type": "complaint",
+            "wait_seconds": 200.0,
+            "resolved": False,
+            "transferred": False,
+            "note": "threatened to cancel",
+        },
     ]
     stg(engine, "stg_service_events", events)
-    stg(engine, "stg_surveys", [
-        {"customer_id": "B", "ts": datetime(2025, 2, 1, 9), "nps_score": 9},
-        {"customer_id": "B", "ts": datetime(2025, 3, 20, 9), "nps_score": 3},
-    ])
-    stg(engine, "stg_customers", [
-        {"customer_id": "A", "signup_date": date(2024, 12, 1), "region": "north", "do_not_contact": False},
-        {"customer_id": "B", "signup_date": date(2024, 6, 1), "region": "south", "contract_end": date(2026, 1, 1)},
-        {"customer_id": "C", "signup_date": date(2025, 3, 30), "region": "east"},
-    ])
+    stg(
+        engine,
+        "stg_surveys",
+        [
+            {"customer_id": "B", "ts": datetime(2025, 2, 1, 9), "nps_score": 9},
+            {"customer_id": "B", "ts": datetime(2025, 3, 20, 9), "nps_score": 3},
+        ],
+    )
+    stg(
+        engine,
+        "stg_customers",
+        [
+            {"customer_id": "A", "signup_date": date(2024, 12, 1), "region": "north", "do_not_contact": False},
+            {"customer_id": "B", "signup_date": date(2024, 6, 1), "region": "south", "contract_end": date(2026, 1, 1)},
+            {"customer_id": "C", "signup_date": date(2025, 3, 30), "region": "east"},
+        ],
+    )
     return engine
 
 
@@ -74,16 +108,38 @@ def test_hand_computed_features(tiny, cfg):
 
 def test_point_in_time_later_events_change_nothing(tiny, cfg):
     before = read_features(tiny, cfg, AS_OF)
-    stg(tiny, "stg_transactions", [
-        {"txn_id": "late", "customer_id": "A", "ts": datetime(2025, 4, 1, 0, 0, 1), "amount": 999.0, "type": "purchase"},
-    ])
-    stg(tiny, "stg_service_events", [
-        {"customer_id": "A", "ts": datetime(2025, 4, 2), "event_type": "complaint", "resolved": False, "note": "angry"},
-    ])
+    stg(
+        tiny,
+        "stg_transactions",
+        [
+            {
+                "txn_id": "late",
+                "customer_id": "A",
+                "ts": datetime(2025, 4, 1, 0, 0, 1),
+                "amount": 999.0,
+                "type": "purchase",
+            },
+        ],
+    )
+    stg(
+        tiny,
+        "stg_service_events",
+        [
+            {
+                "customer_id": "A",
+                "ts": datetime(2025, 4, 2),
+                "event_type": "complaint",
+                "resolved": False,
+                "note": "angry",
+            },
+        ],
+    )
     stg(tiny, "stg_surveys", [{"customer_id": "A", "ts": datetime(2025, 4, 1, 8), "nps_score": 0}])
     after = read_features(tiny, cfg, AS_OF)
-    pd.testing.assert_frame_equal(before.sort_values("customer_id").reset_index(drop=True),
-                                  after.sort_values("customer_id").reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        before.sort_values("customer_id").reset_index(drop=True),
+        after.sort_values("customer_id").reset_index(drop=True),
+    )
     # ...while the same events do count one day later.
     later = read_features(tiny, cfg, date(2025, 4, 1)).set_index("customer_id")
     assert later.loc["A", "days_since_last_purchase"] == 0
@@ -97,9 +153,13 @@ def test_rebuilding_a_date_replaces_its_partition(tiny, cfg):
 
 
 def test_features_with_only_transactions(engine, cfg):
-    stg(engine, "stg_transactions", [
-        {"txn_id": "x", "customer_id": "X", "ts": datetime(2025, 3, 1), "amount": 10.0, "type": "purchase"},
-    ])
+    stg(
+        engine,
+        "stg_transactions",
+        [
+            {"txn_id": "x", "customer_id": "X", "ts": datetime(2025, 3, 1), "amount": 10.0, "type": "purchase"},
+        ],
+    )
     f = read_features(engine, cfg, AS_OF).set_index("customer_id")
     assert f.loc["X", "contacts_90d"] == 0 and pd.isna(f.loc["X", "last_nps"])
     assert f.loc["X", "days_since_last_purchase"] == 30

@@ -48,8 +48,9 @@ def test_most_churners_never_complain_and_locked_in_stay(small_dataset):
 
 def test_oracle_is_calibrated(small_dataset):
     truth = load_truth(small_dataset)
-    frames = [oracle_probability(small_dataset, date(2025, 1, 1) + timedelta(days=d), 90, truth)
-              for d in range(60, 300, 30)]
+    frames = [
+        oracle_probability(small_dataset, date(2025, 1, 1) + timedelta(days=d), 90, truth) for d in range(60, 300, 30)
+    ]
     o = pd.concat(frames)
     alive = o[~o["already_gone"]]
     # Mean predicted vs realised churn across many customer-dates: within a few points.

@@ -26,8 +26,13 @@ def artifact():
     y = rng.random(n) < 1 / (1 + np.exp(-logit))
     model = HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(frame[FEATURES].to_numpy(), y)
     cal = PlattCalibrator().fit(model.predict_proba(frame[FEATURES].to_numpy())[:, 1], y)
-    return {"model": model, "calibrator": cal, "features": FEATURES,
-            "typical": frame[FEATURES].median().to_dict(), "model_version": "test"}
+    return {
+        "model": model,
+        "calibrator": cal,
+        "features": FEATURES,
+        "typical": frame[FEATURES].median().to_dict(),
+        "model_version": "test",
+    }
 
 
 def _customer(**over):
@@ -51,8 +56,9 @@ def test_reasons_are_faithful_to_the_model(artifact):
 
 
 def test_reason_texts_carry_the_numbers():
-    row = pd.Series({"repeat_contacts_90d": 3, "contacts_90d": 5, "last_nps": 3, "nps_change": -5,
-                     "max_wait_90d": 1200.0})
+    row = pd.Series(
+        {"repeat_contacts_90d": 3, "contacts_90d": 5, "last_nps": 3, "nps_change": -5, "max_wait_90d": 1200.0}
+    )
     assert describe_reason("repeat_contacts", row) == "3 repeat contacts within a week (5 contacts in 90 days)"
     assert describe_reason("low_nps", row) == "last NPS answer 3 (down 5)"
     assert describe_reason("long_waits", row) == "waited up to 20 min for service"
@@ -74,16 +80,42 @@ def test_metrics_by_hand():
 
 
 def _alert_inputs(engine, rows):
-    feats = pd.DataFrame([{"as_of_date": AS_OF, "customer_id": r["id"], "region": r.get("region", "north"),
-                           "segment": "consumer", "do_not_contact": r.get("dnc", False),
-                           "repeat_contacts_90d": r.get("repeat", 0), "last_nps": 8, "complaints_90d": 0,
-                           "spend_90d": 100.0, "spend_prev_90d": 100.0, "purchases_365d": 3,
-                           "overdue_ratio": 1.0} for r in rows])
-    scores = pd.DataFrame([{"as_of_date": AS_OF, "customer_id": r["id"], "churn_probability": r["p"],
-                            "risk_band": "high" if r["p"] >= 0.6 else "low", "percentile": 50.0,
-                            "value_12m": r["value"], "value_at_risk": r["p"] * r["value"],
-                            "reason_1": "no purchase for 80 days", "reason_codes": "inactivity",
-                            "model_version": "test"} for r in rows])
+    feats = pd.DataFrame(
+        [
+            {
+                "as_of_date": AS_OF,
+                "customer_id": r["id"],
+                "region": r.get("region", "north"),
+                "segment": "consumer",
+                "do_not_contact": r.get("dnc", False),
+                "repeat_contacts_90d": r.get("repeat", 0),
+                "last_nps": 8,
+                "complaints_90d": 0,
+                "spend_90d": 100.0,
+                "spend_prev_90d": 100.0,
+                "purchases_365d": 3,
+                "overdue_ratio": 1.0,
+            }
+            for r in rows
+        ]
+    )
+    scores = pd.DataFrame(
+        [
+            {
+                "as_of_date": AS_OF,
+                "customer_id": r["id"],
+                "churn_probability": r["p"],
+                "risk_band": "high" if r["p"] >= 0.6 else "low",
+                "percentile": 50.0,
+                "value_12m": r["value"],
+                "value_at_risk": r["p"] * r["value"],
+                "reason_1": "no purchase for 80 days",
+                "reason_codes": "inactivity",
+                "model_version": "test",
+            }
+            for r in rows
+        ]
+    )
     with engine.begin() as conn:
         insert_frame(conn, "customer_features", feats)
         insert_frame(conn, "churn_scores", scores)
@@ -92,17 +124,26 @@ def _alert_inputs(engine, rows):
 def test_alerts_priority_capacity_suppression_and_outbox(tmp_path):
     from pipelines.warehouse import get_engine
 
-    cfg = Config(base_dir=tmp_path, alerts={"teams": [{"name": "north", "capacity": 2, "regions": ["north"]}],
-                                            "default_team": "rest", "probability_threshold": 0.5})
+    cfg = Config(
+        base_dir=tmp_path,
+        alerts={
+            "teams": [{"name": "north", "capacity": 2, "regions": ["north"]}],
+            "default_team": "rest",
+            "probability_threshold": 0.5,
+        },
+    )
     engine = get_engine(cfg)
-    _alert_inputs(engine, [
-        {"id": "A", "p": 0.9, "value": 100.0},
-        {"id": "B", "p": 0.6, "value": 1000.0},  # lower probability, higher value at risk: ranks first
-        {"id": "C", "p": 0.7, "value": 50.0},  # over capacity -> overflow
-        {"id": "D", "p": 0.95, "value": 500.0, "dnc": True},  # do-not-contact: never listed
-        {"id": "E", "p": 0.1, "value": 10.0},  # not at risk, no rule
-        {"id": "F", "p": 0.2, "value": 10.0, "repeat": 3, "region": "south"},  # rule trigger only
-    ])
+    _alert_inputs(
+        engine,
+        [
+            {"id": "A", "p": 0.9, "value": 100.0},
+            {"id": "B", "p": 0.6, "value": 1000.0},  # lower probability, higher value at risk: ranks first
+            {"id": "C", "p": 0.7, "value": 50.0},  # over capacity -> overflow
+            {"id": "D", "p": 0.95, "value": 500.0, "dnc": True},  # do-not-contact: never listed
+            {"id": "E", "p": 0.1, "value": 10.0},  # not at risk, no rule
+            {"id": "F", "p": 0.2, "value": 10.0, "repeat": 3, "region": "south"},  # rule trigger only
+        ],
+    )
     summary = build_alerts(AS_OF, cfg, engine)
     assert summary.suppressed == 1
     alerts = read_frame(engine, "SELECT * FROM churn_alerts ORDER BY team, team_rank")
@@ -124,12 +165,33 @@ def test_alerts_priority_capacity_suppression_and_outbox(tmp_path):
 
 
 def test_routing_and_rules_on_frames():
-    cfg = Config(alerts={"teams": [{"name": "vip", "min_value": 1000}, {"name": "s", "regions": ["south"]}],
-                         "default_team": "other"})
-    frame = pd.DataFrame({"region": ["south", "south", "north", "north"], "segment": ["x"] * 4,
-                          "value_12m": [5000.0, 10.0, 10.0, 10.0], "team": [None, None, "own", None]})
+    cfg = Config(
+        alerts={
+            "teams": [{"name": "vip", "min_value": 1000}, {"name": "s", "regions": ["south"]}],
+            "default_team": "other",
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "region": ["south", "south", "north", "north"],
+            "segment": ["x"] * 4,
+            "value_12m": [5000.0, 10.0, 10.0, 10.0],
+            "team": [None, None, "own", None],
+        }
+    )
     assert route(frame, cfg).tolist() == ["vip", "s", "own", "other"]
-    rules = rule_triggers(pd.DataFrame({"repeat_contacts_90d": [2, 0], "last_nps": [3, 9], "complaints_90d": [1, 0],
-                                        "spend_prev_90d": [100.0, 0.0], "spend_90d": [40.0, 0.0],
-                                        "purchases_365d": [10, 1], "overdue_ratio": [4.0, None]}), cfg)
+    rules = rule_triggers(
+        pd.DataFrame(
+            {
+                "repeat_contacts_90d": [2, 0],
+                "last_nps": [3, 9],
+                "complaints_90d": [1, 0],
+                "spend_prev_90d": [100.0, 0.0],
+                "spend_90d": [40.0, 0.0],
+                "purchases_365d": [10, 1],
+                "overdue_ratio": [4.0, None],
+            }
+        ),
+        cfg,
+    )
     assert rules.tolist() == ["repeat_contacts;detractor_after_complaint;spend_halved;overdue_regular", ""]

@@ -19,20 +19,30 @@ def _load_and_validate(cfg, engine):
 
 
 def test_bad_rows_are_quarantined_with_reasons_and_counted(cfg, engine, tmp_path):
-    write_landing(tmp_path, "transactions", DAY, HEADER + "\n".join([
-        "t1,C1,2025-03-31 10:00:00,10.5,purchase,web",
-        "t1,C1,2025-03-31 10:00:00,10.5,purchase,web",  # exact duplicate
-        "t2,,2025-03-31 11:00:00,3,purchase,web",  # missing customer
-        "t3,C2,2025-03-31 12:00:00,abc,purchase,web",  # unparseable amount
-        "t4,C3,2026-01-01 00:00:00,4,purchase,web",  # future timestamp
-        "t5,C4,2025-03-31 13:00:00,-9,purchase,web",  # sign inconsistent with type
-        "t6,C5,not a date,4,purchase,web",
-        "t7,C6,2025-03-31T14:00:00+02:00,-4,refund,store",  # valid, with offset
-        "t8,C7,2025-03-31 15:00:00,7,purchase,app",
-        "t9,C8,2025-03-31 15:00:00,7,gift,app",  # invalid type
-        "t10,C9,2025-03-30 16:00:00,8,,web",  # late row, type inferred
-        "t11,C10,2025-03-31 16:00:00,8,purchase,web",
-    ] + [f"ok{i},D{i},2025-03-31 17:00:00,5,purchase,web" for i in range(4)]) + "\n")
+    write_landing(
+        tmp_path,
+        "transactions",
+        DAY,
+        HEADER
+        + "\n".join(
+            [
+                "t1,C1,2025-03-31 10:00:00,10.5,purchase,web",
+                "t1,C1,2025-03-31 10:00:00,10.5,purchase,web",  # exact duplicate
+                "t2,,2025-03-31 11:00:00,3,purchase,web",  # missing customer
+                "t3,C2,2025-03-31 12:00:00,abc,purchase,web",  # unparseable amount
+                "t4,C3,2026-01-01 00:00:00,4,purchase,web",  # future timestamp
+                "t5,C4,2025-03-31 13:00:00,-9,purchase,web",  # sign inconsistent with type
+                "t6,C5,not a date,4,purchase,web",
+                "t7,C6,2025-03-31T14:00:00+02:00,-4,refund,store",  # valid, with offset
+                "t8,C7,2025-03-31 15:00:00,7,purchase,app",
+                "t9,C8,2025-03-31 15:00:00,7,gift,app",  # invalid type
+                "t10,C9,2025-03-30 16:00:00,8,,web",  # late row, type inferred
+                "t11,C10,2025-03-31 16:00:00,8,purchase,web",
+            ]
+            + [f"ok{i},D{i},2025-03-31 17:00:00,5,purchase,web" for i in range(4)]
+        )
+        + "\n",
+    )
     summary = _load_and_validate(cfg, engine).datasets["transactions"]
     assert summary["rows_read"] == 16
     assert summary["rows_read"] == summary["rows_loaded"] + summary["rows_quarantined"]
@@ -58,7 +68,10 @@ def test_bad_rows_are_quarantined_with_reasons_and_counted(cfg, engine, tmp_path
 def test_rerun_gives_the_same_tables(cfg, engine, tmp_path):
     write_landing(tmp_path, "transactions", DAY, HEADER + "t1,C1,2025-03-31 10:00:00,1,purchase,web\nt2,,x,y,z,w\n")
     _load_and_validate(cfg, engine)
-    first = {t: read_frame(engine, f"SELECT * FROM {t} ORDER BY _source_row") for t in ("stg_transactions", "quarantine_transactions")}
+    first = {
+        t: read_frame(engine, f"SELECT * FROM {t} ORDER BY _source_row")
+        for t in ("stg_transactions", "quarantine_transactions")
+    }
     _load_and_validate(cfg, engine)
     for t, frame in first.items():
         again = read_frame(engine, f"SELECT * FROM {t} ORDER BY _source_row")
@@ -86,8 +99,14 @@ def test_empty_file_is_a_clear_error(cfg, engine, tmp_path):
 
 
 def test_mostly_broken_batch_fails_and_publishes_nothing(cfg, engine, tmp_path):
-    write_landing(tmp_path, "transactions", DAY, HEADER + "t1,C1,2025-03-31 10:00:00,1,purchase,web\n"
-                  + "".join(f"t{i},C{i},bad,bad,purchase,web\n" for i in range(2, 6)))
+    write_landing(
+        tmp_path,
+        "transactions",
+        DAY,
+        HEADER
+        + "t1,C1,2025-03-31 10:00:00,1,purchase,web\n"
+        + "".join(f"t{i},C{i},bad,bad,purchase,web\n" for i in range(2, 6)),
+    )
     with pytest.raises(DataQualityError, match="4 of 5 rows failed validation"):
         _load_and_validate(cfg, engine)
     assert read_frame(engine, "SELECT COUNT(*) AS n FROM stg_transactions")["n"][0] == 0
@@ -98,9 +117,20 @@ def test_column_mapping_and_semicolons(tmp_path):
     from pipelines.config import Config
     from pipelines.warehouse import get_engine
 
-    cfg = Config(base_dir=tmp_path, sources={"landing_dir": "landing", "datasets": {"transactions": {
-        "folder": "transactions", "required": True, "timestamp_format": "%Y%m%d",
-        "columns": {"customer_id": "klant", "ts": "datum", "amount": "bedrag"}}}})
+    cfg = Config(
+        base_dir=tmp_path,
+        sources={
+            "landing_dir": "landing",
+            "datasets": {
+                "transactions": {
+                    "folder": "transactions",
+                    "required": True,
+                    "timestamp_format": "%Y%m%d",
+                    "columns": {"customer_id": "klant", "ts": "datum", "amount": "bedrag"},
+                }
+            },
+        },
+    )
     engine = get_engine(cfg)
     write_landing(tmp_path, "transactions", DAY, "\ufeffklant;datum;bedrag\nK1;20250331;12.5\nK2;20250330;3\n")
     summary = _load_and_validate(cfg, engine)
