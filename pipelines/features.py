@@ -64,7 +64,7 @@ def build_features(as_of: date, cfg: Config, engine: Engine) -> FeatureSummary:
     """Replace the customer_features partition of as_of in one transaction, computed in SQL."""
     sql, params = feature_query(cfg, as_of)
     with engine.begin() as conn:
-        cols = [c for c in table_columns(conn, "customer_features")]
+        cols = table_columns(conn, "customer_features")
         col_list = ", ".join(cols)
         conn.execute(sa.text("DELETE FROM customer_features WHERE as_of_date = :as_of"), {"as_of": as_of})
         conn.execute(sa.text(f"INSERT INTO customer_features ({col_list}) SELECT {col_list} FROM ({sql}) f"), params)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -129,16 +129,3 @@ def read_frame(engine_or_conn: Engine | Connection, sql: str, params: Mapping[st
 def _read(conn: Connection, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
     result = conn.execute(sa.text(sql), dict(params or {}))
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
-def execute_script(conn: Connection, sql: str, params: Mapping[str, Any]) -> None:
-    """Run each statement of a SQL script with bound params."""
-    for stmt in split_statements(sql):
-        names = set(re.findall(r"(?<!:):([a-z_]+)", stmt))
-        conn.execute(sa.text(stmt), {k: v for k, v in params.items() if k in names})
-
-
-def in_list(values: Iterable[str]) -> tuple[str, dict[str, str]]:
-    """Return (':p0, :p1, ...', params) for a bound IN list."""
-    params = {f"p{i}": v for i, v in enumerate(values)}
-    return ", ".join(f":{k}" for k in params) or "NULL", params
