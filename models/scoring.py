@@ -116,7 +116,8 @@ def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.
 def top_reasons(frame: pd.DataFrame, effects: pd.DataFrame, k: int = 3) -> pd.DataFrame:
     """Return reason_1..k texts and reason_codes from the largest positive driver effects."""
     codes = effects.columns.to_numpy()
-    vals = effects.to_numpy()
+    # Rounded so that float noise between runs (threaded prediction) cannot flip near-ties.
+    vals = np.round(effects.to_numpy(), 6)
     order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
     out = {f"reason_{i + 1}": [None] * len(frame) for i in range(k)}
     out["reason_codes"] = [""] * len(frame)
