@@ -1,4 +1,5 @@
 -- Features per customer as of :as_of. Reads only events with ts < :as_of_next (the day after :as_of).
+-- Money sums are cast to DECIMAL(18, 2): parallel float sums differ in the last bits between runs.
 -- Bound parameters: :as_of (date), :as_of_next (date), :dormant_short, :dormant_long, :repeat_days.
 -- {negative_note} is replaced by a condition of bound LIKE parameters built from the config lexicon.
 WITH txn AS (
@@ -26,10 +27,10 @@ rfm AS (
            COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 90) AS purchases_90d,
            COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 180 AND d <= CAST(:as_of AS DATE) - 90) AS purchases_prev_90d,
            COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 365) AS purchases_365d,
-           COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 30), 0) AS spend_30d,
-           COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 90), 0) AS spend_90d,
-           COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 180 AND d <= CAST(:as_of AS DATE) - 90), 0) AS spend_prev_90d,
-           COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 365), 0) AS spend_365d,
+           CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 30), 0) AS DECIMAL(18, 2)) AS spend_30d,
+           CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 90), 0) AS DECIMAL(18, 2)) AS spend_90d,
+           CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 180 AND d <= CAST(:as_of AS DATE) - 90), 0) AS DECIMAL(18, 2)) AS spend_prev_90d,
+           CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 365), 0) AS DECIMAL(18, 2)) AS spend_365d,
            AVG(amount) AS avg_order_value,
            COUNT(*) AS purchases_total
     FROM purchases GROUP BY customer_id
