@@ -65,6 +65,16 @@ def generate(
     _print({"out": str(out), "rows": counts, "last_day": (spec.start + timedelta(days=days - 1)).isoformat()})
 
 
+def _steps(steps: str | None) -> list[str]:
+    from pipelines.runtime import NIGHTLY
+
+    chosen = [s.strip() for s in steps.split(",")] if steps else NIGHTLY
+    unknown = [s for s in chosen if s not in NIGHTLY]
+    if unknown:
+        raise ChurnwatchError(f"unknown step(s) {', '.join(unknown)}; steps are: {', '.join(NIGHTLY)}")
+    return chosen
+
+
 @app.command()
 def run(
     date_: Annotated[str, typer.Option("--date", help="As-of date (the last complete day).")],
@@ -76,15 +86,12 @@ def run(
 ) -> None:
     """Run the nightly steps for one date (load, validate, features, score, alerts, outbox)."""
     from pipelines.config import load_config
-    from pipelines.runtime import NIGHTLY, run_step
+    from pipelines.runtime import run_step
 
     as_of = _date(date_)
     start = _date(since, "--since") if since else None
     cfg = load_config(config)
-    chosen = steps.split(",") if steps else NIGHTLY
-    unknown = [s for s in chosen if s not in NIGHTLY]
-    if unknown:
-        raise ChurnwatchError(f"unknown step(s) {', '.join(unknown)}; steps are: {', '.join(NIGHTLY)}")
+    chosen = _steps(steps)
     results = {}
     for step in chosen:
         kwargs = {"since": start} if step in ("load_landing", "validate_data") and start else {}
@@ -92,6 +99,31 @@ def run(
             results[step] = run_step(step, as_of, cfg=cfg, **kwargs)
         console.print(f"[green]✓[/] {step}")
     _print(results)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First as-of date.")],
+    end: Annotated[str, typer.Option("--end", help="Last as-of date.")],
+    steps: Annotated[Optional[str], typer.Option(help="Comma-separated subset of steps.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the nightly steps for every date from --start to --end in order, as the nightly runs would."""
+    from pipelines.config import load_config
+    from pipelines.runtime import run_step
+
+    first, last = _date(start, "--start"), _date(end, "--end")
+    if last < first:
+        raise ChurnwatchError(f"--end {last} is before --start {first}")
+    cfg = load_config(config)
+    chosen = _steps(steps)
+    day = first
+    while day <= last:
+        for step in chosen:
+            with console.status(f"{step} for {day}"):
+                run_step(step, day, cfg=cfg)
+        console.print(f"[green]✓[/] {day}")
+        day += timedelta(days=1)
 
 
 @app.command()
@@ -156,7 +188,7 @@ def demo(
     as_of = spec.start + timedelta(days=days - 1)
     with console.status(f"generating {customers} customers over {days} days into {out}"):
         shutil.rmtree(out, ignore_errors=True)
-        run_generate(spec, out, cfg.sources.format)
+        run_generate(spec, out, "csv")
     console.print(f"[green]✓[/] generated {out}")
     with console.status("loading and validating the history"):
         history_end = as_of - timedelta(days=1)

@@ -38,13 +38,58 @@ class _Strict(BaseModel):
 
 class WarehouseConfig(_Strict):
     url: str = "duckdb:///var/churnwatch.duckdb"
+    conn_id: str | None = Field(None, description="Airflow connection holding the warehouse URL (with its password)")
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        if re.match(r"^[a-z0-9+]+://[^/@:]*:[^/@]+@", value):
+            raise ValueError("holds a password; put the URL in CHURNWATCH_WAREHOUSE_URL or an Airflow connection")
+        return value
+
+
+class SqlSourceConfig(_Strict):
+    """A table (or query) in a source database, read incrementally by a watermark column.
+
+    The URL is a secret, so it never sits in this file: it comes from the environment variable
+    named by url_env, or from the Airflow connection conn_id (env AIRFLOW_CONN_<ID> or Airflow's store).
+    """
+
+    conn_id: str | None = None
+    url_env: str | None = None
+    table: str | None = None
+    query: str | None = None
+    watermark: str
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SqlSourceConfig:
+        if bool(self.conn_id) == bool(self.url_env):
+            raise ValueError("set exactly one of conn_id or url_env")
+        if bool(self.table) == bool(self.query):
+            raise ValueError("set exactly one of table or query")
+        if self.table and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$", self.table):
+            raise ValueError(f"table {self.table!r} is not a plain [schema.]table name")
+        if not _IDENTIFIER.match(self.watermark):
+            raise ValueError(f"watermark {self.watermark!r} is not a plain column name")
+        return self
 
 
 class DatasetConfig(_Strict):
-    folder: str
+    folder: str | None = None
+    sql: SqlSourceConfig | None = None
     required: bool = False
     columns: dict[str, str] = Field(default_factory=dict)
     timestamp_format: str | None = None
+    encoding: str = "utf-8"
+    max_staleness_days: int | None = Field(
+        None, ge=0, description="fail the batch if its newest timestamp is older than as_of minus this many days"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetConfig:
+        if self.folder and self.sql:
+            raise ValueError("set either folder (landing files) or sql (source database), not both")
+        return self
 
     @field_validator("columns")
     @classmethod
@@ -66,9 +111,24 @@ def _default_datasets() -> dict[str, DatasetConfig]:
 
 class SourcesConfig(_Strict):
     landing_dir: Path = Path("data/landing")
-    format: Literal["csv", "parquet"] = "csv"
+    timezone: str = Field("UTC", description="zone of timestamps without an offset; all are stored in this zone")
+    lookback_days: int = Field(3, ge=0, le=60, description="each run re-reads this many earlier days (late rows)")
     max_quarantine_share: float = Field(0.5, gt=0, le=1)
+    min_volume_ratio: float = Field(0.2, ge=0, le=1, description="fail if a day's rows < ratio x trailing median")
+    volume_trailing_days: int = Field(14, ge=3, le=90)
+    unknown_customers: Literal["quarantine", "allow"] = "quarantine"
     datasets: dict[str, DatasetConfig] = Field(default_factory=_default_datasets)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Amsterdam)") from None
+        return value
 
     @field_validator("datasets")
     @classmethod
@@ -83,9 +143,12 @@ class SourcesConfig(_Strict):
                         f"datasets.{name}.columns: unknown column {canonical!r}; "
                         f"known: {', '.join(required + optional)}"
                     )
+            if not ds.folder and not ds.sql:
+                ds.folder = name
         if "transactions" not in value:
             raise ValueError("the transactions dataset is mandatory")
-        return value
+        # Customers first: later datasets are checked against the customers known after it.
+        return dict(sorted(value.items(), key=lambda kv: kv[0] != "customers"))
 
 
 class ChurnConfig(_Strict):
@@ -187,7 +250,12 @@ class Config(_Strict):
     @property
     def warehouse_url(self) -> str:
         """Return the warehouse URL, from the environment if set, with relative DuckDB paths resolved."""
-        url = os.environ.get(WAREHOUSE_URL_ENV) or self.warehouse.url
+        url = os.environ.get(WAREHOUSE_URL_ENV)
+        if not url and self.warehouse.conn_id:
+            from pipelines.connections import resolve_url
+
+            url = resolve_url(conn_id=self.warehouse.conn_id, what="warehouse.conn_id")
+        url = url or self.warehouse.url
         prefix = "duckdb:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             url = prefix + str(self.resolve(Path(url[len(prefix) :])))

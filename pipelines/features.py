@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pipelines.config import Config
-from pipelines.warehouse import read_frame, sql_text, table_columns
+from pipelines.warehouse import crash_point, read_frame, sql_text, table_columns
 
 CATEGORICAL = ["region", "segment", "team"]
 FLAG_COLUMNS = ["do_not_contact"]
@@ -67,6 +67,7 @@ def build_features(as_of: date, cfg: Config, engine: Engine) -> FeatureSummary:
         cols = table_columns(conn, "customer_features")
         col_list = ", ".join(cols)
         conn.execute(sa.text("DELETE FROM customer_features WHERE as_of_date = :as_of"), {"as_of": as_of})
+        crash_point("build_features")
         conn.execute(sa.text(f"INSERT INTO customer_features ({col_list}) SELECT {col_list} FROM ({sql}) f"), params)
         n = conn.execute(
             sa.text("SELECT COUNT(*) FROM customer_features WHERE as_of_date = :as_of"), {"as_of": as_of}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -53,6 +54,7 @@ def run_step(name: str, as_of: date, cfg: Config | None = None, config_path: str
     status, message, summary = "ok", "", {}
     try:
         summary = _as_dict(resolve_step(name)(as_of, cfg, engine, **kwargs))
+        message = json.dumps(summary, default=str)
         return summary
     except Exception as exc:
         status, message = "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__

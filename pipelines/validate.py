@@ -1,21 +1,38 @@
-"""Validate raw batches with Great Expectations suites (one per dataset); route rows to stg_* or quarantine_*."""
+"""Validate raw batches with Great Expectations suites (one per dataset); route rows to stg_* or quarantine_*.
+
+Two suites run per dataset and run:
+
+* the row suite over every row of the window: columns, types, keys, allowed values and ranges,
+  timestamps not after the run date, unknown customers, keys already loaded. A failing row goes to
+  quarantine_<dataset> with its reason codes; the other rows go on to stg_<dataset>.
+* the batch suite over the run date's batch: volume against the trailing days and freshness of the
+  newest timestamp. A failure there (or too many bad rows) stops the run before anything is published.
+
+Every run writes Great Expectations Data Docs to <report_dir>/<as_of>/data_docs/index.html.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import shutil
+import tempfile
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines.config import DATASET_COLUMNS, Config
 from pipelines.errors import DataQualityError
-from pipelines.warehouse import insert_frame, read_frame, replace_rows
+from pipelines.extract import load_window
+from pipelines.warehouse import crash_point, insert_frame, read_frame
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +43,20 @@ TRUE_WORDS = {"true", "1", "yes", "y", "t"}
 FALSE_WORDS = {"false", "0", "no", "n", "f", ""}
 META = ["_source_file", "_source_row", "_batch_date"]
 ROW_ID = "_rid"
+# Natural key and the columns that must agree when the same key arrives again.
+KEYS = {
+    "transactions": ("txn_id", ("customer_id", "ts", "amount")),
+    "service_events": ("event_id", ("customer_id", "ts", "event_type")),
+    "surveys": ("response_id", ("customer_id", "ts", "nps_score")),
+}
+DEFAULT_STALENESS_DAYS = 7
+_FLAG_REASONS = {
+    "_sign_ok": "amount_sign_inconsistent_with_type",
+    "_customer_known": "unknown_customer",
+    "_not_loaded_before": "duplicate_row",
+    "_key_consistent": "conflicting_key",
+    "_shape_ok": "wrong_field_count",
+}
 
 
 @dataclass
@@ -33,9 +64,15 @@ class ValidationSummary:
     as_of: date
     run_id: str
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_docs: str | None = None
 
     def as_dict(self) -> dict:
-        return {"as_of": self.as_of.isoformat(), "run_id": self.run_id, "datasets": self.datasets}
+        return {
+            "as_of": self.as_of.isoformat(),
+            "run_id": self.run_id,
+            "datasets": self.datasets,
+            "data_docs": self.data_docs,
+        }
 
 
 def _gx():
@@ -44,65 +81,131 @@ def _gx():
     return gx
 
 
-def build_suite(dataset: str, as_of: date):
-    """Return the Great Expectations suite for one dataset, for a batch validated on as_of."""
+def build_suite(dataset: str, as_of: date, with_customers: bool = False):
+    """Return the row-level Great Expectations suite for one dataset, for rows validated on as_of."""
     gx = _gx()
     exp = gx.expectations
-    suite = gx.ExpectationSuite(name=f"{dataset}_suite")
+    suite = gx.ExpectationSuite(name=f"{dataset}_rows")
     latest = pd.Timestamp(as_of + timedelta(days=1)) - pd.Timedelta(microseconds=1)
     required, _ = DATASET_COLUMNS[dataset]
     for col in required:
         suite.add_expectation(exp.ExpectColumnToExist(column=col))
         suite.add_expectation(exp.ExpectColumnValuesToNotBeNull(column=col))
+    suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_shape_ok", value_set=[True]))
     if "ts" in required:
         suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="ts", max_value=latest))
+    if dataset in KEYS:
+        key = KEYS[dataset][0]
+        suite.add_expectation(
+            exp.ExpectCompoundColumnsToBeUnique(column_list=["_batch_date", key], ignore_row_if="any_value_is_missing")
+        )
+        suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_not_loaded_before", value_set=[True]))
+        suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_key_consistent", value_set=[True]))
+    if with_customers:
+        suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_customer_known", value_set=[True]))
     if dataset == "transactions":
         suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="type", value_set=TRANSACTION_TYPES))
-        suite.add_expectation(exp.ExpectColumnValuesToBeUnique(column="txn_id"))
         suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_sign_ok", value_set=[True]))
     elif dataset == "service_events":
         suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="event_type", value_set=EVENT_TYPES))
         suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="wait_seconds", min_value=0))
         suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="handle_seconds", min_value=0))
-        suite.add_expectation(exp.ExpectColumnValuesToBeUnique(column="event_id"))
     elif dataset == "surveys":
         suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="nps_score", min_value=0, max_value=10))
-        suite.add_expectation(exp.ExpectColumnValuesToBeUnique(column="response_id"))
     elif dataset == "customers":
-        suite.add_expectation(exp.ExpectColumnValuesToBeUnique(column="customer_id"))
+        suite.add_expectation(
+            exp.ExpectCompoundColumnsToBeUnique(
+                column_list=["_batch_date", "customer_id"], ignore_row_if="any_value_is_missing"
+            )
+        )
+    return suite
+
+
+def build_batch_suite(dataset: str, min_rows: int | None, newest_after: date | None):
+    """Return the batch-level suite for the run date's batch: volume and freshness."""
+    gx = _gx()
+    exp = gx.expectations
+    suite = gx.ExpectationSuite(name=f"{dataset}_batch")
+    suite.add_expectation(exp.ExpectTableRowCountToBeBetween(min_value=min_rows or 0))
+    if newest_after is not None:
+        suite.add_expectation(exp.ExpectColumnMaxToBeBetween(column="ts", min_value=pd.Timestamp(newest_after)))
     return suite
 
 
 def _reason(config) -> str:
     kind = config.type.removeprefix("expect_column_values_to_").removeprefix("expect_")
     col = config.kwargs.get("column", "")
+    if col in _FLAG_REASONS:
+        return _FLAG_REASONS[col]
+    if col == "ts" and kind == "be_between":
+        return "future_timestamp"
+    if kind == "compound_columns_to_be_unique":
+        return f"duplicate_key_{config.kwargs['column_list'][-1]}"
     names = {
         "not_be_null": "missing_or_unparseable",
         "be_between": "out_of_range",
         "be_in_set": "invalid",
         "be_unique": "duplicate_key",
     }
-    if col == "_sign_ok":
-        return "amount_sign_inconsistent_with_type"
-    if col == "ts" and kind == "be_between":
-        return "future_timestamp"
     return f"{names.get(kind, kind)}_{col}"
 
 
-def run_suite(dataset: str, typed: pd.DataFrame, as_of: date) -> tuple[dict[int, list[str]], dict[str, int]]:
-    """Validate typed rows with the dataset's suite; return (row id -> reasons, failures per check)."""
-    gx = _gx()
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+class GxRun:
+    """One Great Expectations file context per validation run; its Data Docs go to a staged folder."""
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    asset = context.data_sources.add_pandas(f"{dataset}_source").add_dataframe_asset(dataset)
-    batch_def = asset.add_batch_definition_whole_dataframe("batch")
-    suite = context.suites.add(build_suite(dataset, as_of))
-    batch = batch_def.get_batch(batch_parameters={"dataframe": typed})
-    result = batch.validate(
-        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]}
-    )
+    def __init__(self, docs_dir: Path, run_name: str):
+        gx = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.root = Path(tempfile.mkdtemp(prefix="churnwatch-gx-"))
+        self.docs_dir = docs_dir
+        self.staging = docs_dir.parent / f".{docs_dir.name}.{uuid.uuid4().hex[:6]}"
+        self.run_name = run_name
+        self.context = gx.get_context(mode="file", project_root_dir=str(self.root))
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.context.variables.data_docs_sites = {
+            "churnwatch": {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(self.staging)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            }
+        }
+        self.context.variables.save()
+
+    def validate(self, name: str, frame: pd.DataFrame, suite):
+        """Validate frame with suite; the result is kept for the Data Docs."""
+        gx = _gx()
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        asset = self.context.data_sources.add_pandas(name).add_dataframe_asset(name)
+        batch_def = asset.add_batch_definition_whole_dataframe("batch")
+        suite = self.context.suites.add(suite)
+        vd = self.context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
+        return vd.run(
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]},
+            run_id=RunIdentifier(run_name=self.run_name),
+        )
+
+    def publish(self) -> Path:
+        """Build the Data Docs and swap them in place of the date's previous ones."""
+        self.context.build_data_docs()
+        old = self.docs_dir.parent / f".{self.docs_dir.name}.old"
+        if self.docs_dir.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            self.docs_dir.rename(old)
+        self.staging.rename(self.docs_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        return self.docs_dir / "index.html"
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def row_failures(result, dataset: str) -> tuple[dict[int, list[str]], dict[str, int]]:
+    """Return (row id -> reasons, failing rows per check) from a row-suite result."""
     failures: dict[int, list[str]] = {}
     counts: dict[str, int] = {}
     for res in result.results:
@@ -130,10 +233,22 @@ def _to_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed, bad
 
 
-def _to_ts(values: pd.Series, fmt: str | None) -> pd.Series:
+def to_timestamp(values: pd.Series, fmt: str | None, tz: str) -> pd.Series:
+    """Parse timestamps to naive times in zone tz: values with an offset are converted, others taken as in tz."""
     text = values.astype("string").str.strip()
-    parsed = pd.to_datetime(text, errors="coerce", format=fmt or "ISO8601", utc=True)
-    return parsed.dt.tz_convert(None).astype("datetime64[us]")
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+    if fmt:
+        parsed = pd.to_datetime(text, errors="coerce", format=fmt)
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_convert(tz).dt.tz_localize(None)
+        return parsed.astype("datetime64[us]")
+    aware = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True, na=False)
+    if (~aware).any():
+        out[~aware] = pd.to_datetime(text[~aware], errors="coerce", format="ISO8601").astype("datetime64[us]")
+    if aware.any():
+        parsed = pd.to_datetime(text[aware], errors="coerce", format="ISO8601", utc=True)
+        out[aware] = parsed.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[us]")
+    return out
 
 
 def type_rows(dataset: str, raw: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, dict[int, list[str]]]:
@@ -146,13 +261,14 @@ def type_rows(dataset: str, raw: pd.DataFrame, cfg: Config) -> tuple[pd.DataFram
         for rid in raw.loc[mask.fillna(False).to_numpy(bool), ROW_ID]:
             reasons.setdefault(int(rid), []).append(reason)
 
-    for col in raw.columns:
-        if col in META or col == ROW_ID:
-            continue
+    required, optional = DATASET_COLUMNS[dataset]
+    for col in required + optional:
         text = raw[col].astype("string").str.strip()
         typed[col] = text.where(text != "", pd.NA)
+    typed["_batch_date"] = raw["_batch_date"].to_numpy()
+    typed["_shape_ok"] = raw["_load_issue"].isna().to_numpy()
     if "ts" in raw:
-        typed["ts"] = _to_ts(typed["ts"], ds.timestamp_format)
+        typed["ts"] = to_timestamp(typed["ts"], ds.timestamp_format, cfg.sources.timezone)
     for col in ("amount", "wait_seconds", "handle_seconds", "nps_score"):
         if col in typed:
             typed[col] = pd.to_numeric(typed[col], errors="coerce").astype("Float64")
@@ -161,10 +277,8 @@ def type_rows(dataset: str, raw: pd.DataFrame, cfg: Config) -> tuple[pd.DataFram
         flag(not_whole, "out_of_range_nps_score")
     if dataset == "transactions":
         typed["type"] = typed["type"].str.lower()
-        inferred = pd.Series(
-            ["refund" if (a is not pd.NA and a < 0) else "purchase" for a in typed["amount"]], index=typed.index
-        )
-        typed["type"] = typed["type"].fillna(inferred)
+        negative_amount = (typed["amount"] < 0).fillna(False).astype(bool)
+        typed["type"] = typed["type"].fillna(pd.Series("purchase", index=typed.index).where(~negative_amount, "refund"))
         negative = typed["type"].isin(list(NEGATIVE_TYPES))
         amount = typed["amount"]
         typed["_sign_ok"] = (amount.isna() | (negative & (amount <= 0)) | (~negative & (amount >= 0))).astype(bool)
@@ -183,88 +297,284 @@ def type_rows(dataset: str, raw: pd.DataFrame, cfg: Config) -> tuple[pd.DataFram
     return typed, reasons
 
 
-def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | None = None) -> ValidationSummary:
-    """Validate raw batches dated [since or as_of, as_of]; write stg_, quarantine_ and dq_runs atomically.
+def _chunks(values: list, size: int = 2000):
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
 
-    Raises DataQualityError (after recording the failed check in dq_runs) when a batch is broken
-    as a whole; nothing is published to stg_* then.
+
+def known_customers(engine: Engine, ids: list[str], before: date) -> set[str]:
+    """Return which of ids are in stg_customers from batches before the given day."""
+    known: set[str] = set()
+    stmt = sa.text("SELECT DISTINCT customer_id FROM stg_customers WHERE _batch_date < :b AND customer_id IN :ids")
+    stmt = stmt.bindparams(sa.bindparam("ids", expanding=True))
+    with engine.connect() as conn:
+        for chunk in _chunks(ids):
+            known.update(r[0] for r in conn.execute(stmt, {"b": before, "ids": chunk}))
+    return known
+
+
+def prior_keys(engine: Engine, dataset: str, keys: list[str], before: date) -> pd.DataFrame:
+    """Return rows of stg_<dataset> from batches before the given day whose natural key is in keys."""
+    key, compare = KEYS[dataset]
+    cols = ", ".join((key, *compare))
+    stmt = sa.text(f"SELECT {cols} FROM stg_{dataset} WHERE _batch_date < :b AND {key} IN :keys")
+    stmt = stmt.bindparams(sa.bindparam("keys", expanding=True))
+    parts = []
+    with engine.connect() as conn:
+        for chunk in _chunks(keys):
+            result = conn.execute(stmt, {"b": before, "keys": chunk})
+            parts.append(pd.DataFrame(result.fetchall(), columns=list(result.keys())))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[key, *compare])
+
+
+def _fingerprint(frame: pd.DataFrame, cols: tuple[str, ...]) -> pd.Series:
+    """Return a comparable text of the given columns (numbers rounded, times to the second)."""
+    parts = []
+    for col in cols:
+        values = frame[col]
+        if col == "ts":
+            text = pd.to_datetime(values).dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif col in ("amount", "nps_score"):
+            text = pd.to_numeric(values, errors="coerce").astype(float).round(6).astype(str)
+        else:
+            text = values.astype("string")
+        parts.append(text.fillna("").astype(str))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "\x1f" + p
+    return out
+
+
+def add_reference_checks(
+    dataset: str, typed: pd.DataFrame, engine: Engine, start: date, customers: set[str] | None
+) -> None:
+    """Add the flag columns the suite checks against earlier data: known customer, key not loaded before.
+
+    The earliest copy of a natural key wins: a later batch (or a batch before the window, already in
+    stg_*) that holds the same key again is a duplicate if its values agree, a conflict if not.
     """
-    start = since or as_of
+    if customers is not None and "customer_id" in typed:
+        ids = sorted(set(typed["customer_id"].dropna()) - customers)
+        known = customers | known_customers(engine, ids, start)
+        typed["_customer_known"] = typed["customer_id"].isna() | typed["customer_id"].isin(known)
+    if dataset not in KEYS:
+        return
+    key, compare = KEYS[dataset]
+    typed["_not_loaded_before"] = True
+    typed["_key_consistent"] = True
+    keyed = typed[typed[key].notna()]
+    if keyed.empty:
+        return
+    prints = _fingerprint(keyed, compare)
+    # Reference per key: the copy in stg_* before the window, else the first copy of its earliest batch.
+    first_batch = keyed.groupby(key)["_batch_date"].transform("min")
+    in_first = keyed["_batch_date"] == first_batch
+    reference = dict(zip(keyed.loc[in_first, key][::-1], prints[in_first][::-1]))
+    prior = prior_keys(engine, dataset, sorted(set(keyed[key])), start)
+    if not prior.empty:
+        reference.update(zip(prior[key], _fingerprint(prior, compare)))
+    later = ~in_first | keyed[key].isin(set(prior[key]) if not prior.empty else set())
+    if later.any():
+        idx = keyed.index[later]
+        same = prints[later] == keyed.loc[later, key].map(reference)
+        typed.loc[idx, "_not_loaded_before"] = ~same.to_numpy()
+        typed.loc[idx, "_key_consistent"] = same.to_numpy()
+
+
+def trailing_volume(engine: Engine, dataset: str, as_of: date, days: int) -> tuple[float | None, int]:
+    """Return the median rows per day of the dataset's accepted batches in the trailing days, and how many days."""
+    frame = read_frame(
+        engine,
+        "SELECT batch_date, MAX(rows_read) AS n FROM dq_runs WHERE dataset = :ds AND batch_date >= :a "
+        "AND batch_date < :b AND status IN ('ok', 'warn') GROUP BY batch_date",
+        {"ds": dataset, "a": as_of - timedelta(days=days), "b": as_of},
+    )
+    if len(frame) < 3:
+        return None, len(frame)
+    return float(pd.to_numeric(frame["n"]).median()), len(frame)
+
+
+def _customer_reference(cfg: Config, engine: Engine, outputs: dict) -> set[str] | None:
+    """Return customers known from this run's valid customer rows, or None when there is no customer master."""
+    if cfg.sources.unknown_customers != "quarantine" or "customers" not in cfg.sources.datasets:
+        return None
+    fresh = set(outputs["customers"][0]["customer_id"]) if "customers" in outputs else set()
+    has_master = bool(fresh) or bool(read_frame(engine, "SELECT customer_id FROM stg_customers LIMIT 1").shape[0])
+    return fresh if has_master else None
+
+
+def _batch_checks(
+    dataset: str, typed: pd.DataFrame, as_of: date, cfg: Config, engine: Engine, gxr: GxRun
+) -> tuple[str | None, str | None, dict[str, int]]:
+    """Run the batch suite on the run date's rows; return (failure, warning, counts)."""
+    today = typed[typed["_batch_date"] == as_of]
+    median, days = trailing_volume(engine, dataset, as_of, cfg.sources.volume_trailing_days)
+    ratio = cfg.sources.min_volume_ratio
+    min_rows = math.ceil(ratio * median) if median else None
+    ds = cfg.sources.datasets[dataset]
+    staleness = ds.max_staleness_days if ds.max_staleness_days is not None else DEFAULT_STALENESS_DAYS
+    newest_after = as_of - timedelta(days=staleness) if "ts" in typed and len(today) else None
+    result = gxr.validate(f"{dataset}_batch", today, build_batch_suite(dataset, min_rows, newest_after))
+    counts: dict[str, int] = {}
+    failure = warning = None
+    for res in result.results:
+        if res.success:
+            continue
+        kind = res.expectation_config.type
+        if kind == "expect_table_row_count_to_be_between":
+            counts["volume_collapse"] = 1
+            msg = (
+                f"{dataset}: volume check failed for {as_of}: {len(today)} rows against a trailing median of "
+                f"{median:,.0f} over {days} days (minimum {ratio:.0%})"
+            )
+            if ds.required:
+                failure = msg + "; batch stopped, previous outputs untouched"
+            else:
+                warning = msg
+        elif kind == "expect_column_max_to_be_between":
+            counts["stale_data"] = 1
+            newest = res.result.get("observed_value")
+            failure = (
+                f"{dataset}: freshness check failed for {as_of}: newest ts in column 'ts' is {newest}, "
+                f"more than {staleness} days old (stale data); batch stopped, previous outputs untouched"
+            )
+    return failure, warning, counts
+
+
+def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | None = None) -> ValidationSummary:
+    """Validate the raw batches of the run's window; write stg_, quarantine_ and dq_runs atomically.
+
+    Raises DataQualityError (after recording the failed check in dq_runs) when a batch is broken as a
+    whole; nothing is published to stg_* then, so the previous night's outputs stay as they were.
+    """
+    start, _ = load_window(as_of, cfg, since)
     summary = ValidationSummary(as_of, uuid.uuid4().hex[:12])
     outputs: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
-    dq_rows = []
-    problem: str | None = None
-    for dataset in cfg.sources.datasets:
-        raw = read_frame(
-            engine, f"SELECT * FROM raw_{dataset} WHERE _batch_date BETWEEN :s AND :e", {"s": start, "e": as_of}
-        )
-        if raw.empty:
-            summary.datasets[dataset] = {"rows_read": 0, "status": "missing"}
-            continue
-        raw = raw.reset_index(drop=True)
-        raw[ROW_ID] = range(len(raw))
-        required, optional = DATASET_COLUMNS[dataset]
-        data_cols = list(required + optional)
-        # Exact duplicates: keep the first copy, quarantine the rest.
-        dup = raw.duplicated(subset=data_cols, keep="first")
-        typed, reasons = type_rows(dataset, raw[~dup], cfg)
-        gx_fail, counts = run_suite(dataset, typed, as_of)
-        for rid, rs in gx_fail.items():
-            reasons.setdefault(rid, []).extend(rs)
-        for rid in raw.loc[dup, ROW_ID]:
-            reasons[int(rid)] = ["duplicate_row"]
-        counts["duplicate_row"] = int(dup.sum())
-        for rs in reasons.values():
-            for r in set(rs):
-                if r.startswith("unparseable"):
-                    counts[r] = counts.get(r, 0) + 1
-        bad_ids = set(reasons)
-        quarantine = raw[raw[ROW_ID].isin(bad_ids)].copy()
-        quarantine["reasons"] = [";".join(dict.fromkeys(reasons[int(r)])) for r in quarantine[ROW_ID]]
-        good = typed[~typed[ROW_ID].isin(bad_ids)].merge(raw[[ROW_ID] + META], on=ROW_ID)
-        n_read, n_good, n_bad = len(raw), len(good), len(quarantine)
-        assert n_read == n_good + n_bad, "row accounting broken"
-        status = "ok" if n_bad == 0 else "warn"
-        share = n_bad / n_read
-        if share > cfg.sources.max_quarantine_share:
-            status = "failed"
-            top = Counter(r for rs in reasons.values() for r in rs).most_common(1)[0][0]
-            problem = problem or (
-                f"{dataset}: {n_bad} of {n_read} rows failed validation (most often: {top}) in "
-                f"{quarantine['_source_file'].iloc[0]}; batch stopped, previous outputs untouched"
+    dq_rows: list[dict] = []
+    problems: list[str] = []
+    now = datetime.now(UTC).replace(tzinfo=None)
+    docs_dir = cfg.resolve(cfg.paths.report_dir) / as_of.isoformat() / "data_docs"
+    docs_dir.parent.mkdir(parents=True, exist_ok=True)
+    gxr = GxRun(docs_dir, f"{as_of.isoformat()} {summary.run_id}")
+    try:
+        # Customers first: the other datasets are checked against the customers known after it.
+        for dataset in sorted(cfg.sources.datasets, key=lambda d: d != "customers"):
+            raw = read_frame(
+                engine,
+                f"SELECT * FROM raw_{dataset} WHERE _batch_date BETWEEN :s AND :e "
+                "ORDER BY _batch_date, _source_file, _source_row",
+                {"s": start, "e": as_of},
             )
-        outputs[dataset] = (good, quarantine)
-        files = sorted(raw["_source_file"].unique())
-        dq_rows.append(
-            {
-                "run_id": summary.run_id,
-                "as_of_date": as_of,
-                "dataset": dataset,
-                "source": files[0] if len(files) == 1 else f"{len(files)} files {files[0]}..{files[-1]}",
+            if raw.empty and trailing_volume(engine, dataset, as_of, cfg.sources.volume_trailing_days)[0] is None:
+                summary.datasets[dataset] = {"rows_read": 0, "status": "missing"}
+                dq_rows.extend(_dq_rows(summary.run_id, as_of, dataset, raw, raw, {}, "missing", None, now))
+                continue
+            raw = raw.reset_index(drop=True)
+            raw[ROW_ID] = range(len(raw))
+            raw["_batch_date"] = pd.to_datetime(raw["_batch_date"]).dt.date if len(raw) else raw["_batch_date"]
+            required, optional = DATASET_COLUMNS[dataset]
+            # Exact duplicates (also across the window's batches): keep the first copy, quarantine the rest.
+            dup = raw.duplicated(subset=list(required + optional), keep="first")
+            typed, reasons = type_rows(dataset, raw[~dup], cfg)
+            customers = _customer_reference(cfg, engine, outputs) if dataset != "customers" else None
+            add_reference_checks(dataset, typed, engine, start, customers)
+            result = gxr.validate(f"{dataset}_rows", typed, build_suite(dataset, as_of, customers is not None))
+            gx_fail, counts = row_failures(result, dataset)
+            for rid, rs in gx_fail.items():
+                reasons.setdefault(rid, []).extend(rs)
+            for rid in raw.loc[dup, ROW_ID]:
+                reasons[int(rid)] = ["duplicate_row"]
+            counts["duplicate_row"] = counts.get("duplicate_row", 0) + int(dup.sum())
+            for rs in reasons.values():
+                for r in set(rs):
+                    if r.startswith("unparseable") or r == "out_of_range_nps_score":
+                        counts[r] = counts.get(r, 0) + 1
+            # Batch-level checks on the run date's batch (rows before row-level filtering).
+            failure, warning, batch_counts = _batch_checks(dataset, typed, as_of, cfg, engine, gxr)
+            counts.update(batch_counts)
+
+            bad_ids = set(reasons)
+            quarantine = raw[raw[ROW_ID].isin(bad_ids)].copy()
+            detail = raw.set_index(ROW_ID)["_load_issue"]
+            quarantine["reasons"] = [
+                ";".join(
+                    dict.fromkeys(detail[r] if x == "wrong_field_count" and detail[r] else x for x in reasons[int(r)])
+                )
+                for r in quarantine[ROW_ID]
+            ]
+            good = (
+                typed[~typed[ROW_ID].isin(bad_ids)].drop(columns=["_batch_date"]).merge(raw[[ROW_ID] + META], on=ROW_ID)
+            )
+            n_read, n_good, n_bad = len(raw), len(good), len(quarantine)
+            if n_read != n_good + n_bad:  # an invariant of the code above, checked on every run
+                raise DataQualityError(f"{dataset}: row accounting broken ({n_read} != {n_good} + {n_bad})")
+            if n_read and n_bad / n_read > cfg.sources.max_quarantine_share and failure is None:
+                top = Counter(r for rs in reasons.values() for r in rs).most_common(1)[0][0]
+                failure = (
+                    f"{dataset}: {n_bad} of {n_read} rows failed validation (most often: {top}) in "
+                    f"{quarantine['_source_file'].iloc[0]}; batch stopped, previous outputs untouched"
+                )
+            if failure:
+                problems.append(failure)
+            outputs[dataset] = (good, quarantine)
+            status = "failed" if failure else ("warn" if n_bad or warning else "ok")
+            if not len(raw):
+                status = "failed" if failure else ("warn" if warning else "missing")
+            dq_rows.extend(
+                _dq_rows(summary.run_id, as_of, dataset, raw, quarantine, counts, status, failure or warning, now)
+            )
+            summary.datasets[dataset] = {
                 "rows_read": n_read,
                 "rows_loaded": n_good,
                 "rows_quarantined": n_bad,
-                "checks": json.dumps({k: v for k, v in sorted(counts.items()) if v}),
                 "status": status,
-                "created_at": datetime.now(UTC).replace(tzinfo=None),
+                "checks": {k: v for k, v in counts.items() if v},
+                **({"message": failure or warning} if failure or warning else {}),
+            }
+        with engine.begin() as conn:
+            if not problems:
+                for dataset, (good, quarantine) in outputs.items():
+                    params = {"s": start, "e": as_of}
+                    for table, frame in ((f"stg_{dataset}", good), (f"quarantine_{dataset}", quarantine)):
+                        conn.execute(sa.text(f"DELETE FROM {table} WHERE _batch_date BETWEEN :s AND :e"), params)
+                        crash_point("validate_data")
+                        insert_frame(conn, table, frame)
+            conn.execute(sa.text("DELETE FROM dq_runs WHERE as_of_date = :d"), {"d": as_of})
+            insert_frame(conn, "dq_runs", pd.DataFrame(dq_rows))
+        summary.data_docs = str(gxr.publish())
+    finally:
+        gxr.close()
+    if problems:
+        more = f" (and {len(problems) - 1} more: see dq_runs)" if len(problems) > 1 else ""
+        raise DataQualityError(problems[0] + more)
+    return summary
+
+
+def _dq_rows(run_id, as_of, dataset, raw, quarantine, counts, status, message, now) -> list[dict]:
+    """Return one dq_runs row per batch day of the dataset in this run (one row even if nothing arrived)."""
+    rows = []
+    batches = sorted(set(raw["_batch_date"])) or [as_of]
+    for batch in batches:
+        part = raw[raw["_batch_date"] == batch] if len(raw) else raw
+        bad = quarantine[quarantine["_batch_date"] == batch] if len(quarantine) else quarantine
+        files = sorted(set(part["_source_file"])) if len(part) else []
+        batch_counts = Counter(x for rs in bad.get("reasons", []) for x in rs.split(";"))
+        if batch == as_of:
+            batch_counts.update({k: v for k, v in counts.items() if k in ("volume_collapse", "stale_data")})
+        rows.append(
+            {
+                "run_id": run_id,
+                "as_of_date": as_of,
+                "dataset": dataset,
+                "batch_date": batch,
+                "source": ", ".join(files)[:1000] if files else None,
+                "rows_read": len(part),
+                "rows_loaded": len(part) - len(bad),
+                "rows_quarantined": len(bad),
+                "checks": json.dumps(dict(sorted(batch_counts.items()))),
+                "status": status if batch == as_of or status in ("failed",) else ("warn" if len(bad) else "ok"),
+                "message": (message or "")[:1000] or None,
+                "created_at": now,
             }
         )
-        summary.datasets[dataset] = {
-            "rows_read": n_read,
-            "rows_loaded": n_good,
-            "rows_quarantined": n_bad,
-            "status": status,
-            "checks": {k: v for k, v in counts.items() if v},
-        }
-    dq = pd.DataFrame(dq_rows)
-    with engine.begin() as conn:
-        if problem is None:
-            for dataset, (good, quarantine) in outputs.items():
-                params = {"s": start, "e": as_of}
-                replace_rows(conn, f"stg_{dataset}", good, "_batch_date BETWEEN :s AND :e", params)
-                replace_rows(conn, f"quarantine_{dataset}", quarantine, "_batch_date BETWEEN :s AND :e", params)
-        replace_rows(conn, "dq_runs", dq.iloc[0:0], "as_of_date = :d", {"d": as_of})
-        insert_frame(conn, "dq_runs", dq)
-    if problem:
-        raise DataQualityError(problem)
-    return summary
+    return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -14,10 +15,29 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pipelines.config import Config
+from pipelines.connections import redact
 from pipelines.errors import ChurnwatchError
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
+CRASH_ENV = "CHURNWATCH_CRASH_AT"
+_crash_counts: dict[str, int] = {}
+
+
+def crash_point(label: str) -> None:
+    """Kill the process here, mid-transaction, when CHURNWATCH_CRASH_AT=<label>[:<n-th time>] (for crash tests).
+
+    os._exit skips every cleanup, as a kill -9 or a lost machine would: nothing is committed or rolled back.
+    """
+    target = os.environ.get(CRASH_ENV)
+    if not target:
+        return
+    want, _, nth = target.partition(":")
+    if want != label:
+        return
+    _crash_counts[label] = _crash_counts.get(label, 0) + 1
+    if _crash_counts[label] >= int(nth or 1):
+        os._exit(137)
 
 
 def sql_text(relative: str) -> str:
@@ -35,7 +55,7 @@ def get_engine(cfg: Config) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        raise ChurnwatchError(f"warehouse.url is not a valid SQLAlchemy URL: {_redact(url)}") from None
+        raise ChurnwatchError(f"warehouse.url is not a valid SQLAlchemy URL: {redact(url)}") from None
     if parsed.get_backend_name() == "duckdb" and parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -44,16 +64,9 @@ def get_engine(cfg: Config) -> Engine:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # driver errors vary by backend; the user needs one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ChurnwatchError(f"cannot connect to warehouse {_redact(url)}: {reason}") from None
+        raise ChurnwatchError(f"cannot connect to warehouse {redact(url)}: {reason}") from None
     ensure_schema(engine)
     return engine
-
-
-def _redact(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable url>"
 
 
 def split_statements(sql: str) -> list[str]:
@@ -109,6 +122,7 @@ def insert_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
 def replace_rows(conn: Connection, table: str, frame: pd.DataFrame, where: str, params: Mapping[str, Any]) -> int:
     """Delete the rows matching where (bound params) and insert frame, in the caller's transaction."""
     conn.execute(sa.text(f"DELETE FROM {check_table(table)} WHERE {where}"), dict(params))
+    crash_point("replace_rows")
     return insert_frame(conn, table, frame)
 
 

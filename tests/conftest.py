@@ -12,6 +12,7 @@ import pytest
 from pipelines.config import Config
 from pipelines.generate import GeneratorSpec, generate
 from pipelines.warehouse import get_engine, insert_frame
+from tests.pgserver import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("AIRFLOW_HOME", str(REPO))
@@ -26,6 +27,33 @@ def cfg(tmp_path: Path) -> Config:
 @pytest.fixture
 def engine(cfg: Config):
     eng = get_engine(cfg)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server for the whole test session (started as the postgres user when root)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def any_cfg(request, tmp_path: Path):
+    """The same config as `cfg`, on DuckDB and on a fresh database of the test PostgreSQL server."""
+    url = None
+    if request.param == "postgres":
+        server = request.getfixturevalue("pg_server")
+        url = server.create_database()
+        request.addfinalizer(lambda: server.drop_database(url))
+    warehouse = {"url": url} if url else {}
+    return Config(base_dir=tmp_path, sources={"landing_dir": "landing"}, warehouse=warehouse)
+
+
+@pytest.fixture
+def any_engine(any_cfg: Config):
+    eng = get_engine(any_cfg)
     yield eng
     eng.dispose()
 
