@@ -258,7 +258,8 @@ def to_canonical(frame: pd.DataFrame, dataset: str, ds: DatasetConfig, where: st
         elif canonical in required:
             mapped = f" (mapped from {canonical})" if source != canonical else ""
             raise DataQualityError(
-                f"{dataset}: {where} has no column {source!r}{mapped}; columns are: {', '.join(frame.columns)}"
+                f"{dataset}: {where} has no column {source!r}{mapped}; columns are: "
+                f"{', '.join(c for c in frame.columns if c not in META)}"
             )
         else:
             out[canonical] = None
