@@ -75,12 +75,49 @@ def split_statements(sql: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+) \((.*)\)$", re.S | re.I)
+
+
+def declared_columns(stmt: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """Return (table, [(column, type)]) of a CREATE TABLE statement of our DDL, or None for other statements."""
+    m = _CREATE_TABLE.match(stmt.strip())
+    if not m:
+        return None
+    parts, depth, current = [], 0, ""
+    for ch in m.group(2):  # split on commas outside parentheses (DECIMAL(18, 2))
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    columns = []
+    for part in parts:
+        name, _, rest = part.strip().partition(" ")
+        columns.append((name, re.sub(r"\s+NOT NULL\b", "", rest, flags=re.I).strip()))
+    return m.group(1), columns
+
+
 def ensure_schema(engine: Engine) -> None:
-    """Create every table and view from sql/ddl/*.sql if missing (idempotent)."""
+    """Create every table and view from sql/ddl/*.sql if missing, and add columns a newer version declares.
+
+    Upgrades are additive: a column added to a table's DDL is added (nullable) to an existing warehouse,
+    so a warehouse made by an earlier version keeps its data and keeps working.
+    """
     with engine.begin() as conn:
         for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
             for stmt in split_statements(path.read_text()):
                 conn.exec_driver_sql(stmt)
+                declared = declared_columns(stmt)
+                if declared is None:
+                    continue
+                table, columns = declared
+                existing = set(table_columns(conn, table))
+                for name, col_type in columns:
+                    if name not in existing:
+                        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {col_type}")
 
 
 def check_table(name: str) -> str:

@@ -36,7 +36,8 @@ def test_missing_landing_file_is_one_line(tmp_path):
     _config(tmp_path)
     proc = _run(["run", "--date", "2025-03-31"], tmp_path)
     assert proc.returncode == 2
-    assert "transactions: no csv landing file for 2025-03-31" in proc.stderr
+    assert proc.stderr.startswith("error: transactions: no data for 2025-03-31 in ")
+    assert "(freshness check)" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
 
 

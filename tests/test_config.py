@@ -28,6 +28,17 @@ def test_repository_config_is_valid():
         ),
         ("sources:\n  datasets:\n    surveys: {folder: s}\n", "transactions dataset is mandatory"),
         ("churn: [1, 2\n", "is not valid YAML"),
+        ("warehouse:\n  url: postgresql://u:hunter2@db/x\n", "warehouse.url: Value error, holds a password"),
+        ("sources:\n  timezone: Mars/Olympus\n", "sources.timezone: Value error, unknown time zone"),
+        (
+            "sources:\n  datasets:\n    transactions: {sql: {table: t, watermark: w}}\n",
+            "set exactly one of conn_id or url_env",
+        ),
+        (
+            "sources:\n  datasets:\n    transactions: {folder: t, sql: {url_env: X, table: t, watermark: w}}\n",
+            "either folder",
+        ),
+        ("sources:\n  lookback_days: -1\n", "sources.lookback_days"),
         ("- just a list\n", "top level must be a mapping"),
     ],
 )
@@ -40,6 +51,7 @@ def test_bad_config_names_the_key_in_one_line(tmp_path, text, expected):
     assert expected in message
     assert "\n" not in message
     assert str(path) in message
+    assert "hunter2" not in message
 
 
 def test_missing_config_file_is_one_line(tmp_path):
@@ -52,3 +64,22 @@ def test_warehouse_url_comes_from_environment(monkeypatch, tmp_path):
     assert Config(base_dir=tmp_path).warehouse_url == "postgresql+psycopg2://u:secret@db/x"
     monkeypatch.delenv(WAREHOUSE_URL_ENV)
     assert Config(base_dir=tmp_path).warehouse_url == f"duckdb:///{tmp_path.resolve()}/var/churnwatch.duckdb"
+
+
+def test_warehouse_url_from_an_airflow_connection(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_CONN_CHURN_WH", "postgres://u:secret@db:5432/x")
+    cfg = Config(base_dir=tmp_path, warehouse={"conn_id": "churn_wh"})
+    assert cfg.warehouse_url == "postgresql://u:secret@db:5432/x"
+    monkeypatch.delenv("AIRFLOW_CONN_CHURN_WH")
+    with pytest.raises(ConfigError, match="Airflow connection 'churn_wh' not found"):
+        _ = Config(base_dir=tmp_path, warehouse={"conn_id": "churn_wh"}).warehouse_url
+
+
+def test_unreachable_warehouse_error_hides_the_password(monkeypatch, tmp_path):
+    from pipelines.errors import ChurnwatchError
+    from pipelines.warehouse import get_engine
+
+    monkeypatch.setenv(WAREHOUSE_URL_ENV, "postgresql+psycopg2://u:hunter2@127.0.0.1:1/x")
+    with pytest.raises(ChurnwatchError) as info:
+        get_engine(Config(base_dir=tmp_path))
+    assert "hunter2" not in str(info.value) and "***" in str(info.value)

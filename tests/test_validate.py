@@ -410,3 +410,23 @@ def test_sql_source_read_by_watermark_with_lookback(any_cfg, tmp_path, monkeypat
         load_landing(AS_OF, cfg, engine)
     assert "secret" not in str(info.value) and "cannot read sales" in str(info.value)
     engine.dispose()
+
+
+def test_a_warehouse_from_an_earlier_version_gets_the_new_columns(any_cfg):
+    engine = get_engine(any_cfg)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE dq_runs")
+        conn.exec_driver_sql(
+            "CREATE TABLE dq_runs (run_id VARCHAR NOT NULL, as_of_date DATE NOT NULL, dataset VARCHAR NOT NULL, "
+            "source VARCHAR, rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL, rows_quarantined BIGINT NOT NULL, "
+            "checks VARCHAR, status VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO dq_runs VALUES ('r', DATE '2025-01-01', 'transactions', 'f', 1, 1, 0, '{}', 'ok', "
+            "TIMESTAMP '2025-01-02 00:00:00')"
+        )
+    engine.dispose()
+    engine = get_engine(any_cfg)
+    old = read_frame(engine, "SELECT run_id, batch_date, message FROM dq_runs")
+    assert old["run_id"].tolist() == ["r"] and old["batch_date"].isna().all()
+    engine.dispose()
