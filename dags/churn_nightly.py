@@ -3,7 +3,8 @@
 
 Each night, for the last complete day (the run's logical date minus one day):
 load the day's landing files, validate them with Great Expectations (bad rows to quarantine,
-a broken batch stops the run here), compute customer features in the warehouse, score every
+a broken batch stops the run here), compute customer features and the churn KPIs (churn rate,
+lost revenue, NPS per segment) in the warehouse, score every
 active customer with the champion model, build the prioritised alert lists and publish one CSV
 per retention team under `outbox/<as-of date>/`.
 
@@ -47,6 +48,10 @@ def churn_nightly():
         return _step("build_features", logical_date)
 
     @task
+    def build_kpis(logical_date=None) -> dict:
+        return _step("build_kpis", logical_date)
+
+    @task
     def score_customers(logical_date=None) -> dict:
         return _step("score_customers", logical_date)
 
@@ -58,7 +63,10 @@ def churn_nightly():
     def publish_outbox(logical_date=None) -> dict:
         return _step("publish_outbox", logical_date)
 
-    load_landing() >> validate_data() >> build_features() >> score_customers() >> build_alerts() >> publish_outbox()
+    features = build_features()
+    load_landing() >> validate_data() >> features
+    features >> build_kpis()
+    features >> score_customers() >> build_alerts() >> publish_outbox()
 
 
 churn_nightly()

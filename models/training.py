@@ -21,6 +21,7 @@ from models.registry import register_model
 from pipelines.config import Config
 from pipelines.errors import ChurnwatchError
 from pipelines.features import read_features
+from pipelines.kpis import activity_params
 from pipelines.warehouse import read_frame, sql_text
 
 # Model inputs: every numeric feature of customer_features except identifiers and contact flags.
@@ -111,8 +112,8 @@ def churn_labels(engine: Engine, cfg: Config, cutoff: date, as_of: date) -> pd.D
     label_end = cutoff + timedelta(days=cfg.churn.horizon_days + 1)
     if label_end > as_of + timedelta(days=1):
         raise ChurnwatchError(f"cutoff {cutoff} has no matured label on {as_of}")
-    names = {f"act{i}": t for i, t in enumerate(cfg.churn.activity_types)}
-    sql = sql_text("features/churn_labels.sql").replace("{activity_types}", ", ".join(f":{k}" for k in names))
+    placeholder, names = activity_params(cfg)
+    sql = sql_text("features/churn_labels.sql").replace("{activity_types}", placeholder)
     return read_frame(engine, sql, {"label_start": cutoff + timedelta(days=1), "label_end": label_end, **names})
 
 

@@ -164,8 +164,30 @@ class TrainingConfig(_Strict):
     random_state: int = 0
 
 
+class SegmentRules(_Strict):
+    """Thresholds of the lifecycle stage and loyalty type rules (docs/features.md)."""
+
+    new_days: int = Field(90, ge=1, description="tenure below this is a new customer")
+    reactivated_days: int = Field(30, ge=1, description="bought within this many days after a dormant gap")
+    at_risk_overdue: float = Field(2.0, gt=0, description="overdue ratio from which an active customer is at risk")
+    regular_min_purchases: int = Field(6, ge=2)
+    regular_max_cv: float = Field(0.5, gt=0, description="max spread/mean of the purchase gap for 'regular'")
+    long_term_span: int = Field(365, ge=1, description="first-to-last purchase span of a long-term customer")
+    short_term_span: int = Field(90, ge=1, description="span below which a repeat buyer is short-term")
+
+
 class FeatureConfig(_Strict):
     dormant_days: list[int] = Field(default_factory=lambda: [90, 180])
+    kpi_period_days: int = Field(30, ge=1, le=365, description="period of churn_kpis_daily: churn, lost revenue, NPS")
+    segments: SegmentRules = Field(default_factory=SegmentRules)
+
+    @field_validator("dormant_days")
+    @classmethod
+    def _two_thresholds(cls, value: list[int]) -> list[int]:
+        if not 1 <= len(value) <= 2 or any(v < 1 for v in value):
+            raise ValueError("give one or two positive day counts, e.g. [90, 180]")
+        return sorted(value)
+
     repeat_contact_days: int = Field(7, ge=1)
     long_wait_seconds: int = Field(600, ge=1)
     negative_words: list[str] = Field(

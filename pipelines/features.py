@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from pipelines.config import Config
 from pipelines.warehouse import crash_point, read_frame, sql_text, table_columns
 
-CATEGORICAL = ["region", "segment", "team"]
+CATEGORICAL = ["region", "segment", "team", "nps_group", "rfm_segment", "lifecycle_stage", "loyalty_type"]
 FLAG_COLUMNS = ["do_not_contact"]
 
 
@@ -35,6 +35,7 @@ def feature_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
         "dormant_short": min(cfg.features.dormant_days),
         "dormant_long": max(cfg.features.dormant_days),
         "repeat_days": cfg.features.repeat_contact_days,
+        **cfg.features.segments.model_dump(),
     }
     conds = []
     for i, word in enumerate(words):

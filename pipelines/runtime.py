@@ -22,12 +22,21 @@ STEPS: dict[str, str] = {
     "load_landing": "pipelines.extract:load_landing",
     "validate_data": "pipelines.validate:validate_batches",
     "build_features": "pipelines.features:build_features",
+    "build_kpis": "pipelines.kpis:build_kpis",
     "score_customers": "models.scoring:score_customers",
     "build_alerts": "pipelines.alerts:build_alerts",
     "publish_outbox": "pipelines.alerts:publish_outbox",
     "train_model": "models.training:train_model",
 }
-NIGHTLY = ["load_landing", "validate_data", "build_features", "score_customers", "build_alerts", "publish_outbox"]
+NIGHTLY = [
+    "load_landing",
+    "validate_data",
+    "build_features",
+    "build_kpis",
+    "score_customers",
+    "build_alerts",
+    "publish_outbox",
+]
 
 
 def as_of_for_run(logical_date: datetime | date) -> date:

@@ -1,16 +1,19 @@
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
 
 from pipelines.features import build_features, load_features, read_features
+from pipelines.kpis import build_kpis
+from pipelines.warehouse import read_frame
 from tests.conftest import stg
 
 AS_OF = date(2025, 3, 31)
 
 
 @pytest.fixture
-def tiny(engine):
+def tiny(any_engine):
+    engine = any_engine
     """Customer A buys every 10 days then stops; B has service trouble; C only signed up."""
     txns = [
         {
@@ -77,8 +80,8 @@ def tiny(engine):
     return engine
 
 
-def test_hand_computed_features(tiny, cfg):
-    build_features(AS_OF, cfg, tiny)
+def test_hand_computed_features(tiny, any_cfg):
+    build_features(AS_OF, any_cfg, tiny)
     f = load_features(tiny, AS_OF).set_index("customer_id")
     assert sorted(f.index) == ["A", "B", "C"]
     a, b, c = f.loc["A"], f.loc["B"], f.loc["C"]
@@ -104,10 +107,18 @@ def test_hand_computed_features(tiny, cfg):
     assert b["last_nps"] == 3 and b["nps_change"] == -6 and b["days_since_last_nps"] == 11
     assert b["locked_in"] == 1 and a["locked_in"] == 0
     assert pd.isna(c["days_since_last_purchase"]) and c["purchases_total"] == 0 and c["tenure_days"] == 1
+    assert a["last_gap_days"] == 10 and a["purchase_span_days"] == 20 and b["last_gap_days"] == 28
+    assert b["nps_group"] == "detractor" and pd.isna(a["nps_group"]) and pd.isna(a["net_flow_90d"])
+    assert (a["lifecycle_stage"], b["lifecycle_stage"], c["lifecycle_stage"]) == ("at risk", "active", "new")
+    assert (a["loyalty_type"], b["loyalty_type"], c["loyalty_type"]) == ("short-term", "short-term", "none")
+    # Two buyers: NTILE(5) gives 1 and 2; R ranks the longer-silent A lower, F and M rank by 365-day counts.
+    assert (a["r_score"], a["f_score"], a["m_score"]) == (1, 2, 1)
+    assert (b["r_score"], b["f_score"], b["m_score"]) == (2, 1, 2)
+    assert (a["rfm_segment"], b["rfm_segment"], c["rfm_segment"]) == ("lost", "hibernating", "no purchase")
 
 
-def test_point_in_time_later_events_change_nothing(tiny, cfg):
-    before = read_features(tiny, cfg, AS_OF)
+def test_point_in_time_later_events_change_nothing(tiny, any_cfg):
+    before = read_features(tiny, any_cfg, AS_OF)
     stg(
         tiny,
         "stg_transactions",
@@ -135,19 +146,19 @@ def test_point_in_time_later_events_change_nothing(tiny, cfg):
         ],
     )
     stg(tiny, "stg_surveys", [{"customer_id": "A", "ts": datetime(2025, 4, 1, 8), "nps_score": 0}])
-    after = read_features(tiny, cfg, AS_OF)
+    after = read_features(tiny, any_cfg, AS_OF)
     pd.testing.assert_frame_equal(
         before.sort_values("customer_id").reset_index(drop=True),
         after.sort_values("customer_id").reset_index(drop=True),
     )
     # ...while the same events do count one day later.
-    later = read_features(tiny, cfg, date(2025, 4, 1)).set_index("customer_id")
+    later = read_features(tiny, any_cfg, date(2025, 4, 1)).set_index("customer_id")
     assert later.loc["A", "days_since_last_purchase"] == 0
 
 
-def test_rebuilding_a_date_replaces_its_partition(tiny, cfg):
-    first = build_features(AS_OF, cfg, tiny)
-    second = build_features(AS_OF, cfg, tiny)
+def test_rebuilding_a_date_replaces_its_partition(tiny, any_cfg):
+    first = build_features(AS_OF, any_cfg, tiny)
+    second = build_features(AS_OF, any_cfg, tiny)
     assert first.customers == second.customers == 3
     assert len(load_features(tiny, AS_OF)) == 3
 
@@ -163,3 +174,198 @@ def test_features_with_only_transactions(engine, cfg):
     f = read_features(engine, cfg, AS_OF).set_index("customer_id")
     assert f.loc["X", "contacts_90d"] == 0 and pd.isna(f.loc["X", "last_nps"])
     assert f.loc["X", "days_since_last_purchase"] == 30
+
+
+def _buy(customer: str, *days: tuple[date, float], type_: str = "purchase") -> list[dict]:
+    return [
+        {
+            "txn_id": f"{customer}-{i}",
+            "customer_id": customer,
+            "ts": datetime(d.year, d.month, d.day, 12),
+            "amount": amount,
+            "type": type_,
+        }
+        for i, (d, amount) in enumerate(days)
+    ]
+
+
+@pytest.fixture
+def lives(any_engine):
+    """Customers in every lifecycle stage and loyalty type (hand-computed values in the test)."""
+    regular_days = [date(2025, 3, 25) - timedelta(days=10 * k) for k in range(12)]
+    rows = (
+        _buy("R1", (date(2024, 10, 1), 50.0), (date(2025, 3, 20), 50.0))
+        + _buy("D1", (date(2024, 12, 1), 20.0))
+        + _buy("L1", (date(2024, 9, 1), 10.0))
+        + _buy("G1", *[(d, 15.0) for d in regular_days])
+        + _buy("T1", (date(2023, 12, 1), 100.0), (date(2024, 6, 1), 100.0), (date(2025, 3, 1), 100.0))
+        + _buy("O1", (date(2024, 9, 1), 30.0), (date(2024, 12, 1), 30.0), (date(2025, 3, 20), 30.0))
+        + _buy("X1", (date(2025, 3, 30), 5.0))
+        + _buy("W1", (date(2025, 3, 15), 100.0), type_="deposit")
+        + [{"txn_id": "W1-w", "customer_id": "W1", "ts": datetime(2025, 3, 16), "amount": -30.0, "type": "withdrawal"}]
+    )
+    stg(any_engine, "stg_transactions", rows)
+    return any_engine
+
+
+def test_rfm_scores_segments_lifecycle_and_loyalty(lives, any_cfg):
+    f = read_features(lives, any_cfg, AS_OF).set_index("customer_id")
+    scores = {c: (f.loc[c, "r_score"], f.loc[c, "f_score"], f.loc[c, "m_score"]) for c in f.index if c != "W1"}
+    # 7 buyers in NTILE(5) groups of 2, 2, 1, 1, 1; ties broken by customer id.
+    assert scores == {
+        "L1": (1, 1, 1),
+        "D1": (1, 1, 2),
+        "T1": (2, 3, 5),
+        "O1": (2, 4, 2),
+        "R1": (3, 2, 3),
+        "G1": (4, 5, 4),
+        "X1": (5, 2, 1),
+    }
+    assert f["rfm_segment"].to_dict() == {
+        "L1": "lost",
+        "D1": "lost",
+        "T1": "at risk",
+        "O1": "at risk",
+        "R1": "potential",
+        "G1": "champions",
+        "X1": "new",
+        "W1": "no purchase",
+    }
+    assert f["lifecycle_stage"].to_dict() == {
+        "R1": "reactivated",
+        "D1": "dormant",
+        "L1": "lost",
+        "G1": "active",
+        "T1": "active",
+        "O1": "reactivated",
+        "X1": "new",
+        "W1": "new",
+    }
+    assert f["loyalty_type"].to_dict() == {
+        "R1": "occasional",
+        "D1": "one-time",
+        "L1": "one-time",
+        "G1": "regular",
+        "T1": "long-term",
+        "O1": "occasional",
+        "X1": "one-time",
+        "W1": "none",
+    }
+    assert f.loc["W1", "net_flow_90d"] == pytest.approx(70.0) and pd.isna(f.loc["G1", "net_flow_90d"])
+    assert f.loc["D1", "dormant_short"] == 1 and f.loc["D1", "dormant_long"] == 0
+    assert f.loc["L1", "dormant_long"] == 1
+    assert f.loc["T1", "mean_gap_days"] == pytest.approx(228.0) and f.loc["T1", "purchase_span_days"] == 456
+
+
+@pytest.fixture
+def kpi_data(any_engine):
+    """Period (2025-03-01, 2025-03-31], horizon 90: K1 and K2 are lost, K3 stays, K4 was already gone, K5 is new."""
+    rows = (
+        _buy("K1", (date(2024, 11, 20), 40.0), (date(2024, 12, 20), 60.0))
+        + _buy("K2", (date(2024, 12, 10), 90.0))
+        + _buy("K3", (date(2024, 12, 15), 10.0), (date(2025, 3, 10), 10.0))
+        + _buy("K4", (date(2024, 11, 1), 10.0))
+        + _buy("K5", (date(2025, 3, 20), 25.0))
+    )
+    stg(any_engine, "stg_transactions", rows)
+    stg(
+        any_engine,
+        "stg_customers",
+        [
+            {"customer_id": "K1", "region": "north"},
+            {"customer_id": "K2", "region": "north"},
+            {"customer_id": "K3", "region": "south"},
+        ],
+    )
+    stg(
+        any_engine,
+        "stg_surveys",
+        [
+            {"customer_id": "K1", "ts": datetime(2025, 3, 5), "nps_score": 10},
+            {"customer_id": "K3", "ts": datetime(2025, 3, 31, 23), "nps_score": 5},
+            {"customer_id": "K5", "ts": datetime(2025, 3, 21), "nps_score": 8},
+            {"customer_id": "K3", "ts": datetime(2025, 2, 15), "nps_score": 9},  # before the period
+        ],
+    )
+    return any_engine
+
+
+def _kpis(engine, as_of=AS_OF) -> pd.DataFrame:
+    frame = read_frame(engine, "SELECT * FROM churn_kpis_daily WHERE as_of_date = :d", {"d": as_of})
+    return frame.set_index(["segment_type", "segment"])
+
+
+def test_hand_computed_kpis(kpi_data, any_cfg):
+    summary = build_kpis(AS_OF, any_cfg, kpi_data)
+    assert summary.churn_rate == pytest.approx(0.6667) and summary.customers_lost == 2
+    k = _kpis(kpi_data)
+    every = k.loc[("all", "all")]
+    assert every["customers_active_start"] == 3 and every["customers_lost"] == 2
+    assert every["churn_rate"] == pytest.approx(2 / 3)
+    assert every["lost_revenue"] == pytest.approx(80.0)  # K1: 50 x 30/30 days; K2: 90 x 30/90 (one-time)
+    assert every["customers_active_end"] == 2 and every["revenue"] == pytest.approx(35.0)
+    assert (every["nps_responses"], every["promoters"], every["detractors"]) == (3, 1, 1)
+    assert every["nps"] == pytest.approx(0.0)
+    north, south, unknown = k.loc[("region", "north")], k.loc[("region", "south")], k.loc[("region", "unknown")]
+    assert north["churn_rate"] == pytest.approx(1.0) and north["nps"] == pytest.approx(100.0)
+    assert south["churn_rate"] == pytest.approx(0.0) and south["nps"] == pytest.approx(-100.0)
+    assert pd.isna(unknown["churn_rate"]) and unknown["revenue"] == pytest.approx(25.0)
+    assert set(k.index.get_level_values(0)) == {"all", "region", "segment"}
+    build_kpis(AS_OF, any_cfg, kpi_data)  # re-run replaces the partition
+    assert len(_kpis(kpi_data)) == len(k)
+
+
+def test_kpis_point_in_time(kpi_data, any_cfg):
+    build_kpis(AS_OF, any_cfg, kpi_data)
+    before = _kpis(kpi_data).sort_index()
+    stg(kpi_data, "stg_transactions", _buy("K1", (date(2025, 4, 1), 500.0)))
+    stg(kpi_data, "stg_surveys", [{"customer_id": "K2", "ts": datetime(2025, 4, 1), "nps_score": 0}])
+    build_kpis(AS_OF, any_cfg, kpi_data)
+    pd.testing.assert_frame_equal(_kpis(kpi_data).sort_index(), before)
+
+
+def test_same_sql_gives_identical_results_on_duckdb_and_postgres(small_dataset, tmp_path, pg_server):
+    """Features and KPIs from one SQL source on both engines, compared row by row."""
+    from pipelines.config import Config
+    from pipelines.extract import load_landing
+    from pipelines.generate import load_truth
+    from pipelines.validate import validate_batches
+    from pipelines.warehouse import get_engine
+
+    meta = load_truth(small_dataset)[2]
+    start = date.fromisoformat(meta["start"])
+    as_of = start + timedelta(days=meta["days"] - 1)
+    results = {}
+    url = pg_server.create_database()
+    for name, warehouse in (("duckdb", {}), ("postgres", {"url": url})):
+        cfg = Config(
+            base_dir=tmp_path / name, sources={"landing_dir": str(small_dataset / "landing")}, warehouse=warehouse
+        )
+        engine = get_engine(cfg)
+        load_landing(as_of, cfg, engine, since=start)
+        validate_batches(as_of, cfg, engine, since=start)
+        for day in (as_of - timedelta(days=45), as_of):
+            build_features(day, cfg, engine)
+            build_kpis(day, cfg, engine)
+        results[name] = {
+            t: read_frame(engine, f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4")
+            for t in ("customer_features", "churn_kpis_daily")
+        }
+        engine.dispose()
+    pg_server.drop_database(url)
+    for table, duck in results["duckdb"].items():
+        pg = results["postgres"][table]
+        assert len(duck) > 100 if table == "customer_features" else len(duck) > 5
+        assert list(duck.columns) == list(pg.columns)
+        for col in duck.columns:
+            a, b = duck[col], pg[col]
+            numeric = pd.to_numeric(a, errors="coerce")
+            if col != "customer_id" and a.notna().any() and numeric.notna().sum() == a.notna().sum():
+                pd.testing.assert_series_equal(
+                    numeric.astype(float),
+                    pd.to_numeric(b, errors="coerce").astype(float),
+                    rtol=1e-9,
+                    obj=f"{table}.{col}",
+                )
+            else:
+                assert a.astype(str).tolist() == b.astype(str).tolist(), f"{table}.{col}"

@@ -12,7 +12,17 @@ CREATE TABLE IF NOT EXISTS customer_features (
     mean_wait_90d DOUBLE PRECISION, max_wait_90d DOUBLE PRECISION, transfers_90d INTEGER,
     open_tickets INTEGER, days_since_last_complaint INTEGER, negative_notes_90d INTEGER,
     last_nps INTEGER, nps_change INTEGER, days_since_last_nps INTEGER,
-    locked_in INTEGER, do_not_contact BOOLEAN, region VARCHAR, segment VARCHAR, team VARCHAR
+    locked_in INTEGER, do_not_contact BOOLEAN, region VARCHAR, segment VARCHAR, team VARCHAR,
+    net_flow_90d DOUBLE PRECISION, last_gap_days INTEGER, purchase_span_days INTEGER, nps_group VARCHAR,
+    r_score INTEGER, f_score INTEGER, m_score INTEGER, rfm_segment VARCHAR, lifecycle_stage VARCHAR,
+    loyalty_type VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS churn_kpis_daily (
+    as_of_date DATE NOT NULL, period_days INTEGER NOT NULL, segment_type VARCHAR NOT NULL, segment VARCHAR NOT NULL,
+    customers_active_start BIGINT NOT NULL, customers_lost BIGINT NOT NULL, churn_rate DOUBLE PRECISION,
+    lost_revenue DOUBLE PRECISION NOT NULL, customers_active_end BIGINT NOT NULL, revenue DOUBLE PRECISION NOT NULL,
+    nps_responses BIGINT NOT NULL, promoters BIGINT NOT NULL, detractors BIGINT NOT NULL, nps DOUBLE PRECISION
 );
 
 CREATE TABLE IF NOT EXISTS churn_scores (
@@ -43,3 +53,8 @@ SELECT * FROM churn_scores WHERE as_of_date = (SELECT MAX(as_of_date) FROM churn
 
 CREATE OR REPLACE VIEW v_current_alerts AS
 SELECT * FROM churn_alerts WHERE as_of_date = (SELECT MAX(as_of_date) FROM churn_alerts);
+
+CREATE OR REPLACE VIEW v_kpi_trend AS
+SELECT as_of_date, period_days, customers_active_start, customers_lost, churn_rate, lost_revenue,
+       customers_active_end, revenue, nps_responses, nps
+FROM churn_kpis_daily WHERE segment_type = 'all';

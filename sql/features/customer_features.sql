@@ -1,6 +1,8 @@
 -- Features per customer as of :as_of. Reads only events with ts < :as_of_next (the day after :as_of).
 -- Money sums are cast to DECIMAL(18, 2): parallel float sums differ in the last bits between runs.
--- Bound parameters: :as_of (date), :as_of_next (date), :dormant_short, :dormant_long, :repeat_days.
+-- Bound parameters: :as_of (date), :as_of_next (date), :dormant_short, :dormant_long, :repeat_days,
+-- lifecycle and loyalty thresholds (:new_days, :reactivated_days, :at_risk_overdue, :regular_min_purchases,
+-- :regular_max_cv, :long_term_span, :short_term_span). Definitions: docs/features.md.
 -- {negative_note} is replaced by a condition of bound LIKE parameters built from the config lexicon.
 WITH txn AS (
     SELECT customer_id, ts, CAST(ts AS DATE) AS d, amount, COALESCE(type, 'purchase') AS type
@@ -12,11 +14,13 @@ purchases AS (
 ),
 purchase_days AS (
     SELECT customer_id, d,
-           d - LAG(d) OVER (PARTITION BY customer_id ORDER BY d) AS gap
+           d - LAG(d) OVER (PARTITION BY customer_id ORDER BY d) AS gap,
+           ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY d DESC) AS rn_desc
     FROM (SELECT DISTINCT customer_id, d FROM purchases) pd
 ),
 gaps AS (
-    SELECT customer_id, AVG(gap) AS mean_gap_days, STDDEV_SAMP(gap) AS std_gap_days
+    SELECT customer_id, AVG(gap) AS mean_gap_days, STDDEV_SAMP(gap) AS std_gap_days,
+           MAX(gap) FILTER (WHERE rn_desc = 1) AS last_gap_days
     FROM purchase_days WHERE gap IS NOT NULL GROUP BY customer_id
 ),
 rfm AS (
@@ -38,7 +42,9 @@ rfm AS (
 txn_other AS (
     SELECT customer_id,
            MAX(d) AS last_txn,
-           COUNT(*) FILTER (WHERE type = 'refund' AND d > CAST(:as_of AS DATE) - 90) AS refunds_90d
+           COUNT(*) FILTER (WHERE type = 'refund' AND d > CAST(:as_of AS DATE) - 90) AS refunds_90d,
+           COUNT(*) FILTER (WHERE type IN ('deposit', 'withdrawal') AND d > CAST(:as_of AS DATE) - 90) AS flows_90d,
+           CAST(COALESCE(SUM(amount) FILTER (WHERE type IN ('deposit', 'withdrawal') AND d > CAST(:as_of AS DATE) - 90), 0) AS DECIMAL(18, 2)) AS net_flow_90d
     FROM txn GROUP BY customer_id
 ),
 contacts AS (
@@ -92,7 +98,8 @@ population AS (
     SELECT customer_id FROM profile WHERE signup_date IS NULL OR signup_date <= CAST(:as_of AS DATE)
     UNION
     SELECT customer_id FROM txn
-)
+),
+base AS (
 SELECT
     CAST(:as_of AS DATE) AS as_of_date,
     p.customer_id,
@@ -115,6 +122,9 @@ SELECT
     (COALESCE(r.spend_90d, 0) + 1.0) / (COALESCE(r.spend_prev_90d, 0) + 1.0) AS spend_trend_ratio,
     (COALESCE(r.purchases_90d, 0) + 1.0) / (COALESCE(r.purchases_prev_90d, 0) + 1.0) AS purchase_trend_ratio,
     COALESCE(t.refunds_90d, 0) AS refunds_90d,
+    CASE WHEN t.flows_90d > 0 THEN t.net_flow_90d END AS net_flow_90d,
+    g.last_gap_days,
+    r.last_purchase - r.first_purchase AS purchase_span_days,
     CASE WHEN CAST(:as_of AS DATE) - r.last_purchase >= :dormant_short THEN 1 ELSE 0 END AS dormant_short,
     CASE WHEN CAST(:as_of AS DATE) - r.last_purchase >= :dormant_long THEN 1 ELSE 0 END AS dormant_long,
     COALESCE(s.contacts_30d, 0) AS contacts_30d,
@@ -128,6 +138,8 @@ SELECT
     CAST(:as_of AS DATE) - s.last_complaint AS days_since_last_complaint,
     COALESCE(s.negative_notes_90d, 0) AS negative_notes_90d,
     n.last_nps,
+    CASE WHEN n.last_nps >= 9 THEN 'promoter' WHEN n.last_nps >= 7 THEN 'passive'
+         WHEN n.last_nps IS NOT NULL THEN 'detractor' END AS nps_group,
     n.nps_change,
     CAST(:as_of AS DATE) - n.last_nps_date AS days_since_last_nps,
     CASE WHEN pr.contract_end IS NOT NULL AND pr.contract_end > CAST(:as_of AS DATE) THEN 1 ELSE 0 END AS locked_in,
@@ -142,3 +154,48 @@ LEFT JOIN gaps g ON g.customer_id = p.customer_id
 LEFT JOIN txn_other t ON t.customer_id = p.customer_id
 LEFT JOIN service s ON s.customer_id = p.customer_id
 LEFT JOIN nps n ON n.customer_id = p.customer_id
+),
+scored AS (
+    SELECT b.*,
+           CASE WHEN b.days_since_last_purchase IS NOT NULL THEN
+               NTILE(5) OVER (PARTITION BY b.days_since_last_purchase IS NOT NULL
+                              ORDER BY b.days_since_last_purchase DESC, b.customer_id) END AS r_score,
+           CASE WHEN b.days_since_last_purchase IS NOT NULL THEN
+               NTILE(5) OVER (PARTITION BY b.days_since_last_purchase IS NOT NULL
+                              ORDER BY b.purchases_365d, b.customer_id) END AS f_score,
+           CASE WHEN b.days_since_last_purchase IS NOT NULL THEN
+               NTILE(5) OVER (PARTITION BY b.days_since_last_purchase IS NOT NULL
+                              ORDER BY b.spend_365d, b.customer_id) END AS m_score
+    FROM base b
+)
+SELECT s.*,
+    CASE
+        WHEN r_score IS NULL THEN 'no purchase'
+        WHEN r_score >= 4 AND f_score + m_score >= 8 THEN 'champions'
+        WHEN r_score >= 4 AND purchases_total = 1 THEN 'new'
+        WHEN r_score >= 3 AND f_score + m_score >= 6 THEN 'loyal'
+        WHEN r_score >= 3 THEN 'potential'
+        WHEN f_score + m_score >= 6 THEN 'at risk'
+        WHEN r_score = 2 THEN 'hibernating'
+        ELSE 'lost'
+    END AS rfm_segment,
+    CASE
+        WHEN days_since_last_purchase IS NULL AND tenure_days < :new_days THEN 'new'
+        WHEN days_since_last_purchase IS NULL THEN 'lost'
+        WHEN days_since_last_purchase >= :dormant_long THEN 'lost'
+        WHEN days_since_last_purchase >= :dormant_short THEN 'dormant'
+        WHEN last_gap_days >= :dormant_short AND days_since_last_purchase < :reactivated_days THEN 'reactivated'
+        WHEN tenure_days < :new_days THEN 'new'
+        WHEN overdue_ratio >= :at_risk_overdue THEN 'at risk'
+        ELSE 'active'
+    END AS lifecycle_stage,
+    CASE
+        WHEN purchases_total = 0 THEN 'none'
+        WHEN purchases_total = 1 THEN 'one-time'
+        WHEN purchases_total >= :regular_min_purchases
+             AND COALESCE(std_gap_days, 0) <= :regular_max_cv * mean_gap_days THEN 'regular'
+        WHEN purchase_span_days >= :long_term_span THEN 'long-term'
+        WHEN purchase_span_days < :short_term_span THEN 'short-term'
+        ELSE 'occasional'
+    END AS loyalty_type
+FROM scored s

@@ -1,0 +1,99 @@
+-- Churn KPIs for the period (:period_start, :as_of] (:period_days days), overall and per region and segment.
+-- Reads only rows with ts < :as_of_next. Churn uses the configured definition: a customer is active when
+-- they had activity ({activity_types}) within the last :horizon days, and lost when that lapses.
+--   customers_active_start: active on :period_start
+--   customers_lost:         of those, no activity since and the horizon lapsed by :as_of
+--   churn_rate:             customers_lost / customers_active_start
+--   lost_revenue:           per lost customer, average order value x usual purchases in :period_days
+--                           (period / mean gap between purchase days; one-time buyers: period / horizon)
+--   nps:                    100 x (promoters 9-10 - detractors 0-6) / answers given in the period
+WITH activity AS (
+    SELECT customer_id, CAST(ts AS DATE) AS d, amount
+    FROM stg_transactions
+    WHERE ts < :as_of_next AND COALESCE(type, 'purchase') IN ({activity_types})
+),
+per_customer AS (
+    SELECT customer_id,
+           MAX(d) FILTER (WHERE d <= CAST(:period_start AS DATE)) AS last_at_start,
+           MAX(d) AS last_at_end,
+           MIN(d) AS first_day,
+           COUNT(DISTINCT d) AS active_days,
+           SUM(amount) / COUNT(*) AS avg_order_value,
+           SUM(amount) FILTER (WHERE d > CAST(:period_start AS DATE)) AS revenue_period
+    FROM activity GROUP BY customer_id
+),
+flags AS (
+    SELECT customer_id,
+           CASE WHEN last_at_start > CAST(:period_start AS DATE) - :horizon THEN 1 ELSE 0 END AS active_start,
+           CASE WHEN last_at_start > CAST(:period_start AS DATE) - :horizon
+                 AND last_at_end <= CAST(:as_of AS DATE) - :horizon THEN 1 ELSE 0 END AS lost,
+           CASE WHEN last_at_end > CAST(:as_of AS DATE) - :horizon THEN 1 ELSE 0 END AS active_end,
+           avg_order_value * :period_days
+               / CASE WHEN active_days > 1 THEN (last_at_end - first_day) * 1.0 / (active_days - 1)
+                      ELSE :horizon END AS usual_period_revenue,
+           COALESCE(revenue_period, 0) AS revenue_period
+    FROM per_customer
+),
+answers AS (
+    SELECT customer_id,
+           COUNT(*) AS responses,
+           COUNT(*) FILTER (WHERE nps_score >= 9) AS promoters,
+           COUNT(*) FILTER (WHERE nps_score <= 6) AS detractors
+    FROM stg_surveys
+    WHERE ts >= :period_next AND ts < :as_of_next
+    GROUP BY customer_id
+),
+profile AS (
+    SELECT customer_id, region, segment
+    FROM (
+        SELECT customer_id, region, segment,
+               ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY _batch_date DESC, _source_row DESC) AS rn
+        FROM stg_customers WHERE _batch_date <= CAST(:as_of AS DATE)
+    ) latest
+    WHERE rn = 1
+),
+customers AS (
+    SELECT customer_id FROM flags
+    UNION
+    SELECT customer_id FROM answers
+),
+facts AS (
+    SELECT c.customer_id,
+           COALESCE(f.active_start, 0) AS active_start,
+           COALESCE(f.lost, 0) AS lost,
+           COALESCE(f.active_end, 0) AS active_end,
+           CASE WHEN f.lost = 1 THEN f.usual_period_revenue ELSE 0 END AS lost_revenue,
+           COALESCE(f.revenue_period, 0) AS revenue_period,
+           COALESCE(a.responses, 0) AS responses,
+           COALESCE(a.promoters, 0) AS promoters,
+           COALESCE(a.detractors, 0) AS detractors,
+           COALESCE(p.region, 'unknown') AS region,
+           COALESCE(p.segment, 'unknown') AS segment
+    FROM customers c
+    LEFT JOIN flags f ON f.customer_id = c.customer_id
+    LEFT JOIN answers a ON a.customer_id = c.customer_id
+    LEFT JOIN profile p ON p.customer_id = c.customer_id
+),
+dims AS (
+    SELECT 'all' AS segment_type, 'all' AS segment_value, facts.* FROM facts
+    UNION ALL
+    SELECT 'region', region, facts.* FROM facts
+    UNION ALL
+    SELECT 'segment', segment, facts.* FROM facts
+)
+SELECT CAST(:as_of AS DATE) AS as_of_date,
+       :period_days AS period_days,
+       segment_type,
+       segment_value AS segment,
+       SUM(active_start) AS customers_active_start,
+       SUM(lost) AS customers_lost,
+       CAST(SUM(lost) AS DOUBLE PRECISION) / NULLIF(SUM(active_start), 0) AS churn_rate,
+       CAST(SUM(lost_revenue) AS DECIMAL(18, 2)) AS lost_revenue,
+       SUM(active_end) AS customers_active_end,
+       CAST(SUM(revenue_period) AS DECIMAL(18, 2)) AS revenue,
+       SUM(responses) AS nps_responses,
+       SUM(promoters) AS promoters,
+       SUM(detractors) AS detractors,
+       100.0 * (SUM(promoters) - SUM(detractors)) / NULLIF(SUM(responses), 0) AS nps
+FROM dims
+GROUP BY segment_type, segment_value
