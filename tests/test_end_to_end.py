@@ -82,11 +82,18 @@ def test_nightly_dag_fills_scores_and_alerts(world):
         "load_landing",
         "validate_data",
         "build_features",
+        "build_kpis",
         "score_customers",
         "build_alerts",
         "publish_outbox",
     } <= set(steps["step"])
     assert (steps["status"] == "ok").all()
+    kpis = _read(cfg, "SELECT * FROM churn_kpis_daily WHERE as_of_date = :d", {"d": AS_OF})
+    overall = kpis[kpis["segment_type"] == "all"].iloc[0]
+    assert overall["customers_active_start"] > 500 and 0 < overall["churn_rate"] < 0.5
+    assert overall["lost_revenue"] > 0 and -100 <= overall["nps"] <= 100
+    assert {"region", "segment"} <= set(kpis["segment_type"])
+    assert (root / "reports" / AS_OF.isoformat() / "data_docs" / "index.html").exists()
 
 
 def test_outbox_csv_per_team(world):
@@ -130,6 +137,7 @@ def test_rerunning_the_night_gives_the_same_tables(world):
         t: f"SELECT * FROM {t} WHERE as_of_date = :d ORDER BY customer_id"
         for t in ("customer_features", "churn_scores", "churn_alerts")
     }
+    query["churn_kpis_daily"] = "SELECT * FROM churn_kpis_daily WHERE as_of_date = :d ORDER BY segment_type, segment"
     before = {t: _read(cfg, q, {"d": AS_OF}) for t, q in query.items()}
     _airflow(env, "dags", "test", "churn_nightly", logical)
     for t, q in query.items():

@@ -41,6 +41,7 @@ rfm AS (
 ),
 txn_other AS (
     SELECT customer_id,
+           MIN(d) AS first_txn,
            MAX(d) AS last_txn,
            COUNT(*) FILTER (WHERE type = 'refund' AND d > CAST(:as_of AS DATE) - 90) AS refunds_90d,
            COUNT(*) FILTER (WHERE type IN ('deposit', 'withdrawal') AND d > CAST(:as_of AS DATE) - 90) AS flows_90d,
@@ -103,7 +104,7 @@ base AS (
 SELECT
     CAST(:as_of AS DATE) AS as_of_date,
     p.customer_id,
-    CAST(:as_of AS DATE) - COALESCE(pr.signup_date, r.first_purchase, t.last_txn) AS tenure_days,
+    CAST(:as_of AS DATE) - COALESCE(pr.signup_date, r.first_purchase, t.first_txn) AS tenure_days,
     CAST(:as_of AS DATE) - r.last_purchase AS days_since_last_purchase,
     CAST(:as_of AS DATE) - GREATEST(COALESCE(t.last_txn, s.last_contact), COALESCE(s.last_contact, t.last_txn)) AS days_since_last_activity,
     COALESCE(r.purchases_30d, 0) AS purchases_30d,
