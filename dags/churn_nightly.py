@@ -56,6 +56,10 @@ def churn_nightly():
         return _step("score_customers", logical_date)
 
     @task
+    def monitor_model(logical_date=None) -> dict:
+        return _step("monitor_model", logical_date)
+
+    @task
     def build_alerts(logical_date=None) -> dict:
         return _step("build_alerts", logical_date)
 
@@ -66,7 +70,9 @@ def churn_nightly():
     features = build_features()
     load_landing() >> validate_data() >> features
     features >> build_kpis()
-    features >> score_customers() >> build_alerts() >> publish_outbox()
+    scores = score_customers()
+    features >> scores >> build_alerts() >> publish_outbox()
+    scores >> monitor_model()
 
 
 churn_nightly()

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sklearn.metrics import roc_auc_score
 from sqlalchemy.engine import Engine
 
 from pipelines.config import Config
-from pipelines.errors import NoModelError
+from pipelines.errors import ChurnwatchError, NoModelError
 from pipelines.warehouse import insert_frame, read_frame
 
 ARTIFACT = "model.joblib"
@@ -34,22 +36,65 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def register_model(engine: Engine, cfg: Config, trained_on: date, artifact: dict, card: dict) -> tuple[str, str]:
-    """Save the artifact and card, record the version; promote it if it clears the AUC floor."""
+def predict(artifact: dict, frame: pd.DataFrame) -> np.ndarray:
+    """Return calibrated churn probabilities of an artifact for feature rows."""
+    raw = artifact["model"].predict_proba(frame[artifact["features"]].to_numpy(float))[:, 1]
+    return np.clip(artifact["calibrator"].predict(raw), 0.0, 1.0)
+
+
+def champion_on(engine: Engine, hold: pd.DataFrame) -> tuple[str | None, float | None]:
+    """Return (champion version, its AUC on the given held-out rows), or (None, None) without a champion."""
+    try:
+        artifact = load_champion(engine)
+    except NoModelError:
+        return None, None
+    if not set(artifact["features"]) <= set(hold.columns) or hold["churned"].nunique() < 2:
+        return artifact["model_version"], None
+    auc = float(roc_auc_score(hold["churned"].to_numpy(int), predict(artifact, hold)))
+    return artifact["model_version"], auc
+
+
+def decide(cfg: Config, auc: float, champion: str | None, champion_auc: float | None) -> str:
+    """Return the new model's status: champion, challenger (kept, not promoted) or rejected (below the floor)."""
+    if auc < cfg.training.min_auc:
+        return "rejected"
+    if champion is None or champion_auc is None:
+        return "champion"
+    return "champion" if auc >= champion_auc + cfg.training.min_improvement else "challenger"
+
+
+def register_model(
+    engine: Engine, cfg: Config, trained_on: date, artifact: dict, card: dict, hold: pd.DataFrame | None = None
+) -> tuple[str, str]:
+    """Save the artifact and card, record the version, and promote it if it beats the champion.
+
+    The champion is re-scored on the new model's held-out rows, so both are judged on the same data.
+    """
     version = f"m{trained_on:%Y%m%d}-{card['data_fingerprint'][:8]}"
     card["model_version"] = version
     artifact["model_version"] = version
+    metrics = card["metrics"]
+    previous, previous_auc = champion_on(engine, hold) if hold is not None else (None, None)
+    if previous == version:  # re-training the same data: judge against the champion before it
+        previous, previous_auc = None, None
+    status = decide(cfg, metrics["auc"], previous, previous_auc)
+    card["promotion"] = {
+        "status": status,
+        "champion_before": previous,
+        "champion_auc_same_validation": previous_auc,
+        "min_auc": cfg.training.min_auc,
+        "min_improvement": cfg.training.min_improvement,
+    }
     folder = cfg.resolve(cfg.paths.model_dir) / version
     _atomic_write(folder / ARTIFACT, lambda p: joblib.dump(artifact, p))
     _atomic_write(folder / CARD, lambda p: Path(p).write_text(json.dumps(card, indent=2, default=str)))
-    metrics = card["metrics"]
-    status = "champion" if metrics["auc"] >= cfg.training.min_auc else "rejected"
+    now = datetime.now(UTC).replace(tzinfo=None)
     row = pd.DataFrame(
         [
             {
                 "model_version": version,
                 "trained_on": trained_on,
-                "created_at": datetime.now(UTC).replace(tzinfo=None),
+                "created_at": now,
                 "horizon_days": card["horizon_days"],
                 "n_train_rows": card["n_train_rows"],
                 "n_validation_rows": card["n_validation_rows"],
@@ -60,6 +105,9 @@ def register_model(engine: Engine, cfg: Config, trained_on: date, artifact: dict
                 "status": status,
                 "artifact_path": str(folder / ARTIFACT),
                 "card": json.dumps(card, default=str),
+                "model_kind": card.get("model_kind"),
+                "champion_auc_same_validation": previous_auc,
+                "promoted_at": now if status == "champion" else None,
             }
         ]
     )
@@ -71,12 +119,60 @@ def register_model(engine: Engine, cfg: Config, trained_on: date, artifact: dict
     return version, status
 
 
+def promote(engine: Engine, version: str) -> str:
+    """Make a registered version the champion (the current one is archived); return the previous champion."""
+    found = read_frame(
+        engine, "SELECT status, artifact_path FROM model_registry WHERE model_version = :v", {"v": version}
+    )
+    if found.empty:
+        raise ChurnwatchError(f"no model {version!r} in model_registry; see churnwatch models list")
+    if found["status"].iloc[0] == "rejected":
+        raise ChurnwatchError(f"model {version} was rejected (below training.min_auc); it cannot be promoted")
+    if not Path(found["artifact_path"].iloc[0]).exists():
+        raise ChurnwatchError(f"model {version} is missing its file {found['artifact_path'].iloc[0]}")
+    current = read_frame(engine, "SELECT model_version FROM model_registry WHERE status = 'champion'")
+    previous = current["model_version"].iloc[0] if len(current) else None
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE model_registry SET status = 'archived' WHERE status = 'champion'"))
+        conn.execute(
+            sa.text("UPDATE model_registry SET status = 'champion', promoted_at = :t WHERE model_version = :v"),
+            {"t": now, "v": version},
+        )
+    return previous or ""
+
+
+def rollback(engine: Engine) -> tuple[str, str]:
+    """Put back the champion before the current one; return (retired version, restored version)."""
+    current = read_frame(engine, "SELECT model_version FROM model_registry WHERE status = 'champion'")
+    if current.empty:
+        raise ChurnwatchError("no champion to roll back")
+    earlier = read_frame(
+        engine,
+        "SELECT model_version FROM model_registry WHERE status = 'archived' AND promoted_at IS NOT NULL "
+        "ORDER BY promoted_at DESC LIMIT 1",
+    )
+    if earlier.empty:
+        raise ChurnwatchError("no earlier champion to roll back to")
+    retired, restored = current["model_version"].iloc[0], earlier["model_version"].iloc[0]
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE model_registry SET status = 'rolled_back' WHERE model_version = :v"), {"v": retired}
+        )
+        conn.execute(
+            sa.text("UPDATE model_registry SET status = 'champion', promoted_at = :t WHERE model_version = :v"),
+            {"t": now, "v": restored},
+        )
+    return retired, restored
+
+
 def list_models(engine: Engine) -> pd.DataFrame:
     """Return the registry, newest first."""
     return read_frame(
         engine,
-        "SELECT model_version, trained_on, status, validation_auc, recency_auc, validation_brier, n_train_rows "
-        "FROM model_registry ORDER BY created_at DESC",
+        "SELECT model_version, trained_on, status, model_kind, validation_auc, champion_auc_same_validation, "
+        "recency_auc, validation_brier, n_train_rows, promoted_at FROM model_registry ORDER BY created_at DESC",
     )
 
 
@@ -95,3 +191,9 @@ def load_champion(engine: Engine) -> dict[str, Any]:
     if not path.exists():
         raise NoModelError(f"champion model {found['model_version'].iloc[0]} is missing its file {path}")
     return joblib.load(path)
+
+
+def read_card(engine: Engine, version: str) -> dict[str, Any]:
+    """Return the model card of a registered version (empty if unknown)."""
+    found = read_frame(engine, "SELECT card FROM model_registry WHERE model_version = :v", {"v": version})
+    return json.loads(found["card"].iloc[0]) if len(found) and found["card"].iloc[0] else {}

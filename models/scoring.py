@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -10,11 +11,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from models.registry import load_champion
+from models.registry import load_champion, predict
 from models.training import active_population
 from pipelines.config import Config
+from pipelines.errors import NoModelError
 from pipelines.features import load_features
 from pipelines.warehouse import replace_partition
+
+log = logging.getLogger(__name__)
 
 # Driver groups a retention agent can act on: (code, playbook category, feature columns).
 DRIVERS: list[tuple[str, str, list[str]]] = [
@@ -40,9 +44,11 @@ class ScoreSummary:
     model_version: str
     mean_probability: float
     bands: dict[str, int]
+    message: str | None = None
 
     def as_dict(self) -> dict:
         return {
+            **({"message": self.message} if self.message else {}),
             "as_of": self.as_of.isoformat(),
             "scored": self.scored,
             "model_version": self.model_version,
@@ -91,12 +97,6 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def predict(artifact: dict, frame: pd.DataFrame) -> np.ndarray:
-    """Return calibrated churn probabilities for feature rows."""
-    raw = artifact["model"].predict_proba(frame[artifact["features"]].to_numpy(float))[:, 1]
-    return np.clip(artifact["calibrator"].predict(raw), 0.0, 1.0)
-
-
 def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.DataFrame:
     """Return, per customer and driver, how much the log-odds drop when that driver is set to typical."""
     typical = artifact["typical"]
@@ -140,7 +140,13 @@ def risk_band(p: np.ndarray, bands: dict[str, float]) -> np.ndarray:
 
 def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
     """Score every active customer as of a date and replace that date's churn_scores partition."""
-    artifact = load_champion(engine)
+    try:
+        artifact = load_champion(engine)
+    except NoModelError as exc:
+        # Cold start: the night still runs; build_alerts falls back to rule triggers and says so.
+        replace_partition(engine, "churn_scores", pd.DataFrame(), as_of)
+        log.warning("cold start: %s; alerts come from rules only", exc)
+        return ScoreSummary(as_of, 0, "none", 0.0, {}, f"cold start, alerts from rules only: {exc}")
     feats = active_population(load_features(engine, as_of), cfg.churn.horizon_days).reset_index(drop=True)
     if feats.empty:
         replace_partition(engine, "churn_scores", pd.DataFrame(), as_of)

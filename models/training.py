@@ -13,8 +13,11 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sqlalchemy.engine import Engine
 
 from models.registry import register_model
@@ -133,7 +136,9 @@ def training_set(as_of: date, cfg: Config, engine: Engine) -> pd.DataFrame:
             f"no training data before {as_of}: need transactions at least {cfg.churn.horizon_days} days "
             "before the training date"
         )
-    return pd.concat(frames, ignore_index=True)
+    # A fixed row order: the warehouse returns rows in any order, and fitting and fingerprints must not vary.
+    data = pd.concat(frames, ignore_index=True)
+    return data.sort_values(["cutoff", "customer_id"], kind="stable").reset_index(drop=True)
 
 
 def top_share_metrics(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float, float]:
@@ -162,8 +167,24 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _fit(frame: pd.DataFrame, cfg: Config) -> HistGradientBoostingClassifier:
-    model = HistGradientBoostingClassifier(
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def make_logistic(cfg: Config) -> Pipeline:
+    """The baseline: logistic regression on log-scaled, standardised features (missing -> median + flag)."""
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+            ("log", FunctionTransformer(_signed_log1p)),
+            ("scale", StandardScaler()),
+            ("model", LogisticRegression(C=0.5, max_iter=3000)),
+        ]
+    )
+
+
+def make_gradient_boosting(cfg: Config) -> HistGradientBoostingClassifier:
+    return HistGradientBoostingClassifier(
         max_iter=300,
         learning_rate=0.05,
         max_leaf_nodes=31,
@@ -174,55 +195,146 @@ def _fit(frame: pd.DataFrame, cfg: Config) -> HistGradientBoostingClassifier:
         n_iter_no_change=20,
         random_state=cfg.training.random_state,
     )
-    model.fit(frame[FEATURES].to_numpy(float), frame["churned"].to_numpy(int))
-    return model
+
+
+CANDIDATES = {"logistic_regression": make_logistic, "gradient_boosting": make_gradient_boosting}
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Return predicted vs observed churn rate per decile of predicted probability."""
+    order = np.argsort(p, kind="stable")
+    table = []
+    for part in np.array_split(order, bins):
+        if len(part):
+            table.append(
+                {
+                    "n": int(len(part)),
+                    "mean_predicted": round(float(p[part].mean()), 4),
+                    "observed_rate": round(float(y[part].mean()), 4),
+                }
+            )
+    return table
+
+
+def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
+    """Fit the candidates on older cutoffs, pick and calibrate on half the newest, measure on the other half.
+
+    Returns (artifact, metrics). The newest matured cutoff is split by a hash of the customer id, so the
+    split is the same on every run; no held-out row is used for fitting, selection or calibration.
+    """
+    cutoffs = sorted(data["cutoff"].unique())
+    if len(cutoffs) < 2:
+        raise ChurnwatchError(f"need at least 2 cutoffs with data, found {len(cutoffs)}")
+    if data["churned"].nunique() < 2:
+        raise ChurnwatchError("training labels are all one class; cannot learn churn")
+    train = data[data["cutoff"] < cutoffs[-1]]
+    if len(train) > cfg.training.max_train_rows:
+        train = train.sample(cfg.training.max_train_rows, random_state=cfg.training.random_state)
+    valid = data[data["cutoff"] == cutoffs[-1]]
+    calib, hold = split_validation(valid)
+    y_calib, y_hold = calib["churned"].to_numpy(int), hold["churned"].to_numpy(int)
+    if len(np.unique(y_hold)) < 2 or len(np.unique(y_calib)) < 2:
+        raise ChurnwatchError(f"validation cutoff {cutoffs[-1]} has a single class; widen the training span")
+    x_train, y_train = train[FEATURES].to_numpy(float), train["churned"].to_numpy(int)
+    candidates = {}
+    for name, make in CANDIDATES.items():
+        model = make(cfg).fit(x_train, y_train)
+        raw_calib = model.predict_proba(calib[FEATURES].to_numpy(float))[:, 1]
+        raw_hold = model.predict_proba(hold[FEATURES].to_numpy(float))[:, 1]
+        candidates[name] = {
+            "model": model,
+            "selection_auc": float(roc_auc_score(y_calib, raw_calib)),
+            "holdout_auc": float(roc_auc_score(y_hold, raw_hold)),
+            "raw_calib": raw_calib,
+        }
+    chosen = max(candidates, key=lambda k: candidates[k]["selection_auc"])
+    model = candidates[chosen]["model"]
+    calibrator = PlattCalibrator().fit(candidates[chosen]["raw_calib"], y_calib)
+    raw_hold = model.predict_proba(hold[FEATURES].to_numpy(float))[:, 1]
+    p_hold = calibrator.predict(raw_hold)
+    metrics = evaluate(y_hold, p_hold)
+    metrics["model_kind"] = chosen
+    metrics["candidates"] = {
+        k: {"selection_auc": round(v["selection_auc"], 4), "holdout_auc": round(v["holdout_auc"], 4)}
+        for k, v in candidates.items()
+    }
+    recency = hold["days_since_last_purchase"].to_numpy(float)
+    metrics["recency_auc"] = float(roc_auc_score(y_hold, recency))
+    metrics["recency_precision_top10"] = top_share_metrics(y_hold, recency, 0.1)[0]
+    metrics["calibration"] = calibration_table(y_hold, p_hold)
+    metrics["training_cutoffs"] = [c.isoformat() for c in cutoffs[:-1]]
+    metrics["validation_cutoff"] = cutoffs[-1].isoformat()
+    metrics["n_train_rows"] = int(len(train))
+    metrics["n_calibration_rows"] = int(len(calib))
+    artifact = {
+        "model": model,
+        "model_kind": chosen,
+        "calibrator": calibrator,
+        "features": FEATURES,
+        "typical": valid[FEATURES].median(numeric_only=True).to_dict(),
+        "horizon_days": cfg.churn.horizon_days,
+        "reference": reference_profile(train, model.predict_proba(x_train)[:, 1], calibrator),
+    }
+    return artifact, metrics
+
+
+def split_validation(valid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the validation cutoff by a stable hash of the customer id: (calibration half, held-out half)."""
+    half = valid["customer_id"].map(lambda c: int(hashlib.md5(str(c).encode()).hexdigest(), 16) % 2)
+    return valid[half == 0], valid[half == 1]
+
+
+def bin_profile(values: np.ndarray, bins: int = 10) -> dict[str, list[float]]:
+    """Return inner decile edges of values and the share of values per bin (a last bin holds missing values)."""
+    values = np.asarray(values, float)
+    present = values[~np.isnan(values)]
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])) if len(present) else np.array([])
+    return {"edges": edges.tolist(), "shares": bin_shares(values, edges.tolist())}
+
+
+def bin_shares(values: np.ndarray, edges: list[float]) -> list[float]:
+    """Return the share of values in each bin between edges, plus the share of missing values."""
+    values = np.asarray(values, float)
+    missing = np.isnan(values)
+    counts = np.bincount(np.searchsorted(np.asarray(edges), values[~missing], side="right"), minlength=len(edges) + 1)
+    total = max(len(values), 1)
+    return [float(c) / total for c in counts] + [float(missing.sum()) / total]
+
+
+def reference_profile(train: pd.DataFrame, raw: np.ndarray, calibrator) -> dict[str, dict[str, list[float]]]:
+    """Return the training distribution of the score and of each feature, for drift monitoring (PSI)."""
+    profile = {"__score__": bin_profile(calibrator.predict(raw))}
+    for col in FEATURES:
+        profile[col] = bin_profile(train[col].to_numpy(float))
+    return profile
+
+
+def churn_definition(cfg: Config) -> dict[str, Any]:
+    """Return the churn definition recorded in the model card."""
+    return {
+        "kind": "non_contractual",
+        "activity_types": cfg.churn.activity_types,
+        "horizon_days": cfg.churn.horizon_days,
+    }
 
 
 def train_model(as_of: date, cfg: Config, engine: Engine) -> TrainSummary:
     """Train on cutoffs before the newest matured one, calibrate and validate on it, and register."""
     data = training_set(as_of, cfg, engine)
+    artifact, metrics = fit_and_validate(data, cfg)
     cutoffs = sorted(data["cutoff"].unique())
-    if len(cutoffs) < 2:
-        raise ChurnwatchError(f"need at least 2 cutoffs with data before {as_of}, found {len(cutoffs)}")
-    if data["churned"].nunique() < 2:
-        raise ChurnwatchError(f"training labels before {as_of} are all one class; cannot learn churn")
-    train = data[data["cutoff"] < cutoffs[-1]]
-    if len(train) > cfg.training.max_train_rows:
-        train = train.sample(cfg.training.max_train_rows, random_state=cfg.training.random_state)
-    valid = data[data["cutoff"] == cutoffs[-1]]
-    model = _fit(train, cfg)
-    # Newest cutoff, split by customer hash: one half calibrates, the other half is held out.
-    half = valid["customer_id"].map(lambda c: int(hashlib.md5(c.encode()).hexdigest(), 16) % 2)
-    calib, hold = valid[half == 0], valid[half == 1]
-    calibrator = PlattCalibrator().fit(model.predict_proba(calib[FEATURES].to_numpy(float))[:, 1], calib["churned"])
-    y_hold = hold["churned"].to_numpy(int)
-    raw_hold = model.predict_proba(hold[FEATURES].to_numpy(float))[:, 1]
-    p_hold = calibrator.predict(raw_hold)
-    if len(np.unique(y_hold)) < 2:
-        raise ChurnwatchError(f"validation cutoff {cutoffs[-1]} has a single class; widen the training span")
-    metrics = evaluate(y_hold, p_hold)
-    metrics["auc_uncalibrated"] = float(roc_auc_score(y_hold, raw_hold))
-    recency = hold["days_since_last_purchase"].to_numpy(float)
-    metrics["recency_auc"] = float(roc_auc_score(y_hold, recency))
-    metrics["recency_precision_top10"] = top_share_metrics(y_hold, recency, 0.1)[0]
-    typical = valid[FEATURES].median(numeric_only=True).to_dict()
-    artifact = {
-        "model": model,
-        "calibrator": calibrator,
-        "features": FEATURES,
-        "typical": typical,
-        "horizon_days": cfg.churn.horizon_days,
-    }
+    _, hold = split_validation(data[data["cutoff"] == cutoffs[-1]])
     card = {
         "trained_on": as_of.isoformat(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "horizon_days": cfg.churn.horizon_days,
-        "churn_definition": {"kind": "non_contractual", "activity_types": cfg.churn.activity_types},
-        "training_cutoffs": [c.isoformat() for c in cutoffs[:-1]],
-        "validation_cutoff": cutoffs[-1].isoformat(),
-        "n_train_rows": int(len(train)),
+        "churn_definition": churn_definition(cfg),
+        "model_kind": artifact["model_kind"],
+        "training_cutoffs": metrics.pop("training_cutoffs"),
+        "validation_cutoff": metrics.pop("validation_cutoff"),
+        "n_train_rows": metrics.pop("n_train_rows"),
         "n_validation_rows": int(len(hold)),
-        "n_calibration_rows": int(len(calib)),
+        "n_calibration_rows": metrics.pop("n_calibration_rows"),
         "features": FEATURES,
         "metrics": metrics,
         "data_fingerprint": hashlib.sha256(
@@ -236,5 +348,5 @@ def train_model(as_of: date, cfg: Config, engine: Engine) -> TrainSummary:
             "joblib": joblib.__version__,
         },
     }
-    version, status = register_model(engine, cfg, as_of, artifact, card)
+    version, status = register_model(engine, cfg, as_of, artifact, card, hold)
     return TrainSummary(as_of, version, status, metrics)

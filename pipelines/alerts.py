@@ -36,10 +36,12 @@ class AlertSummary:
     sent: dict[str, int] = field(default_factory=dict)
     overflow: dict[str, int] = field(default_factory=dict)
     suppressed: int = 0
+    mode: str = "model"
 
     def as_dict(self) -> dict:
         return {
             "as_of": self.as_of.isoformat(),
+            "mode": self.mode,
             "alerts": self.alerts,
             "sent": self.sent,
             "overflow": self.overflow,
@@ -57,6 +59,50 @@ def rule_triggers(frame: pd.DataFrame, cfg: Config) -> pd.Series:
     }
     fired = pd.DataFrame({k: v.fillna(False).astype(bool) for k, v in rules.items()})
     return fired.apply(lambda r: ";".join(k for k, v in r.items() if v), axis=1) if len(fired) else pd.Series(dtype=str)
+
+
+RULE_TEXT = {
+    "repeat_contacts": "repeat contacts about the same problem",
+    "detractor_after_complaint": "detractor NPS answer after a complaint",
+    "spend_halved": "spend down by half against the previous 90 days",
+    "overdue_regular": "regular customer far past their usual purchase gap",
+}
+RULE_DRIVER = {
+    "repeat_contacts": "repeat_contacts",
+    "detractor_after_complaint": "low_nps",
+    "spend_halved": "lower_spend",
+    "overdue_regular": "inactivity",
+}
+FEATURE_COLUMNS = (
+    "region, segment, team, do_not_contact, repeat_contacts_90d, last_nps, complaints_90d, spend_90d, "
+    "spend_prev_90d, spend_365d, purchases_365d, overdue_ratio, days_since_last_purchase"
+)
+
+
+def _alert_candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame, str]:
+    """Return scored customers with their features, or (cold start, no scores) customers with features only."""
+    scored = read_frame(
+        engine,
+        "SELECT s.*, " + ", ".join(f"f.{c.strip()}" for c in FEATURE_COLUMNS.split(",")) + " "
+        "FROM churn_scores s JOIN customer_features f "
+        "ON f.customer_id = s.customer_id AND f.as_of_date = s.as_of_date WHERE s.as_of_date = :d",
+        {"d": as_of},
+    )
+    if not scored.empty:
+        return scored, "model"
+    # Cold start: no champion model yet. Rules alone pick customers; value (not value at risk) ranks them.
+    frame = read_frame(
+        engine,
+        f"SELECT as_of_date, customer_id, {FEATURE_COLUMNS} FROM customer_features "
+        "WHERE as_of_date = :d AND days_since_last_purchase < :h",
+        {"d": as_of, "h": cfg.churn.horizon_days},
+    )
+    frame["churn_probability"] = np.nan
+    frame["risk_band"] = "unscored"
+    frame["value_12m"] = pd.to_numeric(frame["spend_365d"], errors="coerce").clip(lower=0).fillna(0.0)
+    frame["value_at_risk"] = frame["value_12m"]
+    frame["model_version"] = "rules-only"
+    return frame, "rules-only"
 
 
 def route(frame: pd.DataFrame, cfg: Config) -> pd.Series:
@@ -91,17 +137,10 @@ def recommend(frame: pd.DataFrame, cfg: Config) -> pd.Series:
 
 def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     """Select, rank, route and cap alerts for as_of; replace that date's churn_alerts partition."""
-    frame = read_frame(
-        engine,
-        "SELECT s.*, f.region, f.segment, f.team, f.do_not_contact, f.repeat_contacts_90d, f.last_nps, "
-        "f.complaints_90d, f.spend_90d, f.spend_prev_90d, f.purchases_365d, f.overdue_ratio "
-        "FROM churn_scores s JOIN customer_features f "
-        "ON f.customer_id = s.customer_id AND f.as_of_date = s.as_of_date WHERE s.as_of_date = :d",
-        {"d": as_of},
-    )
+    frame, mode = _alert_candidates(as_of, cfg, engine)
     if frame.empty:
         replace_partition(engine, "churn_alerts", pd.DataFrame(), as_of)
-        return AlertSummary(as_of, 0)
+        return AlertSummary(as_of, 0, mode=mode)
     for col in (
         "churn_probability",
         "value_12m",
@@ -120,6 +159,11 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     triggers = np.where(model_hit, "model", "")
     frame["triggers"] = [";".join(t for t in (m, r) if t) for m, r in zip(triggers, rules)]
     frame = frame[frame["triggers"] != ""].copy()
+    if mode == "rules-only":
+        fired = frame["triggers"].str.split(";")
+        frame["reason_codes"] = fired.map(lambda rs: ";".join(RULE_DRIVER[r] for r in rs))
+        for i in range(3):
+            frame[f"reason_{i + 1}"] = fired.map(lambda rs, i=i: RULE_TEXT[rs[i]] if i < len(rs) else None)
     dnc = frame["do_not_contact"].fillna(False).astype(bool)
     suppressed = int(dnc.sum())
     frame = frame[~dnc].copy()
@@ -143,7 +187,7 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     frame["status"] = np.where(frame["team_rank"] <= cap, "sent", "overflow")
     replace_partition(engine, "churn_alerts", frame, as_of)
     counts = frame.groupby(["team", "status"]).size()
-    summary = AlertSummary(as_of, len(frame), suppressed=suppressed)
+    summary = AlertSummary(as_of, len(frame), suppressed=suppressed, mode=mode)
     for (team, status), n in counts.items():
         getattr(summary, status)[team] = int(n)
     return summary

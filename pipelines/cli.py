@@ -156,6 +156,59 @@ def models_list(config: ConfigOpt = None) -> None:
     console.print(table)
 
 
+@app.command()
+def backtest(
+    start: Annotated[str, typer.Option("--start", help="First as-of date to replay.")],
+    end: Annotated[str, typer.Option("--end", help="Last as-of date to replay.")],
+    every: Annotated[int, typer.Option(help="Days between replayed dates.", min=1)] = 28,
+    truth: Annotated[
+        Optional[str], typer.Option(help="Generator output folder: also print the oracle AUC from true churn.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Replay training and scoring over past dates; store the metrics in backtest_results and print them."""
+    from models.backtest import backtest as run_backtest
+    from pipelines.config import load_config
+    from pipelines.warehouse import get_engine
+
+    cfg = load_config(config)
+    engine = get_engine(cfg)
+    truth_dir = Path(truth) if truth else None
+    if truth_dir is not None and not (truth_dir / "truth").is_dir():
+        raise ChurnwatchError(f"--truth {truth_dir} has no truth/ folder (use the folder churnwatch generate wrote)")
+    with console.status("replaying training and scoring"):
+        summary = run_backtest(_date(start, "--start"), _date(end, "--end"), cfg, engine, every, truth_dir)
+    engine.dispose()
+    cols = [c for c in summary.rows[0] if c != "model_kind"] if summary.rows else []
+    table = Table(*cols, title=f"backtest {summary.run_id}")
+    for row in summary.rows:
+        table.add_row(*[f"{row.get(c):.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in cols])
+    console.print(table)
+    _print(summary.as_dict())
+
+
+@models_app.command("promote")
+def models_promote(version: str, config: ConfigOpt = None) -> None:
+    """Make VERSION the champion; the current champion is archived (and can be restored by rollback)."""
+    from models.registry import promote
+    from pipelines.config import load_config
+    from pipelines.warehouse import get_engine
+
+    previous = promote(get_engine(load_config(config)), version)
+    console.print(f"[green]✓[/] {version} is the champion" + (f" (was {previous})" if previous else ""))
+
+
+@models_app.command("rollback")
+def models_rollback(config: ConfigOpt = None) -> None:
+    """Put back the previous champion; the current one is marked rolled_back."""
+    from models.registry import rollback
+    from pipelines.config import load_config
+    from pipelines.warehouse import get_engine
+
+    retired, restored = rollback(get_engine(load_config(config)))
+    console.print(f"[green]✓[/] {restored} is the champion again ({retired} rolled back)")
+
+
 def _airflow(*args: str) -> None:
     env = dict(os.environ)
     env.setdefault("AIRFLOW_HOME", str(Path.cwd()))

@@ -160,6 +160,9 @@ class TrainingConfig(_Strict):
     cutoff_every_days: int = Field(14, ge=1)
     n_cutoffs: int = Field(8, ge=2, le=60)
     min_auc: float = Field(0.6, ge=0.5, le=1.0)
+    min_improvement: float = Field(
+        0.0, ge=0.0, le=0.2, description="AUC a new model must gain over the champion, on the same validation rows"
+    )
     max_train_rows: int = Field(400_000, ge=1000)
     random_state: int = 0
 
@@ -174,6 +177,12 @@ class SegmentRules(_Strict):
     regular_max_cv: float = Field(0.5, gt=0, description="max spread/mean of the purchase gap for 'regular'")
     long_term_span: int = Field(365, ge=1, description="first-to-last purchase span of a long-term customer")
     short_term_span: int = Field(90, ge=1, description="span below which a repeat buyer is short-term")
+
+
+class MonitoringConfig(_Strict):
+    psi_warn: float = Field(0.1, gt=0, description="population stability index from which drift is a warning")
+    psi_alert: float = Field(0.25, gt=0, description="PSI from which drift is flagged in the run summary")
+    max_auc_drop: float = Field(0.05, gt=0, le=0.5, description="realised AUC this far below validation = degraded")
 
 
 class FeatureConfig(_Strict):
@@ -261,6 +270,7 @@ class Config(_Strict):
     churn: ChurnConfig = Field(default_factory=ChurnConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     alerts: AlertConfig = Field(default_factory=AlertConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)

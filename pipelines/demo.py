@@ -59,9 +59,24 @@ def demo_report(cfg: Config, as_of: date, generated: Path) -> dict:
         "churn_scores_rows": count("churn_scores"),
         "churn_alerts_rows": count("churn_alerts"),
         "outbox": {"folder": str(outbox), "files": files},
+        "kpis": read_frame(
+            engine,
+            "SELECT customers_active_start, customers_lost, churn_rate, lost_revenue, nps, nps_responses "
+            "FROM churn_kpis_daily WHERE as_of_date = :d AND segment_type = 'all'",
+            {"d": as_of},
+        )
+        .round(4)
+        .to_dict("records"),
+        "model": metrics.get("model_kind"),
+        "candidates": metrics.get("candidates"),
         "validation_holdout": {
             k: round(metrics[k], 4) for k in ("auc", "recency_auc", "brier", "precision_top10") if k in metrics
         },
+        "monitoring": read_frame(
+            engine,
+            "SELECT status FROM model_monitoring WHERE as_of_date = :d AND metric = 'status'",
+            {"d": as_of},
+        )["status"].tolist(),
         "against_generator_truth": truth_comparison(cfg, as_of, generated),
     }
     engine.dispose()

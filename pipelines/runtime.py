@@ -24,6 +24,7 @@ STEPS: dict[str, str] = {
     "build_features": "pipelines.features:build_features",
     "build_kpis": "pipelines.kpis:build_kpis",
     "score_customers": "models.scoring:score_customers",
+    "monitor_model": "models.monitoring:monitor_model",
     "build_alerts": "pipelines.alerts:build_alerts",
     "publish_outbox": "pipelines.alerts:publish_outbox",
     "train_model": "models.training:train_model",
@@ -34,6 +35,7 @@ NIGHTLY = [
     "build_features",
     "build_kpis",
     "score_customers",
+    "monitor_model",
     "build_alerts",
     "publish_outbox",
 ]

@@ -78,8 +78,8 @@ def split_statements(sql: str) -> list[str]:
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+) \((.*)\)$", re.S | re.I)
 
 
-def declared_columns(stmt: str) -> tuple[str, list[tuple[str, str]]] | None:
-    """Return (table, [(column, type)]) of a CREATE TABLE statement of our DDL, or None for other statements."""
+def declared_columns(stmt: str) -> tuple[str, list[tuple[str, str, bool]]] | None:
+    """Return (table, [(column, type, not null)]) of a CREATE TABLE statement of our DDL, or None otherwise."""
     m = _CREATE_TABLE.match(stmt.strip())
     if not m:
         return None
@@ -96,7 +96,8 @@ def declared_columns(stmt: str) -> tuple[str, list[tuple[str, str]]] | None:
     columns = []
     for part in parts:
         name, _, rest = part.strip().partition(" ")
-        columns.append((name, re.sub(r"\s+NOT NULL\b", "", rest, flags=re.I).strip()))
+        not_null = bool(re.search(r"\bNOT NULL\b", rest, re.I))
+        columns.append((name, re.sub(r"\s+NOT NULL\b", "", rest, flags=re.I).strip(), not_null))
     return m.group(1), columns
 
 
@@ -115,9 +116,24 @@ def ensure_schema(engine: Engine) -> None:
                     continue
                 table, columns = declared
                 existing = set(table_columns(conn, table))
-                for name, col_type in columns:
+                for name, col_type, _ in columns:
                     if name not in existing:
                         conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {col_type}")
+                _relax_not_null(conn, table, {name for name, _, not_null in columns if not_null})
+
+
+def _relax_not_null(conn: Connection, table: str, declared_not_null: set[str]) -> None:
+    """Drop NOT NULL from columns that a newer DDL declares nullable."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = :t AND table_schema = current_schema() AND is_nullable = 'NO'"
+        ),
+        {"t": table},
+    ).fetchall()
+    for (name,) in rows:
+        if name not in declared_not_null:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {name} DROP NOT NULL")
 
 
 def check_table(name: str) -> str:

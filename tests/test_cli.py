@@ -51,11 +51,11 @@ def test_unreachable_database_is_one_line_without_password(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_score_without_model_says_how_to_train(tmp_path):
+def test_score_without_model_is_a_cold_start_that_says_how_to_train(tmp_path):
     _config(tmp_path)
-    proc = _run(["run", "--date", "2025-03-31", "--steps", "score_customers"], tmp_path)
-    assert proc.returncode == 2
-    assert "no champion model" in proc.stderr and "churnwatch train" in proc.stderr
+    proc = _run(["run", "--date", "2025-03-31", "--steps", "score_customers,monitor_model"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "cold start, alerts from rules only" in proc.stdout and "churnwatch train" in proc.stdout
 
 
 def test_generate_is_deterministic(tmp_path):

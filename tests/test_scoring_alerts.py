@@ -195,3 +195,69 @@ def test_routing_and_rules_on_frames():
         cfg,
     )
     assert rules.tolist() == ["repeat_contacts;detractor_after_complaint;spend_halved;overdue_regular", ""]
+
+
+def test_cold_start_scores_nothing_and_alerts_from_rules_saying_so(tmp_path):
+    from models.monitoring import monitor_model
+    from models.scoring import score_customers
+    from pipelines.warehouse import get_engine
+
+    cfg = Config(base_dir=tmp_path)
+    engine = get_engine(cfg)
+    base = {"as_of_date": AS_OF, "last_nps": 8, "complaints_90d": 0, "purchases_365d": 3, "overdue_ratio": 1.0}
+    feats = pd.DataFrame(
+        [
+            {
+                **base,
+                "customer_id": "A",
+                "repeat_contacts_90d": 3,
+                "spend_90d": 50.0,
+                "spend_prev_90d": 50.0,
+                "spend_365d": 500.0,
+                "days_since_last_purchase": 10,
+            },
+            {
+                **base,
+                "customer_id": "B",
+                "repeat_contacts_90d": 0,
+                "spend_90d": 50.0,
+                "spend_prev_90d": 50.0,
+                "spend_365d": 5000.0,
+                "days_since_last_purchase": 5,
+            },  # no rule fires
+            {
+                **base,
+                "customer_id": "C",
+                "repeat_contacts_90d": 0,
+                "spend_90d": 10.0,
+                "spend_prev_90d": 100.0,
+                "spend_365d": 900.0,
+                "days_since_last_purchase": 20,
+            },  # spend halved
+            {
+                **base,
+                "customer_id": "D",
+                "repeat_contacts_90d": 4,
+                "spend_90d": 0.0,
+                "spend_prev_90d": 0.0,
+                "spend_365d": 100.0,
+                "days_since_last_purchase": 200,
+            },  # already lost: not listed
+        ]
+    )
+    with engine.begin() as conn:
+        insert_frame(conn, "customer_features", feats)
+    scored = score_customers(AS_OF, cfg, engine)
+    assert scored.scored == 0 and "cold start" in scored.message and "churnwatch train" in scored.message
+    summary = build_alerts(AS_OF, cfg, engine)
+    assert summary.mode == "rules-only" and summary.alerts == 2
+    alerts = read_frame(engine, "SELECT * FROM churn_alerts ORDER BY team_rank")
+    assert alerts["customer_id"].tolist() == ["C", "A"]  # ranked by value when there is no probability
+    assert alerts["churn_probability"].isna().all() and set(alerts["model_version"]) == {"rules-only"}
+    assert alerts["reasons"].tolist() == [
+        "spend down by half against the previous 90 days",
+        "repeat contacts about the same problem",
+    ]
+    assert alerts["recommended_action"].tolist() == ["re-engagement message", "service recovery call"]
+    assert monitor_model(AS_OF, cfg, engine).status == "cold_start"
+    engine.dispose()

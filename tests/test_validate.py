@@ -430,3 +430,18 @@ def test_a_warehouse_from_an_earlier_version_gets_the_new_columns(any_cfg):
     old = read_frame(engine, "SELECT run_id, batch_date, message FROM dq_runs")
     assert old["run_id"].tolist() == ["r"] and old["batch_date"].isna().all()
     engine.dispose()
+
+
+def test_a_column_made_nullable_by_a_newer_version_is_relaxed(any_cfg):
+    engine = get_engine(any_cfg)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE churn_alerts ALTER COLUMN churn_probability SET NOT NULL")
+    engine.dispose()
+    engine = get_engine(any_cfg)
+    with engine.begin() as conn:
+        nullable = conn.exec_driver_sql(
+            "SELECT is_nullable FROM information_schema.columns WHERE table_name = 'churn_alerts' "
+            "AND column_name = 'churn_probability'"
+        ).scalar_one()
+    assert nullable == "YES"
+    engine.dispose()

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS churn_scores (
 
 CREATE TABLE IF NOT EXISTS churn_alerts (
     as_of_date DATE NOT NULL, customer_id VARCHAR NOT NULL, team VARCHAR NOT NULL, team_rank INTEGER,
-    status VARCHAR NOT NULL, churn_probability DOUBLE PRECISION NOT NULL, risk_band VARCHAR NOT NULL,
+    status VARCHAR NOT NULL, churn_probability DOUBLE PRECISION, risk_band VARCHAR NOT NULL,
     value_12m DOUBLE PRECISION, value_at_risk DOUBLE PRECISION NOT NULL, triggers VARCHAR NOT NULL,
     reasons VARCHAR, recommended_action VARCHAR NOT NULL, model_version VARCHAR NOT NULL
 );
@@ -44,7 +44,25 @@ CREATE TABLE IF NOT EXISTS model_registry (
     model_version VARCHAR NOT NULL, trained_on DATE NOT NULL, created_at TIMESTAMP NOT NULL,
     horizon_days INTEGER NOT NULL, n_train_rows BIGINT, n_validation_rows BIGINT,
     validation_auc DOUBLE PRECISION, recency_auc DOUBLE PRECISION, validation_pr_auc DOUBLE PRECISION,
-    validation_brier DOUBLE PRECISION, status VARCHAR NOT NULL, artifact_path VARCHAR NOT NULL, card VARCHAR
+    validation_brier DOUBLE PRECISION, status VARCHAR NOT NULL, artifact_path VARCHAR NOT NULL, card VARCHAR,
+    model_kind VARCHAR, champion_auc_same_validation DOUBLE PRECISION, promoted_at TIMESTAMP
+);
+
+-- One row per run, model and metric: PSI per feature and of the score, realised quality of matured cohorts.
+CREATE TABLE IF NOT EXISTS model_monitoring (
+    as_of_date DATE NOT NULL, model_version VARCHAR NOT NULL, metric VARCHAR NOT NULL, subject VARCHAR NOT NULL,
+    value DOUBLE PRECISION, threshold DOUBLE PRECISION, status VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL
+);
+
+-- churnwatch backtest: one row per replayed date (realised_* once the horizon has passed; truth_* on generated data).
+CREATE TABLE IF NOT EXISTS backtest_results (
+    run_id VARCHAR NOT NULL, as_of_date DATE NOT NULL, model_kind VARCHAR, n_scored BIGINT,
+    validation_auc DOUBLE PRECISION, validation_recency_auc DOUBLE PRECISION,
+    realised_n BIGINT, realised_churn_rate DOUBLE PRECISION, realised_auc DOUBLE PRECISION,
+    realised_brier DOUBLE PRECISION, realised_precision_top10 DOUBLE PRECISION, realised_recency_auc DOUBLE PRECISION,
+    truth_model_auc DOUBLE PRECISION, truth_recency_auc DOUBLE PRECISION, truth_oracle_auc DOUBLE PRECISION,
+    truth_model_brier DOUBLE PRECISION, truth_oracle_brier DOUBLE PRECISION,
+    alive_model_auc DOUBLE PRECISION, alive_oracle_auc DOUBLE PRECISION, created_at TIMESTAMP NOT NULL
 );
 
 -- BI views.

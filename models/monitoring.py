@@ -1,0 +1,160 @@
+"""Model monitoring per run: score and feature drift against training (PSI), realised quality of matured cohorts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sqlalchemy.engine import Engine
+
+from models.registry import load_champion, read_card
+from models.training import active_population, bin_shares, churn_labels, top_share_metrics
+from pipelines.config import Config
+from pipelines.errors import NoModelError
+from pipelines.features import load_features
+from pipelines.warehouse import read_frame, replace_partition
+
+log = logging.getLogger(__name__)
+EPS = 1e-4
+
+
+@dataclass
+class MonitorSummary:
+    as_of: date
+    model_version: str
+    status: str
+    score_psi: float | None = None
+    drifted_features: dict[str, float] = field(default_factory=dict)
+    matured: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "model_version": self.model_version,
+            "status": self.status,
+            "score_psi": self.score_psi,
+            "drifted_features": self.drifted_features,
+            "matured": self.matured,
+            "message": self.message,
+        }
+
+
+def psi(expected: list[float], actual: list[float]) -> float:
+    """Population stability index between two share vectors over the same bins."""
+    e = np.clip(np.asarray(expected, float), EPS, None)
+    a = np.clip(np.asarray(actual, float), EPS, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _row(as_of, version, metric, subject, value, threshold, status) -> dict:
+    return {
+        "as_of_date": as_of,
+        "model_version": version,
+        "metric": metric,
+        "subject": subject,
+        "value": None if value is None else float(value),
+        "threshold": None if threshold is None else float(threshold),
+        "status": status,
+        "created_at": datetime.now(UTC).replace(tzinfo=None),
+    }
+
+
+def matured_cohort(as_of: date, cfg: Config, engine: Engine) -> dict[str, Any] | None:
+    """Return realised quality of the scores made horizon days ago, now that their outcome is known."""
+    scored_on = as_of - timedelta(days=cfg.churn.horizon_days)
+    scores = read_frame(
+        engine,
+        "SELECT customer_id, churn_probability, model_version FROM churn_scores WHERE as_of_date = :d",
+        {"d": scored_on},
+    )
+    if scores.empty:
+        return None
+    labels = churn_labels(engine, cfg, scored_on, as_of)
+    merged = scores.merge(labels, on="customer_id")
+    y = merged["churned"].to_numpy(int)
+    p = pd.to_numeric(merged["churn_probability"]).to_numpy(float)
+    if len(np.unique(y)) < 2:
+        return None
+    return {
+        "scored_on": scored_on.isoformat(),
+        "model_version": str(merged["model_version"].iloc[0]),
+        "n": int(len(merged)),
+        "auc": float(roc_auc_score(y, p)),
+        "precision_top10": top_share_metrics(y, p, 0.1)[0],
+        "mean_predicted": float(p.mean()),
+        "observed_rate": float(y.mean()),
+    }
+
+
+def monitor_model(as_of: date, cfg: Config, engine: Engine) -> MonitorSummary:
+    """Write model_monitoring rows for as_of: drift of scores and features, matured-cohort quality, a status."""
+    mon = cfg.monitoring
+    try:
+        artifact = load_champion(engine)
+    except NoModelError as exc:
+        row = _row(as_of, "none", "cold_start", "model", None, None, "cold_start")
+        replace_partition(engine, "model_monitoring", pd.DataFrame([row]), as_of)
+        return MonitorSummary(as_of, "none", "cold_start", message=str(exc))
+    version = artifact["model_version"]
+    reference = artifact.get("reference", {})
+    rows, drifted = [], {}
+    scores = read_frame(engine, "SELECT churn_probability FROM churn_scores WHERE as_of_date = :d", {"d": as_of})
+    score_psi = None
+    if "__score__" in reference and len(scores):
+        ref = reference["__score__"]
+        score_psi = psi(
+            ref["shares"], bin_shares(pd.to_numeric(scores["churn_probability"]).to_numpy(float), ref["edges"])
+        )
+        status = "drift" if score_psi > mon.psi_alert else ("warn" if score_psi > mon.psi_warn else "ok")
+        rows.append(_row(as_of, version, "psi", "score", score_psi, mon.psi_alert, status))
+        rows.append(
+            _row(as_of, version, "mean_score", "score", scores["churn_probability"].astype(float).mean(), None, "ok")
+        )
+    feats = active_population(load_features(engine, as_of), cfg.churn.horizon_days)
+    if len(feats):
+        for col in artifact["features"]:
+            if col not in reference or col not in feats:
+                continue
+            ref = reference[col]
+            value = psi(ref["shares"], bin_shares(feats[col].to_numpy(float), ref["edges"]))
+            status = "drift" if value > mon.psi_alert else ("warn" if value > mon.psi_warn else "ok")
+            if status == "drift":
+                drifted[col] = round(value, 3)
+            rows.append(_row(as_of, version, "psi", col, value, mon.psi_alert, status))
+    matured = matured_cohort(as_of, cfg, engine)
+    degraded = False
+    if matured:
+        card_auc = read_card(engine, matured["model_version"]).get("metrics", {}).get("auc")
+        floor = None if card_auc is None else card_auc - mon.max_auc_drop
+        degraded = floor is not None and matured["auc"] < floor
+        subject = f"cohort {matured['scored_on']}"
+        rows.append(
+            _row(as_of, version, "realised_auc", subject, matured["auc"], floor, "degraded" if degraded else "ok")
+        )
+        rows.append(_row(as_of, version, "realised_precision_top10", subject, matured["precision_top10"], None, "ok"))
+        rows.append(_row(as_of, version, "observed_churn_rate", subject, matured["observed_rate"], None, "ok"))
+        rows.append(_row(as_of, version, "mean_predicted", subject, matured["mean_predicted"], None, "ok"))
+        matured = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in matured.items()}
+    status = "degraded" if degraded else ("drift" if drifted or (score_psi or 0) > mon.psi_alert else "ok")
+    message = ""
+    if status == "degraded":
+        message = (
+            f"model {matured['model_version']} degraded: realised AUC {matured['auc']:.3f} on the cohort scored "
+            f"{matured['scored_on']} is more than {mon.max_auc_drop} below its validation AUC; retrain or roll back"
+        )
+    elif status == "drift":
+        message = f"input drift (PSI > {mon.psi_alert}): " + ", ".join(
+            [f"score {score_psi:.2f}"] * bool(score_psi and score_psi > mon.psi_alert)
+            + [f"{k} {v}" for k, v in drifted.items()]
+        )
+    rows.append(_row(as_of, version, "status", "model", None, None, status))
+    replace_partition(engine, "model_monitoring", pd.DataFrame(rows), as_of)
+    if message:
+        log.warning(message)
+    return MonitorSummary(as_of, version, status, score_psi, drifted, matured or {}, message)
