@@ -235,12 +235,14 @@ def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
     y_calib, y_hold = calib["churned"].to_numpy(int), hold["churned"].to_numpy(int)
     if len(np.unique(y_hold)) < 2 or len(np.unique(y_calib)) < 2:
         raise ChurnwatchError(f"validation cutoff {cutoffs[-1]} has a single class; widen the training span")
-    x_train, y_train = train[FEATURES].to_numpy(float), train["churned"].to_numpy(int)
+    # Features with no value at all (e.g. no service data delivered) carry nothing to learn from.
+    features = [c for c in FEATURES if train[c].notna().any()]
+    x_train, y_train = train[features].to_numpy(float), train["churned"].to_numpy(int)
     candidates = {}
     for name, make in CANDIDATES.items():
         model = make(cfg).fit(x_train, y_train)
-        raw_calib = model.predict_proba(calib[FEATURES].to_numpy(float))[:, 1]
-        raw_hold = model.predict_proba(hold[FEATURES].to_numpy(float))[:, 1]
+        raw_calib = model.predict_proba(calib[features].to_numpy(float))[:, 1]
+        raw_hold = model.predict_proba(hold[features].to_numpy(float))[:, 1]
         candidates[name] = {
             "model": model,
             "selection_auc": float(roc_auc_score(y_calib, raw_calib)),
@@ -250,7 +252,7 @@ def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
     chosen = max(candidates, key=lambda k: candidates[k]["selection_auc"])
     model = candidates[chosen]["model"]
     calibrator = PlattCalibrator().fit(candidates[chosen]["raw_calib"], y_calib)
-    raw_hold = model.predict_proba(hold[FEATURES].to_numpy(float))[:, 1]
+    raw_hold = model.predict_proba(hold[features].to_numpy(float))[:, 1]
     p_hold = calibrator.predict(raw_hold)
     metrics = evaluate(y_hold, p_hold)
     metrics["model_kind"] = chosen
@@ -270,10 +272,10 @@ def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
         "model": model,
         "model_kind": chosen,
         "calibrator": calibrator,
-        "features": FEATURES,
-        "typical": valid[FEATURES].median(numeric_only=True).to_dict(),
+        "features": features,
+        "typical": valid[features].median(numeric_only=True).to_dict(),
         "horizon_days": cfg.churn.horizon_days,
-        "reference": reference_profile(train, model.predict_proba(x_train)[:, 1], calibrator),
+        "reference": reference_profile(train[features], model.predict_proba(x_train)[:, 1], calibrator),
     }
     return artifact, metrics
 
@@ -304,7 +306,7 @@ def bin_shares(values: np.ndarray, edges: list[float]) -> list[float]:
 def reference_profile(train: pd.DataFrame, raw: np.ndarray, calibrator) -> dict[str, dict[str, list[float]]]:
     """Return the training distribution of the score and of each feature, for drift monitoring (PSI)."""
     profile = {"__score__": bin_profile(calibrator.predict(raw))}
-    for col in FEATURES:
+    for col in train.columns:
         profile[col] = bin_profile(train[col].to_numpy(float))
     return profile
 
@@ -335,7 +337,7 @@ def train_model(as_of: date, cfg: Config, engine: Engine) -> TrainSummary:
         "n_train_rows": metrics.pop("n_train_rows"),
         "n_validation_rows": int(len(hold)),
         "n_calibration_rows": metrics.pop("n_calibration_rows"),
-        "features": FEATURES,
+        "features": artifact["features"],
         "metrics": metrics,
         "data_fingerprint": hashlib.sha256(
             pd.util.hash_pandas_object(data[["customer_id", "cutoff", "churned"]], index=False).to_numpy().tobytes()

@@ -1,5 +1,6 @@
 -- Features per customer as of :as_of. Reads only events with ts < :as_of_next (the day after :as_of).
--- Money sums are cast to DECIMAL(18, 2): parallel float sums differ in the last bits between runs.
+-- Sums and means are cast to DECIMAL: parallel float sums differ in the last bits between runs, and
+-- re-runs (and models trained on them) must be identical.
 -- Bound parameters: :as_of (date), :as_of_next (date), :dormant_short, :dormant_long, :repeat_days,
 -- lifecycle and loyalty thresholds (:new_days, :reactivated_days, :at_risk_overdue, :regular_min_purchases,
 -- :regular_max_cv, :long_term_span, :short_term_span). Definitions: docs/features.md.
@@ -19,7 +20,8 @@ purchase_days AS (
     FROM (SELECT DISTINCT customer_id, d FROM purchases) pd
 ),
 gaps AS (
-    SELECT customer_id, AVG(gap) AS mean_gap_days, STDDEV_SAMP(gap) AS std_gap_days,
+    SELECT customer_id, CAST(AVG(gap) AS DECIMAL(18, 6)) AS mean_gap_days,
+           CAST(STDDEV_SAMP(gap) AS DECIMAL(18, 6)) AS std_gap_days,
            MAX(gap) FILTER (WHERE rn_desc = 1) AS last_gap_days
     FROM purchase_days WHERE gap IS NOT NULL GROUP BY customer_id
 ),
@@ -35,7 +37,7 @@ rfm AS (
            CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 90), 0) AS DECIMAL(18, 2)) AS spend_90d,
            CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 180 AND d <= CAST(:as_of AS DATE) - 90), 0) AS DECIMAL(18, 2)) AS spend_prev_90d,
            CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 365), 0) AS DECIMAL(18, 2)) AS spend_365d,
-           AVG(amount) AS avg_order_value,
+           CAST(SUM(CAST(amount AS DECIMAL(18, 2))) / COUNT(*) AS DECIMAL(18, 4)) AS avg_order_value,
            COUNT(*) AS purchases_total
     FROM purchases GROUP BY customer_id
 ),
@@ -67,7 +69,7 @@ service AS (
                             AND CAST(c.ts AS DATE) - CAST(c.prev_ts AS DATE) <= :repeat_days) AS repeat_contacts_90d,
            COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90 AND c.event_type = 'complaint') AS complaints_90d,
            MAX(c.d) FILTER (WHERE c.event_type = 'complaint') AS last_complaint,
-           AVG(c.wait_seconds) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90) AS mean_wait_90d,
+           CAST(AVG(c.wait_seconds) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90) AS DECIMAL(18, 4)) AS mean_wait_90d,
            MAX(c.wait_seconds) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90) AS max_wait_90d,
            COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90 AND c.transferred) AS transfers_90d,
            COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90 AND c.resolved = FALSE

@@ -18,8 +18,8 @@ per_customer AS (
            MAX(d) AS last_at_end,
            MIN(d) AS first_day,
            COUNT(DISTINCT d) AS active_days,
-           SUM(amount) / COUNT(*) AS avg_order_value,
-           SUM(amount) FILTER (WHERE d > CAST(:period_start AS DATE)) AS revenue_period
+           SUM(CAST(amount AS DECIMAL(18, 2))) / COUNT(*) AS avg_order_value,
+           SUM(CAST(amount AS DECIMAL(18, 2))) FILTER (WHERE d > CAST(:period_start AS DATE)) AS revenue_period
     FROM activity GROUP BY customer_id
 ),
 flags AS (

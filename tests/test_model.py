@@ -1,0 +1,186 @@
+"""Training, registry, monitoring and backtest on a small generated world (800 customers, 300 days)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from models.backtest import backtest
+from models.monitoring import monitor_model, psi
+from models.registry import list_models, promote, rollback
+from models.scoring import score_customers
+from models.training import train_model
+from pipelines.config import Config
+from pipelines.errors import ChurnwatchError
+from pipelines.extract import load_landing
+from pipelines.features import build_features
+from pipelines.generate import load_truth
+from pipelines.validate import validate_batches
+from pipelines.warehouse import get_engine, read_frame
+
+
+def _world(small_dataset, root, until: date, **extra) -> tuple[Config, object]:
+    meta = load_truth(small_dataset)[2]
+    start = date.fromisoformat(meta["start"])
+    cfg = Config(
+        base_dir=root,
+        sources={"landing_dir": str(small_dataset / "landing"), **extra.pop("sources", {})},
+        training={"n_cutoffs": 6, "min_auc": 0.55},
+        **extra,
+    )
+    engine = get_engine(cfg)
+    load_landing(until, cfg, engine, since=start)
+    validate_batches(until, cfg, engine, since=start)
+    return cfg, engine
+
+
+@pytest.fixture(scope="module")
+def dates(small_dataset):
+    meta = load_truth(small_dataset)[2]
+    start = date.fromisoformat(meta["start"])
+    last = start + timedelta(days=meta["days"] - 1)
+    return start, last
+
+
+@pytest.fixture(scope="module")
+def full(small_dataset, tmp_path_factory, dates):
+    cfg, engine = _world(small_dataset, tmp_path_factory.mktemp("full"), dates[1])
+    yield cfg, engine
+    engine.dispose()
+
+
+def test_training_never_reads_after_its_date(full, small_dataset, tmp_path, dates):
+    """A warehouse holding months of later data trains exactly the model of one that stops at D."""
+    cfg_full, engine_full = full
+    train_day = dates[1] - timedelta(days=60)
+    short_cfg, short_engine = _world(small_dataset, tmp_path, train_day)
+    a = train_model(train_day, short_cfg, short_engine)
+    b = train_model(train_day, cfg_full, engine_full)
+    assert a.model_version == b.model_version  # same data fingerprint
+    for key in ("auc", "brier", "recency_auc", "precision_top10"):
+        assert a.metrics[key] == pytest.approx(b.metrics[key], abs=1e-12), key
+    short_engine.dispose()
+
+
+def test_candidates_metrics_and_card(full, dates):
+    cfg, engine = full
+    summary = train_model(dates[1], cfg, engine)
+    m = summary.metrics
+    assert set(m["candidates"]) == {"logistic_regression", "gradient_boosting"}
+    assert m["model_kind"] in m["candidates"]
+    for key in ("auc", "pr_auc", "brier", "log_loss", "precision_top5", "lift_top10", "precision_top20"):
+        assert key in m
+    assert len(m["calibration"]) == 10 and sum(row["n"] for row in m["calibration"]) == m["n"]
+    assert m["auc"] > m["recency_auc"]  # the model beats a recency-only ranking on held-out, later data
+    card = json.loads(read_frame(engine, "SELECT card FROM model_registry")["card"].iloc[-1])
+    for key in ("training_cutoffs", "validation_cutoff", "features", "data_fingerprint", "versions", "promotion"):
+        assert key in card
+    assert max(card["training_cutoffs"]) < card["validation_cutoff"]  # time-ordered
+
+
+def test_champion_challenger_promote_and_rollback(full, dates):
+    cfg, engine = full
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM model_registry"))
+    first = train_model(dates[1] - timedelta(days=28), cfg, engine)
+    assert first.status == "champion"
+    second = train_model(dates[1], cfg, engine)
+    card = json.loads(
+        read_frame(engine, "SELECT card FROM model_registry WHERE model_version = :v", {"v": second.model_version})[
+            "card"
+        ][0]
+    )
+    promotion = card["promotion"]
+    assert promotion["champion_before"] == first.model_version
+    assert promotion["champion_auc_same_validation"] is not None  # judged on the same held-out rows
+    beats = second.metrics["auc"] >= promotion["champion_auc_same_validation"]
+    assert second.status == ("champion" if beats else "challenger")
+    if second.status == "challenger":
+        promote(engine, second.model_version)
+    models = list_models(engine).set_index("model_version")["status"]
+    assert models[second.model_version] == "champion" and models[first.model_version] == "archived"
+    retired, restored = rollback(engine)
+    assert (retired, restored) == (second.model_version, first.model_version)
+    models = list_models(engine).set_index("model_version")["status"]
+    assert models[first.model_version] == "champion" and models[second.model_version] == "rolled_back"
+    with pytest.raises(ChurnwatchError, match="no model 'nope'"):
+        promote(engine, "nope")
+    promote(engine, second.model_version)
+
+
+def test_a_model_below_the_floor_is_rejected_and_never_champion(full, dates):
+    cfg, engine = full
+    strict = cfg.model_copy(update={"training": cfg.training.model_copy(update={"min_auc": 0.99})})
+    before = read_frame(engine, "SELECT model_version FROM model_registry WHERE status = 'champion'")
+    summary = train_model(dates[1] - timedelta(days=14), strict, engine)
+    assert summary.status == "rejected"
+    after = read_frame(engine, "SELECT model_version FROM model_registry WHERE status = 'champion'")
+    assert after.equals(before)
+
+
+def test_psi_by_hand():
+    assert psi([0.5, 0.5], [0.5, 0.5]) == pytest.approx(0.0)
+    # (0.7-0.5)ln(0.7/0.5) + (0.3-0.5)ln(0.3/0.5)
+    assert psi([0.5, 0.5], [0.7, 0.3]) == pytest.approx(0.2 * np.log(1.4) - 0.2 * np.log(0.6))
+
+
+def test_monitoring_flags_drift_and_measures_matured_cohorts(full, dates):
+    cfg, engine = full
+    early, late = dates[1] - timedelta(days=cfg.churn.horizon_days), dates[1]
+    for day in (early, late):
+        build_features(day, cfg, engine)
+        score_customers(day, cfg, engine)
+    summary = monitor_model(late, cfg, engine)
+    assert summary.matured["scored_on"] == early.isoformat() and 0.5 < summary.matured["auc"] <= 1.0
+    rows = read_frame(engine, "SELECT * FROM model_monitoring WHERE as_of_date = :d", {"d": late})
+    assert {"psi", "realised_auc", "realised_precision_top10", "status"} <= set(rows["metric"])
+    assert summary.status in ("ok", "drift", "degraded")
+    # Shift one input far from what the model was trained on: drift is flagged and named.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE customer_features SET contacts_90d = contacts_90d + 25 WHERE as_of_date = :d"), {"d": late}
+        )
+    drifted = monitor_model(late, cfg, engine)
+    assert drifted.status in ("drift", "degraded") and "contacts_90d" in drifted.drifted_features
+    assert "contacts_90d" in drifted.message or drifted.status == "degraded"
+    build_features(late, cfg, engine)
+
+
+def test_backtest_replays_and_stores(full, dates, small_dataset):
+    cfg, engine = full
+    day = dates[1] - timedelta(days=cfg.churn.horizon_days)
+    summary = backtest(day, day, cfg, engine, truth_dir=small_dataset)
+    row = summary.rows[0]
+    assert row["realised_auc"] > 0.5 and row["truth_oracle_auc"] > row["truth_recency_auc"]
+    stored = read_frame(engine, "SELECT * FROM backtest_results WHERE run_id = :r", {"r": summary.run_id})
+    assert len(stored) == 1 and stored["realised_auc"].iloc[0] == pytest.approx(row["realised_auc"], abs=1e-4)
+
+
+def test_transactions_only_still_trains_and_beats_recency(small_dataset, tmp_path, dates):
+    cfg, engine = _world(
+        small_dataset,
+        tmp_path,
+        dates[1],
+        sources={"datasets": {"transactions": {"folder": "transactions", "required": True}}},
+    )
+    assert read_frame(engine, "SELECT COUNT(*) AS n FROM stg_service_events")["n"][0] == 0
+    summary = train_model(dates[1], cfg, engine)
+    assert summary.metrics["auc"] > summary.metrics["recency_auc"]
+    engine.dispose()
+
+
+def test_scores_carry_band_percentile_version_and_reasons(full, dates):
+    cfg, engine = full
+    score_customers(dates[1], cfg, engine)
+    s = read_frame(engine, "SELECT * FROM churn_scores WHERE as_of_date = :d", {"d": dates[1]})
+    assert len(s) > 100 and s["churn_probability"].between(0, 1).all()
+    assert s["percentile"].between(0, 100).all() and s["model_version"].notna().all()
+    assert set(s["risk_band"]) <= set(cfg.alerts.risk_bands)
+    top = s.sort_values("churn_probability", ascending=False).head(20)
+    assert top["reason_1"].notna().all()
+    assert pd.Series(top["reason_1"]).str.contains(r"\d").all()  # reasons carry the customer's numbers
