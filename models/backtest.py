@@ -39,7 +39,7 @@ def last_data_day(engine: Engine) -> date:
 def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None = None) -> dict:
     """Train as of day (reading nothing after it), score the active customers, measure against the outcome."""
     artifact, metrics = fit_and_validate(training_set(day, cfg, engine), cfg)
-    feats = active_population(read_features(engine, cfg, day), cfg.churn.horizon_days).reset_index(drop=True)
+    feats = active_population(read_features(engine, cfg, day), cfg).reset_index(drop=True)
     p = predict(artifact, feats)
     row = {
         "as_of_date": day,

@@ -116,7 +116,7 @@ def monitor_model(as_of: date, cfg: Config, engine: Engine) -> MonitorSummary:
         rows.append(
             _row(as_of, version, "mean_score", "score", scores["churn_probability"].astype(float).mean(), None, "ok")
         )
-    feats = active_population(load_features(engine, as_of), cfg.churn.horizon_days)
+    feats = active_population(load_features(engine, as_of), cfg)
     if len(feats):
         for col in artifact["features"]:
             if col not in reference or col not in feats:

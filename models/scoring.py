@@ -147,7 +147,7 @@ def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
         replace_partition(engine, "churn_scores", pd.DataFrame(), as_of)
         log.warning("cold start: %s; alerts come from rules only", exc)
         return ScoreSummary(as_of, 0, "none", 0.0, {}, f"cold start, alerts from rules only: {exc}")
-    feats = active_population(load_features(engine, as_of), cfg.churn.horizon_days).reset_index(drop=True)
+    feats = active_population(load_features(engine, as_of), cfg).reset_index(drop=True)
     if feats.empty:
         replace_partition(engine, "churn_scores", pd.DataFrame(), as_of)
         return ScoreSummary(as_of, 0, artifact["model_version"], 0.0, {})

@@ -97,10 +97,12 @@ class TrainSummary:
         }
 
 
-def active_population(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """Return customers not yet lost: a purchase within the last horizon days."""
+def active_population(features: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Return customers not yet lost: not cancelled (contractual), or a purchase within the horizon."""
+    if cfg.churn.kind == "contractual":
+        return features[features["cancelled"].fillna(0).astype(int) == 0]
     recency = features["days_since_last_purchase"]
-    return features[recency.notna() & (recency < horizon)]
+    return features[recency.notna() & (recency < cfg.churn.horizon_days)]
 
 
 def cutoff_dates(as_of: date, cfg: Config) -> list[date]:
@@ -115,8 +117,11 @@ def churn_labels(engine: Engine, cfg: Config, cutoff: date, as_of: date) -> pd.D
     label_end = cutoff + timedelta(days=cfg.churn.horizon_days + 1)
     if label_end > as_of + timedelta(days=1):
         raise ChurnwatchError(f"cutoff {cutoff} has no matured label on {as_of}")
-    placeholder, names = activity_params(cfg)
-    sql = sql_text("features/churn_labels.sql").replace("{activity_types}", placeholder)
+    if cfg.churn.kind == "contractual":
+        sql, names = sql_text("features/churn_labels_contractual.sql"), {}
+    else:
+        placeholder, names = activity_params(cfg)
+        sql = sql_text("features/churn_labels.sql").replace("{activity_types}", placeholder)
     return read_frame(engine, sql, {"label_start": cutoff + timedelta(days=1), "label_end": label_end, **names})
 
 
@@ -124,7 +129,7 @@ def training_set(as_of: date, cfg: Config, engine: Engine) -> pd.DataFrame:
     """Return features and labels at every cutoff, for customers active at that cutoff."""
     frames = []
     for cutoff in cutoff_dates(as_of, cfg):
-        feats = active_population(read_features(engine, cfg, cutoff), cfg.churn.horizon_days)
+        feats = active_population(read_features(engine, cfg, cutoff), cfg)
         if feats.empty:
             continue
         labels = churn_labels(engine, cfg, cutoff, as_of)
@@ -260,7 +265,8 @@ def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
         k: {"selection_auc": round(v["selection_auc"], 4), "holdout_auc": round(v["holdout_auc"], 4)}
         for k, v in candidates.items()
     }
-    recency = hold["days_since_last_purchase"].to_numpy(float)
+    # Recency-only baseline; never having bought ranks as the longest silence.
+    recency = hold["days_since_last_purchase"].fillna(1e6).to_numpy(float)
     metrics["recency_auc"] = float(roc_auc_score(y_hold, recency))
     metrics["recency_precision_top10"] = top_share_metrics(y_hold, recency, 0.1)[0]
     metrics["calibration"] = calibration_table(y_hold, p_hold)
@@ -313,6 +319,8 @@ def reference_profile(train: pd.DataFrame, raw: np.ndarray, calibrator) -> dict[
 
 def churn_definition(cfg: Config) -> dict[str, Any]:
     """Return the churn definition recorded in the model card."""
+    if cfg.churn.kind == "contractual":
+        return {"kind": "contractual", "event": "cancellation", "horizon_days": cfg.churn.horizon_days}
     return {
         "kind": "non_contractual",
         "activity_types": cfg.churn.activity_types,

@@ -91,10 +91,13 @@ def _alert_candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.Data
     if not scored.empty:
         return scored, "model"
     # Cold start: no champion model yet. Rules alone pick customers; value (not value at risk) ranks them.
+    still_customer = (
+        "COALESCE(cancelled, 0) = 0" if cfg.churn.kind == "contractual" else "days_since_last_purchase < :h"
+    )
     frame = read_frame(
         engine,
         f"SELECT as_of_date, customer_id, {FEATURE_COLUMNS} FROM customer_features "
-        "WHERE as_of_date = :d AND days_since_last_purchase < :h",
+        f"WHERE as_of_date = :d AND {still_customer}",
         {"d": as_of, "h": cfg.churn.horizon_days},
     )
     frame["churn_probability"] = np.nan

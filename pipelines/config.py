@@ -29,6 +29,7 @@ DATASET_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("customer_id",),
         ("signup_date", "region", "segment", "contract_end", "do_not_contact", "team"),
     ),
+    "cancellations": (("customer_id", "ts"), ("cancel_id", "reason")),
 }
 
 
@@ -152,6 +153,10 @@ class SourcesConfig(_Strict):
 
 
 class ChurnConfig(_Strict):
+    kind: Literal["non_contractual", "contractual"] = Field(
+        "non_contractual",
+        description="non_contractual: no activity within the horizon; contractual: a cancellation within it",
+    )
     horizon_days: int = Field(90, ge=7, le=730)
     activity_types: list[str] = Field(default_factory=lambda: ["purchase"])
 
@@ -274,6 +279,12 @@ class Config(_Strict):
     alerts: AlertConfig = Field(default_factory=AlertConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _contract_needs_cancellations(self) -> Config:
+        if self.churn.kind == "contractual" and "cancellations" not in self.sources.datasets:
+            raise ValueError("churn.kind contractual needs a sources.datasets.cancellations dataset")
+        return self
 
     def resolve(self, path: Path) -> Path:
         """Return a config path made absolute against the config file's folder."""

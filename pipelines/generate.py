@@ -35,6 +35,7 @@ REGIONS = np.array(["north", "south", "east", "west"])
 SEGMENTS = np.array(["consumer", "consumer", "consumer", "small_business", "premium"])
 CHANNELS = np.array(["web", "store", "app"])
 CONTACT_CHANNELS = np.array(["phone", "email", "chat"])
+CANCEL_REASONS = ["price", "service", "moved", "competitor", "no longer needed"]
 NOTE_NEUTRAL = [
     "question about invoice answered",
     "updated address details",
@@ -337,7 +338,23 @@ def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts
     )
     customers = customers[customers["day"] < spec.days]
     _write_daily(customers.sort_values(["day", "customer_id"]), landing / "customers", start, fmt)
+
+    # The same churn seen by a subscription business: a cancellation on the day the customer leaves.
+    gone = np.flatnonzero((lat.churn_day >= 0) & (lat.churn_day < spec.days))
+    cancellations = pd.DataFrame(
+        {
+            "day": lat.churn_day[gone],
+            "cancel_id": [f"X{i:07d}" for i in gone],
+            "customer_id": ids[gone],
+            "ts": _ts(start, pd.Series(lat.churn_day[gone]), pd.Series(36000 + (gone % 28800))).dt.strftime(
+                "%Y-%m-%d %H:%M:%S"
+            ),
+            "reason": np.array(CANCEL_REASONS)[gone % len(CANCEL_REASONS)],
+        }
+    )
+    _write_daily(cancellations.sort_values(["day", "customer_id"]), landing / "cancellations", start, fmt)
     return {
+        "cancellations": int(len(cancellations)),
         "customers": int(len(customers)),
         "transactions": int(len(txns)),
         "service_events": int(len(events)),

@@ -50,6 +50,7 @@ def kpi_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
         "period_next": as_of - timedelta(days=period - 1),
         "period_days": period,
         "horizon": cfg.churn.horizon_days,
+        "contractual": int(cfg.churn.kind == "contractual"),
         **names,
     }
     return sql_text("kpis/churn_kpis_daily.sql").replace("{activity_types}", placeholder), params

@@ -48,6 +48,7 @@ KEYS = {
     "transactions": ("txn_id", ("customer_id", "ts", "amount")),
     "service_events": ("event_id", ("customer_id", "ts", "event_type")),
     "surveys": ("response_id", ("customer_id", "ts", "nps_score")),
+    "cancellations": ("cancel_id", ("customer_id", "ts")),
 }
 DEFAULT_STALENESS_DAYS = 7
 _FLAG_REASONS = {

@@ -3,6 +3,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
+from pipelines.config import Config
 from pipelines.features import build_features, load_features, read_features
 from pipelines.kpis import build_kpis
 from pipelines.warehouse import read_frame
@@ -369,3 +370,45 @@ def test_same_sql_gives_identical_results_on_duckdb_and_postgres(small_dataset, 
                 )
             else:
                 assert a.astype(str).tolist() == b.astype(str).tolist(), f"{table}.{col}"
+
+
+@pytest.fixture
+def contract_cfg(any_cfg):
+    data = any_cfg.model_dump()
+    data["churn"]["kind"] = "contractual"
+    data["sources"]["datasets"]["cancellations"] = {"folder": "cancellations"}
+    return Config.model_validate(data | {"base_dir": any_cfg.base_dir})
+
+
+def test_contractual_churn_counts_cancellations(kpi_data, contract_cfg):
+    """Same customers as the KPI fixture; now K3 cancels in the period and K4 cancelled before it."""
+    from models.training import active_population, churn_labels
+
+    stg(
+        kpi_data,
+        "stg_cancellations",
+        [
+            {"customer_id": "K3", "ts": datetime(2025, 3, 20, 9), "reason": "price"},
+            {"customer_id": "K4", "ts": datetime(2025, 2, 1, 9), "reason": "moved"},
+            {"customer_id": "K1", "ts": datetime(2025, 4, 2, 9), "reason": "service"},  # after D: invisible
+        ],
+    )
+    build_kpis(AS_OF, contract_cfg, kpi_data)
+    every = _kpis(kpi_data).loc[("all", "all")]
+    # Known by Mar 1 and not cancelled by then: K1, K2, K3 (K4 cancelled Feb 1, K5 arrived Mar 20).
+    assert every["customers_active_start"] == 3 and every["customers_lost"] == 1
+    assert every["churn_rate"] == pytest.approx(1 / 3)
+    assert every["lost_revenue"] == pytest.approx(3.53)  # K3: 10 per purchase, every 85 days: 10 x 30/85, in cents
+    assert every["customers_active_end"] == 3  # K1, K2, K5
+    features = read_features(kpi_data, contract_cfg, AS_OF).set_index("customer_id")
+    assert features["cancelled"].to_dict() == {"K1": 0, "K2": 0, "K3": 1, "K4": 1, "K5": 0}
+    assert sorted(active_population(features.reset_index(), contract_cfg)["customer_id"]) == ["K1", "K2", "K5"]
+    labels = churn_labels(kpi_data, contract_cfg, date(2024, 12, 31), AS_OF).set_index("customer_id")["churned"]
+    assert labels.to_dict() == {"K1": 0, "K2": 0, "K3": 1, "K4": 1}  # cancelled in [Jan 1, Apr 1)
+
+
+def test_contractual_kind_needs_a_cancellations_dataset():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="needs a sources.datasets.cancellations dataset"):
+        Config(churn={"kind": "contractual"})

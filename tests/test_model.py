@@ -184,3 +184,29 @@ def test_scores_carry_band_percentile_version_and_reasons(full, dates):
     top = s.sort_values("churn_probability", ascending=False).head(20)
     assert top["reason_1"].notna().all()
     assert pd.Series(top["reason_1"]).str.contains(r"\d").all()  # reasons carry the customer's numbers
+
+
+def test_contractual_churn_trains_on_cancellations(small_dataset, tmp_path, dates):
+    datasets = {
+        "transactions": {"folder": "transactions", "required": True},
+        "service_events": {"folder": "service_events"},
+        "surveys": {"folder": "surveys"},
+        "customers": {"folder": "customers"},
+        "cancellations": {"folder": "cancellations"},
+    }
+    cfg, engine = _world(
+        small_dataset, tmp_path, dates[1], sources={"datasets": datasets}, churn={"kind": "contractual"}
+    )
+    assert read_frame(engine, "SELECT COUNT(*) AS n FROM stg_cancellations")["n"][0] > 50
+    summary = train_model(dates[1], cfg, engine)
+    card = json.loads(read_frame(engine, "SELECT card FROM model_registry")["card"].iloc[0])
+    assert card["churn_definition"]["kind"] == "contractual"
+    assert summary.metrics["auc"] > summary.metrics["recency_auc"]
+    build_features(dates[1], cfg, engine)
+    scored = score_customers(dates[1], cfg, engine)
+    cancelled = read_frame(
+        engine, "SELECT COUNT(*) AS n FROM customer_features WHERE as_of_date = :d AND cancelled = 1", {"d": dates[1]}
+    )["n"][0]
+    total = read_frame(engine, "SELECT COUNT(*) AS n FROM customer_features WHERE as_of_date = :d", {"d": dates[1]})
+    assert scored.scored == total["n"][0] - cancelled  # every customer not yet cancelled is scored
+    engine.dispose()

@@ -18,6 +18,11 @@ CREATE TABLE IF NOT EXISTS raw_customers (
     _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL, _batch_date DATE NOT NULL, _load_issue VARCHAR
 );
 
+CREATE TABLE IF NOT EXISTS raw_cancellations (
+    cancel_id VARCHAR, customer_id VARCHAR, ts VARCHAR, reason VARCHAR,
+    _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL, _batch_date DATE NOT NULL, _load_issue VARCHAR
+);
+
 -- Which landing file went into which batch; undated file names take the day their content was first seen.
 CREATE TABLE IF NOT EXISTS landing_files (
     dataset VARCHAR NOT NULL, file_name VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, batch_date DATE NOT NULL,
@@ -47,6 +52,11 @@ CREATE TABLE IF NOT EXISTS stg_customers (
     _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL, _batch_date DATE NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS stg_cancellations (
+    cancel_id VARCHAR, customer_id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL, reason VARCHAR,
+    _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL, _batch_date DATE NOT NULL
+);
+
 -- Rows that failed a row-level check, with the reason codes (';'-separated).
 CREATE TABLE IF NOT EXISTS quarantine_transactions (
     txn_id VARCHAR, customer_id VARCHAR, ts VARCHAR, amount VARCHAR, type VARCHAR, channel VARCHAR,
@@ -64,6 +74,11 @@ CREATE TABLE IF NOT EXISTS quarantine_surveys (
 CREATE TABLE IF NOT EXISTS quarantine_customers (
     customer_id VARCHAR, signup_date VARCHAR, region VARCHAR, segment VARCHAR, contract_end VARCHAR,
     do_not_contact VARCHAR, team VARCHAR,
+    reasons VARCHAR NOT NULL, _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL, _batch_date DATE NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS quarantine_cancellations (
+    cancel_id VARCHAR, customer_id VARCHAR, ts VARCHAR, reason VARCHAR,
     reasons VARCHAR NOT NULL, _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL, _batch_date DATE NOT NULL
 );
 

@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS customer_features (
     locked_in INTEGER, do_not_contact BOOLEAN, region VARCHAR, segment VARCHAR, team VARCHAR,
     net_flow_90d DOUBLE PRECISION, last_gap_days INTEGER, purchase_span_days INTEGER, nps_group VARCHAR,
     r_score INTEGER, f_score INTEGER, m_score INTEGER, rfm_segment VARCHAR, lifecycle_stage VARCHAR,
-    loyalty_type VARCHAR
+    loyalty_type VARCHAR, cancelled INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS churn_kpis_daily (

@@ -89,6 +89,9 @@ nps AS (
     FROM answers a1 LEFT JOIN answers a2 ON a2.customer_id = a1.customer_id AND a2.rn = 2
     WHERE a1.rn = 1
 ),
+cancels AS (
+    SELECT DISTINCT customer_id FROM stg_cancellations WHERE ts < :as_of_next
+),
 profile AS (
     SELECT customer_id, signup_date, region, segment, contract_end, do_not_contact, team
     FROM (
@@ -149,7 +152,8 @@ SELECT
     COALESCE(pr.do_not_contact, FALSE) AS do_not_contact,
     pr.region,
     pr.segment,
-    pr.team
+    pr.team,
+    CASE WHEN ca.customer_id IS NOT NULL THEN 1 ELSE 0 END AS cancelled
 FROM population p
 LEFT JOIN profile pr ON pr.customer_id = p.customer_id
 LEFT JOIN rfm r ON r.customer_id = p.customer_id
@@ -157,6 +161,7 @@ LEFT JOIN gaps g ON g.customer_id = p.customer_id
 LEFT JOIN txn_other t ON t.customer_id = p.customer_id
 LEFT JOIN service s ON s.customer_id = p.customer_id
 LEFT JOIN nps n ON n.customer_id = p.customer_id
+LEFT JOIN cancels ca ON ca.customer_id = p.customer_id
 ),
 scored AS (
     SELECT b.*,

@@ -1,18 +1,18 @@
 -- Churn KPIs for the period (:period_start, :as_of] (:period_days days), overall and per region and segment.
--- Reads only rows with ts < :as_of_next. Churn uses the configured definition: a customer is active when
--- they had activity ({activity_types}) within the last :horizon days, and lost when that lapses.
---   customers_active_start: active on :period_start
---   customers_lost:         of those, no activity since and the horizon lapsed by :as_of
---   churn_rate:             customers_lost / customers_active_start
---   lost_revenue:           per lost customer, average order value x usual purchases in :period_days
---                           (period / mean gap between purchase days; one-time buyers: period / horizon)
---   nps:                    100 x (promoters 9-10 - detractors 0-6) / answers given in the period
+-- Reads only rows with ts < :as_of_next. Churn follows churn.kind (:contractual):
+--   non-contractual: active on a day = activity ({activity_types}) within the previous :horizon days;
+--                    lost = active on :period_start, no activity since, and the horizon lapsed by :as_of
+--   contractual:     active on a day = known by then and not cancelled; lost = cancelled in the period
+--   churn_rate:      customers_lost / customers_active_start
+--   lost_revenue:    per lost customer, average order value x usual purchases in :period_days
+--                    (period / mean gap between activity days; one-time buyers: period / horizon)
+--   nps:             100 x (promoters 9-10 - detractors 0-6) / answers given in the period
 WITH activity AS (
     SELECT customer_id, CAST(ts AS DATE) AS d, amount
     FROM stg_transactions
     WHERE ts < :as_of_next AND COALESCE(type, 'purchase') IN ({activity_types})
 ),
-per_customer AS (
+spending AS (
     SELECT customer_id,
            MAX(d) FILTER (WHERE d <= CAST(:period_start AS DATE)) AS last_at_start,
            MAX(d) AS last_at_end,
@@ -22,15 +22,43 @@ per_customer AS (
            SUM(CAST(amount AS DECIMAL(18, 2))) FILTER (WHERE d > CAST(:period_start AS DATE)) AS revenue_period
     FROM activity GROUP BY customer_id
 ),
+cancels AS (
+    SELECT customer_id, MIN(CAST(ts AS DATE)) AS cancel_day
+    FROM stg_cancellations WHERE ts < :as_of_next GROUP BY customer_id
+),
+known AS (
+    SELECT customer_id, MIN(d) AS known_since
+    FROM (
+        SELECT customer_id, CAST(ts AS DATE) AS d FROM stg_transactions WHERE ts < :as_of_next
+        UNION ALL
+        SELECT customer_id, COALESCE(signup_date, _batch_date) FROM stg_customers
+        WHERE _batch_date <= CAST(:as_of AS DATE)
+    ) k
+    GROUP BY customer_id
+),
+per_customer AS (
+    SELECT k.customer_id, k.known_since, c.cancel_day, s.last_at_start, s.last_at_end, s.first_day,
+           s.active_days, s.avg_order_value, s.revenue_period
+    FROM known k
+    LEFT JOIN spending s ON s.customer_id = k.customer_id
+    LEFT JOIN cancels c ON c.customer_id = k.customer_id
+),
 flags AS (
     SELECT customer_id,
-           CASE WHEN last_at_start > CAST(:period_start AS DATE) - :horizon THEN 1 ELSE 0 END AS active_start,
-           CASE WHEN last_at_start > CAST(:period_start AS DATE) - :horizon
+           CASE WHEN :contractual = 1 THEN
+                    CASE WHEN known_since <= CAST(:period_start AS DATE)
+                          AND (cancel_day IS NULL OR cancel_day > CAST(:period_start AS DATE)) THEN 1 ELSE 0 END
+                WHEN last_at_start > CAST(:period_start AS DATE) - :horizon THEN 1 ELSE 0 END AS active_start,
+           CASE WHEN :contractual = 1 THEN
+                    CASE WHEN known_since <= CAST(:period_start AS DATE)
+                          AND cancel_day > CAST(:period_start AS DATE) THEN 1 ELSE 0 END
+                WHEN last_at_start > CAST(:period_start AS DATE) - :horizon
                  AND last_at_end <= CAST(:as_of AS DATE) - :horizon THEN 1 ELSE 0 END AS lost,
-           CASE WHEN last_at_end > CAST(:as_of AS DATE) - :horizon THEN 1 ELSE 0 END AS active_end,
-           avg_order_value * :period_days
+           CASE WHEN :contractual = 1 THEN CASE WHEN cancel_day IS NULL THEN 1 ELSE 0 END
+                WHEN last_at_end > CAST(:as_of AS DATE) - :horizon THEN 1 ELSE 0 END AS active_end,
+           COALESCE(avg_order_value * :period_days
                / CASE WHEN active_days > 1 THEN (last_at_end - first_day) * 1.0 / (active_days - 1)
-                      ELSE :horizon END AS usual_period_revenue,
+                      ELSE :horizon END, 0) AS usual_period_revenue,
            COALESCE(revenue_period, 0) AS revenue_period
     FROM per_customer
 ),
