@@ -2,13 +2,15 @@
 ### churn_nightly
 
 Each night, for the last complete day (the run's logical date minus one day):
-load the day's landing files, validate them with Great Expectations (bad rows to quarantine,
+load the day's source data, validate it with Great Expectations (bad rows to quarantine,
 a broken batch stops the run here), compute customer features and the churn KPIs (churn rate,
-lost revenue, NPS per segment) in the warehouse, score every
-active customer with the champion model, build the prioritised alert lists and publish one CSV
-per retention team under `outbox/<as-of date>/`.
+lost revenue, NPS per segment) in the warehouse, score every active customer with the champion
+model (rules only while there is none), monitor the model, build the prioritised alert lists with
+cooldown and a control group, publish one CSV and XLSX per retention team under
+`outbox/<as-of date>/` (and e-mail them when `alerts.email` is set), measure the outreach of the
+alert day whose horizon has matured, and write the run report `reports/<as-of date>/index.html`.
 
-Every task replaces its own date's partition, so any run can be cleared and re-run.
+Every task replaces its own date's outputs, so any run can be cleared and re-run.
 """
 
 from __future__ import annotations
@@ -67,12 +69,52 @@ def churn_nightly():
     def publish_outbox(logical_date=None) -> dict:
         return _step("publish_outbox", logical_date)
 
+    @task
+    def email_outbox(logical_date=None) -> dict:
+        """Mail each team its files through the Airflow SMTP connection; nothing to do without alerts.email."""
+        from pipelines.config import load_config
+        from pipelines.runtime import as_of_for_run
+
+        cfg = load_config()
+        if not cfg.alerts.email:
+            return {"sent": 0, "note": "alerts.email is empty"}
+        from airflow.utils.email import send_email
+
+        as_of = as_of_for_run(logical_date)
+        folder = cfg.resolve(cfg.paths.outbox_dir) / as_of.isoformat()
+        sent = 0
+        for team, address in cfg.alerts.email.items():
+            files = [str(p) for p in sorted(folder.glob(f"{team}.*"))]
+            if files:
+                send_email(
+                    to=address,
+                    subject=f"churnwatch {team} list for {as_of}",
+                    html_content=f"The {team} retention list for {as_of} is attached.",
+                    files=files,
+                    conn_id=cfg.alerts.email_conn_id,
+                )
+                sent += 1
+        return {"sent": sent}
+
+    @task
+    def measure_outreach(logical_date=None) -> dict:
+        return _step("measure_outreach", logical_date)
+
+    @task
+    def build_report(logical_date=None) -> dict:
+        return _step("build_report", logical_date)
+
     features = build_features()
     load_landing() >> validate_data() >> features
-    features >> build_kpis()
+    kpis = build_kpis()
     scores = score_customers()
-    features >> scores >> build_alerts() >> publish_outbox()
-    scores >> monitor_model()
+    monitor = monitor_model()
+    outbox = publish_outbox()
+    outreach = measure_outreach()
+    features >> [kpis, scores, outreach]
+    scores >> monitor
+    scores >> build_alerts() >> outbox >> email_outbox()
+    [kpis, monitor, outbox, outreach] >> build_report()
 
 
 churn_nightly()

@@ -1,12 +1,23 @@
-"""Turn scores into per-team alert lists: triggers, value at risk, routing, capacity, playbook, outbox."""
+"""Turn scores into per-team alert lists: triggers, value at risk, routing, capacity, cooldown, control group.
+
+Per customer and night, in this order:
+1. triggers: the model (probability threshold, or the top share of scores) and the rule triggers;
+2. suppression: do-not-contact and customers already in a campaign are never listed;
+3. cooldown: a customer alerted (sent) within `cooldown_days` is not alerted again unless their risk
+   band got worse (recorded with status `cooldown`);
+4. control group: a deterministic `control_fraction` of the eligible alerts is held out (status `control`);
+5. priority: value at risk (probability x 12-month value) ranks each team's list;
+6. capacity: the first `capacity` treated alerts of a team are `sent`, the rest `overflow`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +27,7 @@ from sqlalchemy.engine import Engine
 from pipelines.config import Config
 from pipelines.warehouse import read_frame, replace_partition
 
+# What a retention team gets: no more personal data than it needs to act.
 OUTBOX_COLUMNS = [
     "team_rank",
     "customer_id",
@@ -27,6 +39,55 @@ OUTBOX_COLUMNS = [
     "recommended_action",
     "triggers",
 ]
+RULE_DRIVER = {
+    "dormant_regular": "inactivity",
+    "repeat_contacts": "repeat_contacts",
+    "detractor_after_complaint": "low_nps",
+    "spend_halved": "lower_spend",
+    "overdue_regular": "inactivity",
+}
+FEATURE_COLUMNS = [
+    "region",
+    "segment",
+    "team",
+    "do_not_contact",
+    "in_campaign",
+    "repeat_contacts_90d",
+    "contacts_90d",
+    "last_nps",
+    "complaints_90d",
+    "spend_90d",
+    "spend_prev_90d",
+    "spend_365d",
+    "purchases_365d",
+    "overdue_ratio",
+    "mean_gap_days",
+    "days_since_last_purchase",
+    "dormant_short",
+    "dormant_long",
+    "loyalty_type",
+    "cancelled",
+]
+NUMERIC = [
+    "churn_probability",
+    "value_12m",
+    "value_at_risk",
+    "repeat_contacts_90d",
+    "contacts_90d",
+    "last_nps",
+    "complaints_90d",
+    "spend_90d",
+    "spend_prev_90d",
+    "spend_365d",
+    "purchases_365d",
+    "overdue_ratio",
+    "mean_gap_days",
+    "days_since_last_purchase",
+    "dormant_short",
+    "dormant_long",
+    "in_campaign",
+    "cancelled",
+]
 
 
 @dataclass
@@ -35,6 +96,8 @@ class AlertSummary:
     alerts: int
     sent: dict[str, int] = field(default_factory=dict)
     overflow: dict[str, int] = field(default_factory=dict)
+    control: dict[str, int] = field(default_factory=dict)
+    cooldown: dict[str, int] = field(default_factory=dict)
     suppressed: int = 0
     mode: str = "model"
 
@@ -45,67 +108,51 @@ class AlertSummary:
             "alerts": self.alerts,
             "sent": self.sent,
             "overflow": self.overflow,
+            "control": self.control,
+            "cooldown": self.cooldown,
             "suppressed": self.suppressed,
         }
 
 
+def _num(value, digits: int = 0) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
+
+
+def rule_text(rule: str, row: pd.Series) -> str:
+    """Plain-language text of a rule trigger, with the customer's numbers."""
+    if rule == "dormant_regular":
+        return (
+            f"regular customer, no purchase for {_num(row['days_since_last_purchase'])} days "
+            f"(usually every {_num(row['mean_gap_days'])}): worth a reactivation attempt"
+        )
+    if rule == "repeat_contacts":
+        return f"{_num(row['repeat_contacts_90d'])} repeat contacts about the same problem in 90 days"
+    if rule == "detractor_after_complaint":
+        return f"NPS {_num(row['last_nps'])} after {_num(row['complaints_90d'])} complaint(s)"
+    if rule == "spend_halved":
+        return f"spent {_num(row['spend_90d'])} in the last 90 days vs {_num(row['spend_prev_90d'])} the 90 before"
+    if rule == "overdue_regular":
+        return f"regular customer {_num(row['overdue_ratio'], 1)} usual gaps late"
+    return rule
+
+
 def rule_triggers(frame: pd.DataFrame, cfg: Config) -> pd.Series:
-    """Return ';'-joined rule names that fire for each customer (empty string if none)."""
+    """Return ';'-joined names of the enabled rules that fire for each customer (empty string if none)."""
+    r = cfg.alerts.rules
+    regular = frame["loyalty_type"].isin(["regular", "long-term"]) if "loyalty_type" in frame else False
     rules = {
-        "repeat_contacts": frame["repeat_contacts_90d"].fillna(0) >= 2,
+        "dormant_regular": regular & (frame.get("dormant_short", 0) == 1) & (frame.get("dormant_long", 0) == 0),
+        "repeat_contacts": frame["repeat_contacts_90d"].fillna(0) >= r.repeat_contacts_min,
         "detractor_after_complaint": (frame["last_nps"] <= 6) & (frame["complaints_90d"].fillna(0) >= 1),
-        "spend_halved": (frame["spend_prev_90d"] > 0) & (frame["spend_90d"] <= 0.5 * frame["spend_prev_90d"]),
-        "overdue_regular": (frame["purchases_365d"] >= 6) & (frame["overdue_ratio"] >= 3),
+        "spend_halved": (frame["spend_prev_90d"] > 0) & (frame["spend_90d"] <= r.spend_drop * frame["spend_prev_90d"]),
+        "overdue_regular": (frame["purchases_365d"] >= 6) & (frame["overdue_ratio"] >= r.overdue_ratio),
     }
-    fired = pd.DataFrame({k: v.fillna(False).astype(bool) for k, v in rules.items()})
-    return fired.apply(lambda r: ";".join(k for k, v in r.items() if v), axis=1) if len(fired) else pd.Series(dtype=str)
-
-
-RULE_TEXT = {
-    "repeat_contacts": "repeat contacts about the same problem",
-    "detractor_after_complaint": "detractor NPS answer after a complaint",
-    "spend_halved": "spend down by half against the previous 90 days",
-    "overdue_regular": "regular customer far past their usual purchase gap",
-}
-RULE_DRIVER = {
-    "repeat_contacts": "repeat_contacts",
-    "detractor_after_complaint": "low_nps",
-    "spend_halved": "lower_spend",
-    "overdue_regular": "inactivity",
-}
-FEATURE_COLUMNS = (
-    "region, segment, team, do_not_contact, repeat_contacts_90d, last_nps, complaints_90d, spend_90d, "
-    "spend_prev_90d, spend_365d, purchases_365d, overdue_ratio, days_since_last_purchase"
-)
-
-
-def _alert_candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame, str]:
-    """Return scored customers with their features, or (cold start, no scores) customers with features only."""
-    scored = read_frame(
-        engine,
-        "SELECT s.*, " + ", ".join(f"f.{c.strip()}" for c in FEATURE_COLUMNS.split(",")) + " "
-        "FROM churn_scores s JOIN customer_features f "
-        "ON f.customer_id = s.customer_id AND f.as_of_date = s.as_of_date WHERE s.as_of_date = :d",
-        {"d": as_of},
+    fired = pd.DataFrame(
+        {k: pd.Series(v, index=frame.index).fillna(False).astype(bool) for k, v in rules.items() if k in r.enabled}
     )
-    if not scored.empty:
-        return scored, "model"
-    # Cold start: no champion model yet. Rules alone pick customers; value (not value at risk) ranks them.
-    still_customer = (
-        "COALESCE(cancelled, 0) = 0" if cfg.churn.kind == "contractual" else "days_since_last_purchase < :h"
-    )
-    frame = read_frame(
-        engine,
-        f"SELECT as_of_date, customer_id, {FEATURE_COLUMNS} FROM customer_features "
-        f"WHERE as_of_date = :d AND {still_customer}",
-        {"d": as_of, "h": cfg.churn.horizon_days},
-    )
-    frame["churn_probability"] = np.nan
-    frame["risk_band"] = "unscored"
-    frame["value_12m"] = pd.to_numeric(frame["spend_365d"], errors="coerce").clip(lower=0).fillna(0.0)
-    frame["value_at_risk"] = frame["value_12m"]
-    frame["model_version"] = "rules-only"
-    return frame, "rules-only"
+    if fired.empty or not len(fired.columns):
+        return pd.Series("", index=frame.index, dtype=object)
+    return fired.apply(lambda row: ";".join(k for k, v in row.items() if v), axis=1)
 
 
 def route(frame: pd.DataFrame, cfg: Config) -> pd.Series:
@@ -138,40 +185,84 @@ def recommend(frame: pd.DataFrame, cfg: Config) -> pd.Series:
     return action
 
 
+def in_control(customer_ids: pd.Series, as_of: date, fraction: float) -> pd.Series:
+    """Deterministic hold-out: the same customer and date always land on the same side."""
+    if fraction <= 0:
+        return pd.Series(False, index=customer_ids.index)
+    u = customer_ids.map(
+        lambda c: int(hashlib.sha256(f"{c}|{as_of.isoformat()}".encode()).hexdigest()[:12], 16) / 16**12
+    )
+    return u < fraction
+
+
+def band_rank(bands: pd.Series, cfg: Config) -> pd.Series:
+    """Severity of risk bands: higher is worse; unscored bands rank lowest."""
+    order = {name: i + 1 for i, (name, _) in enumerate(sorted(cfg.alerts.risk_bands.items(), key=lambda kv: kv[1]))}
+    return bands.map(lambda b: order.get(b, 0))
+
+
+def _candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame, str]:
+    """Return every customer of as_of with features and, when scored, the model's score and reasons."""
+    cols = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS)
+    frame = read_frame(
+        engine,
+        f"SELECT f.as_of_date, f.customer_id, {cols}, s.churn_probability, s.risk_band, s.value_12m, s.value_at_risk, "
+        "s.reason_1, s.reason_2, s.reason_3, s.reason_codes, s.model_version "
+        "FROM customer_features f LEFT JOIN churn_scores s "
+        "ON s.customer_id = f.customer_id AND s.as_of_date = f.as_of_date WHERE f.as_of_date = :d",
+        {"d": as_of},
+    )
+    for col in NUMERIC:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    scored = frame["churn_probability"].notna()
+    mode = "model" if scored.any() else "rules-only"
+    version = frame.loc[scored, "model_version"].iloc[0] if scored.any() else "rules-only"
+    # Customers the model does not score: value (not value at risk) ranks them.
+    value = frame["spend_365d"].clip(lower=0).fillna(0.0)
+    frame["value_12m"] = frame["value_12m"].fillna(value)
+    frame["value_at_risk"] = frame["value_at_risk"].fillna(value)
+    frame["model_version"] = frame["model_version"].fillna(version)
+    dormant = (frame["dormant_short"] == 1) & (frame["dormant_long"] == 0)
+    frame["risk_band"] = frame["risk_band"].fillna(
+        pd.Series(np.where(dormant, "dormant", "unscored"), index=frame.index)
+    )
+    if cfg.churn.kind == "contractual":
+        still_customer = frame["cancelled"].fillna(0) == 0
+    else:
+        still_customer = frame["days_since_last_purchase"] < cfg.churn.horizon_days
+    # Unscored customers may only be picked by rules, and only if they are still customers or a
+    # dormant account worth a reactivation attempt.
+    frame["_eligible_rules"] = scored | (still_customer & ~scored & (mode == "rules-only")) | dormant
+    return frame, mode
+
+
 def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
-    """Select, rank, route and cap alerts for as_of; replace that date's churn_alerts partition."""
-    frame, mode = _alert_candidates(as_of, cfg, engine)
+    """Select, suppress, cool down, hold out, rank, route and cap alerts; replace as_of's churn_alerts."""
+    frame, mode = _candidates(as_of, cfg, engine)
     if frame.empty:
         replace_partition(engine, "churn_alerts", pd.DataFrame(), as_of)
         return AlertSummary(as_of, 0, mode=mode)
-    for col in (
-        "churn_probability",
-        "value_12m",
-        "value_at_risk",
-        "repeat_contacts_90d",
-        "last_nps",
-        "complaints_90d",
-        "spend_90d",
-        "spend_prev_90d",
-        "purchases_365d",
-        "overdue_ratio",
-    ):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
-    rules = rule_triggers(frame, cfg)
-    model_hit = frame["churn_probability"] >= cfg.alerts.probability_threshold
-    triggers = np.where(model_hit, "model", "")
-    frame["triggers"] = [";".join(t for t in (m, r) if t) for m, r in zip(triggers, rules)]
+    a = cfg.alerts
+    rules = rule_triggers(frame, cfg).where(frame["_eligible_rules"], "")
+    p = frame["churn_probability"]
+    model_hit = p >= a.probability_threshold
+    if a.top_share and p.notna().any():
+        model_hit |= p >= p.quantile(1 - a.top_share)
+    frame["triggers"] = [";".join(t for t in (m, r) if t) for m, r in zip(np.where(model_hit, "model", ""), rules)]
     frame = frame[frame["triggers"] != ""].copy()
-    if mode == "rules-only":
-        fired = frame["triggers"].str.split(";")
-        frame["reason_codes"] = fired.map(lambda rs: ";".join(RULE_DRIVER[r] for r in rs))
+    # Reasons: the model's own for scored customers; for rule-only alerts, the rules in plain words.
+    rule_only = frame["reason_1"].isna()
+    for idx in frame.index[rule_only]:
+        fired = [t for t in frame.at[idx, "triggers"].split(";") if t != "model"]
+        frame.at[idx, "reason_codes"] = ";".join(RULE_DRIVER[t] for t in fired)
         for i in range(3):
-            frame[f"reason_{i + 1}"] = fired.map(lambda rs, i=i: RULE_TEXT[rs[i]] if i < len(rs) else None)
-    dnc = frame["do_not_contact"].fillna(False).astype(bool)
-    suppressed = int(dnc.sum())
-    frame = frame[~dnc].copy()
+            frame.at[idx, f"reason_{i + 1}"] = rule_text(fired[i], frame.loc[idx]) if i < len(fired) else None
+    # Suppression: never listed at all.
+    blocked = frame["do_not_contact"].fillna(False).astype(bool) | (frame["in_campaign"].fillna(0) == 1)
+    suppressed = int(blocked.sum())
+    frame = frame[~blocked].copy()
     frame["team"] = route(frame, cfg)
-    frame["recommended_action"] = recommend(frame, cfg)
+    frame["recommended_action"] = recommend(frame, cfg) if len(frame) else pd.Series(dtype=str)
     frame["reasons"] = (
         frame[["reason_1", "reason_2", "reason_3"]].apply(
             lambda r: "; ".join(x for x in r if isinstance(x, str) and x), axis=1
@@ -179,25 +270,66 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
         if len(frame)
         else pd.Series(dtype=str)
     )
+    frame["status"] = "eligible"
+    frame.loc[_in_cooldown(frame, as_of, cfg, engine), "status"] = "cooldown"
+    eligible = frame["status"] == "eligible"
+    frame.loc[eligible & in_control(frame["customer_id"], as_of, a.control_fraction), "status"] = "control"
     frame = frame.sort_values(
         ["team", "value_at_risk", "churn_probability", "customer_id"],
         ascending=[True, False, False, True],
         kind="stable",
+        na_position="last",
     )
+    # team_rank orders every list by priority; capacity counts treated alerts only.
     frame["team_rank"] = frame.groupby("team").cumcount() + 1
-    capacity = {t.name: t.capacity for t in cfg.alerts.teams}
-    cap = frame["team"].map(lambda t: capacity.get(t, cfg.alerts.default_capacity))
-    frame["status"] = np.where(frame["team_rank"] <= cap, "sent", "overflow")
+    capacity = {t.name: t.capacity for t in a.teams}
+    treated = frame["status"] == "eligible"
+    treated_rank = treated.astype(int).groupby(frame["team"]).cumsum()
+    cap = frame["team"].map(lambda t: capacity.get(t, a.default_capacity))
+    frame.loc[treated & (treated_rank <= cap), "status"] = "sent"
+    frame.loc[treated & (treated_rank > cap), "status"] = "overflow"
     replace_partition(engine, "churn_alerts", frame, as_of)
-    counts = frame.groupby(["team", "status"]).size()
     summary = AlertSummary(as_of, len(frame), suppressed=suppressed, mode=mode)
-    for (team, status), n in counts.items():
+    for (team, status), n in frame.groupby(["team", "status"]).size().items():
         getattr(summary, status)[team] = int(n)
     return summary
 
 
+def _in_cooldown(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> pd.Series:
+    """Customers sent an alert in the cooldown window whose risk band has not worsened since."""
+    days = cfg.alerts.cooldown_days
+    if days <= 0 or frame.empty:
+        return pd.Series(False, index=frame.index)
+    recent = read_frame(
+        engine,
+        "SELECT customer_id, risk_band, as_of_date FROM churn_alerts "
+        "WHERE status = 'sent' AND as_of_date >= :a AND as_of_date < :d",
+        {"a": as_of - timedelta(days=days), "d": as_of},
+    )
+    if recent.empty:
+        return pd.Series(False, index=frame.index)
+    last = recent.sort_values("as_of_date").groupby("customer_id")["risk_band"].last()
+    before = frame["customer_id"].map(last)
+    worse = band_rank(frame["risk_band"], cfg) > band_rank(before.fillna(""), cfg)
+    return before.notna() & ~worse
+
+
+def _write_xlsx(frame: pd.DataFrame, path: Path, team: str, as_of: date) -> None:
+    """One sheet per team list, with a header row that stays in view and readable column widths."""
+    from openpyxl.utils import get_column_letter
+
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        frame.to_excel(writer, index=False, sheet_name=f"{team}"[:31])
+        sheet = writer.sheets[f"{team}"[:31]]
+        sheet.freeze_panes = "A2"
+        for i, col in enumerate(frame.columns, start=1):
+            width = max([len(str(col))] + [len(str(v)) for v in frame[col].head(200)])
+            sheet.column_dimensions[get_column_letter(i)].width = min(max(10, width + 2), 80)
+        writer.book.properties.title = f"churnwatch {team} {as_of.isoformat()}"
+
+
 def publish_outbox(as_of: date, cfg: Config, engine: Engine) -> dict:
-    """Write outbox/<as_of>/<team>.csv (sent alerts, highest priority first), replacing the folder whole."""
+    """Write outbox/<as_of>/<team>.csv and .xlsx (sent alerts, highest priority first), replacing the day whole."""
     alerts = read_frame(
         engine,
         "SELECT * FROM churn_alerts WHERE as_of_date = :d AND status = 'sent' ORDER BY team, team_rank",
@@ -211,11 +343,14 @@ def publish_outbox(as_of: date, cfg: Config, engine: Engine) -> dict:
     try:
         for team, part in alerts.groupby("team", sort=True):
             out = part[OUTBOX_COLUMNS].copy()
+            out["team_rank"] = range(1, len(out) + 1)
             out["churn_probability"] = pd.to_numeric(out["churn_probability"]).round(3)
             out["value_at_risk"] = pd.to_numeric(out["value_at_risk"]).round(2)
             out["value_12m"] = pd.to_numeric(out["value_12m"]).round(2)
-            path = staging / f"{team}.csv"
-            out.to_csv(path, index=False)
+            if "csv" in cfg.alerts.outbox_formats:
+                out.to_csv(staging / f"{team}.csv", index=False)
+            if "xlsx" in cfg.alerts.outbox_formats:
+                _write_xlsx(out, staging / f"{team}.xlsx", str(team), as_of)
             files[str(team)] = len(out)
         # Swap folders so readers never see a half-written day.
         old = None

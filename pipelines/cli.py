@@ -21,6 +21,8 @@ from pipelines.errors import ChurnwatchError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="churnwatch: nightly churn early warning.")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
 app.add_typer(models_app, name="models")
+outcomes_app = typer.Typer(no_args_is_help=True, help="What retention teams did with their alerts.")
+app.add_typer(outcomes_app, name="outcomes")
 console = Console()
 err = Console(stderr=True)
 
@@ -185,6 +187,20 @@ def backtest(
         table.add_row(*[f"{row.get(c):.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in cols])
     console.print(table)
     _print(summary.as_dict())
+
+
+@outcomes_app.command("import")
+def outcomes_import(file: str, config: ConfigOpt = None) -> None:
+    """Import FILE (CSV or XLSX: customer_id, alert_date, contacted, contact_date, offer, result); all or nothing."""
+    from pipelines.config import load_config
+    from pipelines.outreach import import_outcomes
+    from pipelines.warehouse import get_engine
+
+    cfg = load_config(config)
+    engine = get_engine(cfg)
+    summary = import_outcomes(Path(file), cfg, engine)
+    engine.dispose()
+    _print(summary)
 
 
 @models_app.command("promote")

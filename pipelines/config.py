@@ -27,7 +27,7 @@ DATASET_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "surveys": (("customer_id", "ts", "nps_score"), ("response_id", "comment")),
     "customers": (
         ("customer_id",),
-        ("signup_date", "region", "segment", "contract_end", "do_not_contact", "team"),
+        ("signup_date", "region", "segment", "contract_end", "do_not_contact", "team", "campaign_until"),
     ),
     "cancellations": (("customer_id", "ts"), ("cancel_id", "reason")),
 }
@@ -226,8 +226,45 @@ class TeamRule(_Strict):
     min_value: float | None = None
 
 
+class RuleConfig(_Strict):
+    """Rule triggers; each fires on its own and is named on the alert."""
+
+    enabled: list[str] = Field(
+        default_factory=lambda: [
+            "dormant_regular",
+            "repeat_contacts",
+            "detractor_after_complaint",
+            "spend_halved",
+            "overdue_regular",
+        ]
+    )
+    repeat_contacts_min: int = Field(2, ge=1, description="repeat contacts (within repeat_contact_days) in 90 days")
+    spend_drop: float = Field(0.5, gt=0, lt=1, description="spend_90d at most this share of spend_prev_90d")
+    overdue_ratio: float = Field(3.0, gt=1, description="regular buyer this many usual gaps late")
+
+    @field_validator("enabled")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        known = {"dormant_regular", "repeat_contacts", "detractor_after_complaint", "spend_halved", "overdue_regular"}
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(f"unknown rule(s) {', '.join(unknown)}; rules are: {', '.join(sorted(known))}")
+        return value
+
+
 class AlertConfig(_Strict):
     probability_threshold: float = Field(0.5, gt=0, lt=1)
+    top_share: float | None = Field(
+        None, gt=0, lt=1, description="also alert the highest-scored share of customers, whatever their probability"
+    )
+    rules: RuleConfig = Field(default_factory=RuleConfig)
+    cooldown_days: int = Field(14, ge=0, description="no new alert for a customer within this many days of the last")
+    control_fraction: float = Field(0.1, ge=0, le=0.5, description="share of eligible alerts held out as control")
+    outbox_formats: list[Literal["csv", "xlsx"]] = Field(default_factory=lambda: ["csv", "xlsx"])
+    email: dict[str, str] = Field(
+        default_factory=dict, description="team -> address; the DAG mails each team its file (Airflow SMTP)"
+    )
+    email_conn_id: str = "smtp_default"
     risk_bands: dict[str, float] = Field(
         default_factory=lambda: {"high": 0.6, "medium": 0.3, "low": 0.0},
         description="band name -> lower probability bound, checked from the highest bound down",

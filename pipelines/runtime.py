@@ -27,6 +27,8 @@ STEPS: dict[str, str] = {
     "monitor_model": "models.monitoring:monitor_model",
     "build_alerts": "pipelines.alerts:build_alerts",
     "publish_outbox": "pipelines.alerts:publish_outbox",
+    "measure_outreach": "pipelines.outreach:measure_outreach",
+    "build_report": "pipelines.report:build_report",
     "train_model": "models.training:train_model",
 }
 NIGHTLY = [
@@ -38,6 +40,8 @@ NIGHTLY = [
     "monitor_model",
     "build_alerts",
     "publish_outbox",
+    "measure_outreach",
+    "build_report",
 ]
 
 

@@ -289,7 +289,7 @@ def type_rows(dataset: str, raw: pd.DataFrame, cfg: Config) -> tuple[pd.DataFram
             typed[col], bad = _to_bool(raw[col])
             flag(bad, f"unparseable_{col}")
     if dataset == "customers":
-        for col in ("signup_date", "contract_end"):
+        for col in ("signup_date", "contract_end", "campaign_until"):
             parsed = pd.to_datetime(typed[col], errors="coerce", format="ISO8601")
             flag(typed[col].notna() & parsed.isna(), f"unparseable_{col}")
             typed[col] = parsed.dt.date

@@ -21,11 +21,19 @@ def test_dags_import_without_errors(dagbag):
 def test_nightly_task_chain(dagbag):
     dag = dagbag.get_dag("churn_nightly")
     order = ["load_landing", "validate_data", "build_features", "score_customers", "build_alerts", "publish_outbox"]
-    assert sorted(dag.task_ids) == sorted(order + ["build_kpis", "monitor_model"])
+    assert sorted(dag.task_ids) == sorted(
+        order + ["build_kpis", "monitor_model", "email_outbox", "measure_outreach", "build_report"]
+    )
     for up, down in zip(order, order[1:]):
         assert dag.get_task(down).upstream_task_ids == {up}
     assert dag.get_task("build_kpis").upstream_task_ids == {"build_features"}
     assert dag.get_task("monitor_model").upstream_task_ids == {"score_customers"}
+    assert dag.get_task("build_report").upstream_task_ids == {
+        "build_kpis",
+        "monitor_model",
+        "publish_outbox",
+        "measure_outreach",
+    }
     assert dag.get_task("validate_data").retries == 0  # a bad batch is not retried blindly
     assert dag.get_task("load_landing").retries == 2
 

@@ -130,6 +130,7 @@ def test_alerts_priority_capacity_suppression_and_outbox(tmp_path):
             "teams": [{"name": "north", "capacity": 2, "regions": ["north"]}],
             "default_team": "rest",
             "probability_threshold": 0.5,
+            "control_fraction": 0,
         },
     )
     engine = get_engine(cfg)
@@ -202,7 +203,7 @@ def test_cold_start_scores_nothing_and_alerts_from_rules_saying_so(tmp_path):
     from models.scoring import score_customers
     from pipelines.warehouse import get_engine
 
-    cfg = Config(base_dir=tmp_path)
+    cfg = Config(base_dir=tmp_path, alerts={"control_fraction": 0})
     engine = get_engine(cfg)
     base = {"as_of_date": AS_OF, "last_nps": 8, "complaints_90d": 0, "purchases_365d": 3, "overdue_ratio": 1.0}
     feats = pd.DataFrame(
@@ -255,8 +256,8 @@ def test_cold_start_scores_nothing_and_alerts_from_rules_saying_so(tmp_path):
     assert alerts["customer_id"].tolist() == ["C", "A"]  # ranked by value when there is no probability
     assert alerts["churn_probability"].isna().all() and set(alerts["model_version"]) == {"rules-only"}
     assert alerts["reasons"].tolist() == [
-        "spend down by half against the previous 90 days",
-        "repeat contacts about the same problem",
+        "spent 10 in the last 90 days vs 100 the 90 before",
+        "3 repeat contacts about the same problem in 90 days",
     ]
     assert alerts["recommended_action"].tolist() == ["re-engagement message", "service recovery call"]
     assert monitor_model(AS_OF, cfg, engine).status == "cold_start"

@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS raw_surveys (
 );
 CREATE TABLE IF NOT EXISTS raw_customers (
     customer_id VARCHAR, signup_date VARCHAR, region VARCHAR, segment VARCHAR, contract_end VARCHAR,
-    do_not_contact VARCHAR, team VARCHAR,
+    do_not_contact VARCHAR, team VARCHAR, campaign_until VARCHAR,
     _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL, _batch_date DATE NOT NULL, _load_issue VARCHAR
 );
 
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS stg_surveys (
 );
 CREATE TABLE IF NOT EXISTS stg_customers (
     customer_id VARCHAR NOT NULL, signup_date DATE, region VARCHAR, segment VARCHAR, contract_end DATE,
-    do_not_contact BOOLEAN, team VARCHAR,
+    do_not_contact BOOLEAN, team VARCHAR, campaign_until DATE,
     _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL, _batch_date DATE NOT NULL
 );
 
@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS quarantine_surveys (
 );
 CREATE TABLE IF NOT EXISTS quarantine_customers (
     customer_id VARCHAR, signup_date VARCHAR, region VARCHAR, segment VARCHAR, contract_end VARCHAR,
-    do_not_contact VARCHAR, team VARCHAR,
+    do_not_contact VARCHAR, team VARCHAR, campaign_until VARCHAR,
     reasons VARCHAR NOT NULL, _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL, _batch_date DATE NOT NULL
 );
 

@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS customer_features (
     locked_in INTEGER, do_not_contact BOOLEAN, region VARCHAR, segment VARCHAR, team VARCHAR,
     net_flow_90d DOUBLE PRECISION, last_gap_days INTEGER, purchase_span_days INTEGER, nps_group VARCHAR,
     r_score INTEGER, f_score INTEGER, m_score INTEGER, rfm_segment VARCHAR, lifecycle_stage VARCHAR,
-    loyalty_type VARCHAR, cancelled INTEGER
+    loyalty_type VARCHAR, cancelled INTEGER, in_campaign INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS churn_kpis_daily (
@@ -48,6 +48,20 @@ CREATE TABLE IF NOT EXISTS model_registry (
     model_kind VARCHAR, champion_auc_same_validation DOUBLE PRECISION, promoted_at TIMESTAMP
 );
 
+-- What retention teams did with their alerts (churnwatch outcomes import FILE); one row per alert.
+CREATE TABLE IF NOT EXISTS alert_outcomes (
+    customer_id VARCHAR NOT NULL, alert_date DATE NOT NULL, team VARCHAR, contacted BOOLEAN, contact_date DATE,
+    offer VARCHAR, result VARCHAR, source_file VARCHAR NOT NULL, imported_at TIMESTAMP NOT NULL
+);
+
+-- Churn of treated (sent) vs control alerts once an alert day's horizon has matured.
+CREATE TABLE IF NOT EXISTS outreach_results (
+    alert_date DATE NOT NULL, as_of_date DATE NOT NULL, n_treated BIGINT NOT NULL, n_control BIGINT NOT NULL,
+    churn_rate_treated DOUBLE PRECISION, churn_rate_control DOUBLE PRECISION, churn_reduction DOUBLE PRECISION,
+    ci_low DOUBLE PRECISION, ci_high DOUBLE PRECISION, contacted BIGINT, reported_retained BIGINT,
+    revenue_retained DOUBLE PRECISION
+);
+
 -- One row per run, model and metric: PSI per feature and of the score, realised quality of matured cohorts.
 CREATE TABLE IF NOT EXISTS model_monitoring (
     as_of_date DATE NOT NULL, model_version VARCHAR NOT NULL, metric VARCHAR NOT NULL, subject VARCHAR NOT NULL,
@@ -76,3 +90,6 @@ CREATE OR REPLACE VIEW v_kpi_trend AS
 SELECT as_of_date, period_days, customers_active_start, customers_lost, churn_rate, lost_revenue,
        customers_active_end, revenue, nps_responses, nps
 FROM churn_kpis_daily WHERE segment_type = 'all';
+
+CREATE OR REPLACE VIEW v_outreach_results AS
+SELECT * FROM outreach_results;

@@ -93,7 +93,7 @@ cancels AS (
     SELECT DISTINCT customer_id FROM stg_cancellations WHERE ts < :as_of_next
 ),
 profile AS (
-    SELECT customer_id, signup_date, region, segment, contract_end, do_not_contact, team
+    SELECT customer_id, signup_date, region, segment, contract_end, do_not_contact, team, campaign_until
     FROM (
         SELECT s.*, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY _batch_date DESC, _source_row DESC) AS rn
         FROM stg_customers s WHERE _batch_date <= CAST(:as_of AS DATE)
@@ -153,7 +153,8 @@ SELECT
     pr.region,
     pr.segment,
     pr.team,
-    CASE WHEN ca.customer_id IS NOT NULL THEN 1 ELSE 0 END AS cancelled
+    CASE WHEN ca.customer_id IS NOT NULL THEN 1 ELSE 0 END AS cancelled,
+    CASE WHEN pr.campaign_until >= CAST(:as_of AS DATE) THEN 1 ELSE 0 END AS in_campaign
 FROM population p
 LEFT JOIN profile pr ON pr.customer_id = p.customer_id
 LEFT JOIN rfm r ON r.customer_id = p.customer_id
