@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export AIRFLOW_HOME := $(CURDIR)
 export CHURNWATCH_CONFIG ?= $(CURDIR)/churnwatch.yaml
 
-.PHONY: demo test airflow lint install clean
+.PHONY: demo test airflow lint install clean chromium
 
 install: $(STAMP)
 
@@ -22,10 +22,21 @@ var/airflow/airflow.db: $(STAMP)
 	mkdir -p var/airflow
 	$(BIN)/airflow db migrate > var/airflow/db-migrate.log 2>&1 || (tail -20 var/airflow/db-migrate.log; exit 1)
 
+# The report test opens the HTML report in Debian's Chromium; install it once if the machine lacks it.
+chromium:
+	@mkdir -p var; command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian's chromium package (for the report's browser test)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -q chromium > var/apt-chromium.log 2>&1 || \
+	  { $$SUDO apt-get update -q >> var/apt-chromium.log 2>&1 && \
+	    $$SUDO apt-get install -y -q chromium >> var/apt-chromium.log 2>&1; } || \
+	  { tail -20 var/apt-chromium.log; exit 1; }; }
+
 demo: $(STAMP) var/airflow/airflow.db
 	$(BIN)/churnwatch demo
 
-test: $(STAMP) var/airflow/airflow.db
+test: $(STAMP) var/airflow/airflow.db chromium
 	$(BIN)/ruff check pipelines models dags tests
 	$(BIN)/pytest
 
@@ -37,4 +48,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pipelines models dags tests
 
 clean:
-	rm -rf var outbox reports data/demo
+	rm -rf var outbox reports data/demo test-artifacts

@@ -33,6 +33,8 @@ DRIVERS: list[tuple[str, str, list[str]]] = [
     ("tenure", "inactivity", ["tenure_days", "purchases_total"]),
 ]
 CATEGORY = {code: cat for code, cat, _ in DRIVERS}
+# Values a reason text needs; a driver whose value is missing is not given as a reason.
+NEEDS = {"inactivity": ["days_since_last_purchase"], "long_waits": ["max_wait_90d"]}
 # Effects are measured in log-odds so that they stay visible when a probability is near 0 or 1.
 MIN_EFFECT = 0.05
 
@@ -118,11 +120,16 @@ def top_reasons(frame: pd.DataFrame, effects: pd.DataFrame, k: int = 3) -> pd.Da
     codes = effects.columns.to_numpy()
     # Rounded so that float noise between runs (threaded prediction) cannot flip near-ties.
     vals = np.round(effects.to_numpy(), 6)
-    order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
+    order = np.argsort(-vals, axis=1, kind="stable")
     out = {f"reason_{i + 1}": [None] * len(frame) for i in range(k)}
     out["reason_codes"] = [""] * len(frame)
     for r, (_idx, row) in enumerate(frame.iterrows()):
-        picked = [codes[j] for j in order[r] if vals[r, j] > MIN_EFFECT]
+        # A reason must describe something the customer has (no "waited n/a minutes").
+        picked = [
+            codes[j]
+            for j in order[r]
+            if vals[r, j] > MIN_EFFECT and all(pd.notna(row.get(c)) for c in NEEDS.get(codes[j], []))
+        ][:k]
         for i, code in enumerate(picked):
             out[f"reason_{i + 1}"][r] = describe_reason(code, row)
         out["reason_codes"][r] = ";".join(picked)

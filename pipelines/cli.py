@@ -265,6 +265,11 @@ def demo(
         run_step("load_landing", history_end, cfg=cfg, since=spec.start)
         run_step("validate_data", history_end, cfg=cfg, since=spec.start)
     console.print(f"[green]✓[/] history loaded up to {history_end}")
+    with console.status("replaying an earlier night and the KPI history"):
+        replay_history(cfg, as_of)
+    console.print(
+        f"[green]✓[/] replayed the night of {as_of - timedelta(days=cfg.churn.horizon_days)} and 26 weeks of KPIs"
+    )
     with console.status("airflow dags test churn_retrain"):
         # Logical date D trains as of D - 1: the last day whose data is already loaded.
         _airflow("dags", "test", "churn_retrain", as_of.isoformat())
@@ -273,6 +278,46 @@ def demo(
         _airflow("dags", "test", "churn_nightly", (as_of + timedelta(days=1)).isoformat())
     console.print(f"[green]✓[/] churn_nightly DAG scored and alerted as of {as_of}")
     _print(demo_report(cfg, as_of, out))
+
+
+def replay_history(cfg, as_of: date) -> None:
+    """Give the demo a past: a night one horizon back (so outreach can be measured today) and KPI trends.
+
+    The earlier night uses a model trained only on data before it, and simulated team outcomes
+    (the generator does not simulate calls, so treated and control churn alike).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from pipelines.outreach import import_outcomes
+    from pipelines.runtime import run_step
+    from pipelines.warehouse import get_engine, read_frame
+
+    past = as_of - timedelta(days=cfg.churn.horizon_days)
+    run_step("train_model", past - timedelta(days=1), cfg=cfg)
+    for step in ("build_features", "build_kpis", "score_customers", "build_alerts"):
+        run_step(step, past, cfg=cfg)
+    for weeks in range(26, 0, -1):
+        run_step("build_kpis", as_of - timedelta(days=7 * weeks), cfg=cfg)
+    engine = get_engine(cfg)
+    sent = read_frame(
+        engine, "SELECT customer_id FROM churn_alerts WHERE as_of_date = :d AND status = 'sent'", {"d": past}
+    )
+    rng = np.random.default_rng(DEMO_SEED)
+    contacted = rng.random(len(sent)) < 0.8
+    outcomes = pd.DataFrame(
+        {
+            "customer_id": sent["customer_id"],
+            "alert_date": past.isoformat(),
+            "contacted": np.where(contacted, "yes", "no"),
+            "offer": np.where(contacted, rng.choice(["10% off", "free month", "service call"], len(sent)), ""),
+            "result": np.where(contacted, rng.choice(["retained", "declined", "no_answer"], len(sent)), "not_reached"),
+        }
+    )
+    path = cfg.resolve(Path("var/demo_outcomes.csv"))
+    outcomes.to_csv(path, index=False)
+    import_outcomes(path, cfg, engine)
+    engine.dispose()
 
 
 def main() -> None:

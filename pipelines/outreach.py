@@ -3,7 +3,7 @@
 `churnwatch outcomes import FILE` records outcomes per alert (all rows or none). Each night,
 `measure_outreach` takes the alert days whose horizon has just matured and writes `outreach_results`:
 churn among customers who were sent to a team vs the control group held out of the same lists,
-the difference with a 95 % confidence interval, and the revenue that difference is worth.
+the difference with a 95 % confidence interval (Newcombe), and the revenue that difference is worth.
 """
 
 from __future__ import annotations
@@ -135,12 +135,25 @@ class OutreachSummary:
         return {"as_of": self.as_of.isoformat(), "cohorts": self.cohorts}
 
 
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson score interval (95 %) of a proportion k / n."""
+    p = k / n
+    denom = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denom
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
+    return centre - half, centre + half
+
+
 def difference_ci(churn_c: int, n_c: int, churn_t: int, n_t: int) -> tuple[float, float, float]:
-    """Churn reduction (control rate - treated rate) with a 95 % Wald interval."""
+    """Churn reduction (control rate - treated rate) with Newcombe's 95 % interval from Wilson intervals.
+
+    Unlike the plain normal interval it stays sensible for small groups and rates near 0 or 1.
+    """
     pc, pt = churn_c / n_c, churn_t / n_t
-    se = math.sqrt(pc * (1 - pc) / n_c + pt * (1 - pt) / n_t)
+    lc, uc = wilson(churn_c, n_c)
+    lt, ut = wilson(churn_t, n_t)
     diff = pc - pt
-    return diff, diff - Z95 * se, diff + Z95 * se
+    return diff, diff - math.sqrt((pc - lc) ** 2 + (ut - pt) ** 2), diff + math.sqrt((uc - pc) ** 2 + (pt - lt) ** 2)
 
 
 def cohort_result(alert_date: date, as_of: date, cfg: Config, engine: Engine) -> dict | None:

@@ -235,6 +235,10 @@ def test_outreach_compares_treated_and_control_once_matured(world):
 
 
 def test_difference_ci_by_hand():
-    diff, low, high = difference_ci(30, 100, 20, 100)
-    se = np.sqrt(0.3 * 0.7 / 100 + 0.2 * 0.8 / 100)
-    assert diff == pytest.approx(0.1) and low == pytest.approx(0.1 - 1.959964 * se) and high > diff
+    # Newcombe (1998), method 10, example: 56/70 vs 48/80 -> 0.2, 95 % CI (0.0524, 0.3339).
+    diff, low, high = difference_ci(56, 70, 48, 80)
+    assert diff == pytest.approx(0.2)
+    assert low == pytest.approx(0.0524, abs=1e-4) and high == pytest.approx(0.3339, abs=1e-4)
+    # All of a small control group churned: the interval stays wide instead of collapsing.
+    diff, low, high = difference_ci(7, 7, 96, 105)
+    assert low < 0 < high

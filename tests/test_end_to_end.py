@@ -142,3 +142,22 @@ def test_rerunning_the_night_gives_the_same_tables(world):
     _airflow(env, "dags", "test", "churn_nightly", logical)
     for t, q in query.items():
         pd.testing.assert_frame_equal(_read(cfg, q, {"d": AS_OF}), before[t], obj=t)
+
+
+def test_run_report_renders_in_chromium(world):
+    """The nightly DAG's HTML report opens in a real headless Chromium with its charts and no console errors."""
+    from tests.browser import check_page
+
+    root, cfg, _, _ = world
+    page = root / "reports" / AS_OF.isoformat() / "index.html"
+    assert page.exists()
+    shot = REPO / "test-artifacts" / "report.png"
+    result = check_page(page, shot)
+    assert result.title == f"churnwatch {AS_OF.isoformat()}"
+    assert result.console_errors == []
+    assert result.images >= 5 and result.broken_images == []
+    for heading in ("KPI trends", "Scores and calibration", "Data quality", "Model monitoring", "Top at-risk customers"):
+        assert heading in result.headings
+    assert shot.exists() and shot.stat().st_size > 20_000
+    html = page.read_text()
+    assert "no purchase for" in html  # top customers come with their reasons
