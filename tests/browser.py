@@ -50,9 +50,7 @@ def check_page(path: Path, screenshot: Path) -> PageCheck:
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(path.resolve().as_uri(), wait_until="load")
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => [e.alt, e.complete && e.naturalWidth > 0])"
-            )
+            images = page.eval_on_selector_all("img", "els => els.map(e => [e.alt, e.complete && e.naturalWidth > 0])")
             headings = page.eval_on_selector_all("h1, h2", "els => els.map(e => e.textContent)")
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)

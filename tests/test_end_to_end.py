@@ -156,7 +156,13 @@ def test_run_report_renders_in_chromium(world):
     assert result.title == f"churnwatch {AS_OF.isoformat()}"
     assert result.console_errors == []
     assert result.images >= 5 and result.broken_images == []
-    for heading in ("KPI trends", "Scores and calibration", "Data quality", "Model monitoring", "Top at-risk customers"):
+    for heading in (
+        "KPI trends",
+        "Scores and calibration",
+        "Data quality",
+        "Model monitoring",
+        "Top at-risk customers",
+    ):
         assert heading in result.headings
     assert shot.exists() and shot.stat().st_size > 20_000
     html = page.read_text()
