@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export AIRFLOW_HOME := $(CURDIR)
 export CHURNWATCH_CONFIG ?= $(CURDIR)/churnwatch.yaml
 
-.PHONY: demo test airflow lint install clean chromium
+.PHONY: demo test airflow lint install clean chromium bench
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ demo: $(STAMP) var/airflow/airflow.db
 test: $(STAMP) var/airflow/airflow.db chromium
 	$(BIN)/ruff check pipelines models dags tests
 	$(BIN)/pytest
+
+# Not part of make test: a 1M-customer run takes a long time. Results land in bench/results/.
+bench: $(STAMP)
+	$(BIN)/churnwatch bench --customers 100000 --name 100k
+	$(BIN)/churnwatch bench --customers 1000000 --name 1m
 
 airflow: $(STAMP) var/airflow/airflow.db
 	$(BIN)/airflow standalone

@@ -189,6 +189,32 @@ def backtest(
     _print(summary.as_dict())
 
 
+@app.command()
+def bench(
+    customers: Annotated[int, typer.Option(min=1000, help="Customers to generate (two years of history).")],
+    name: Annotated[Optional[str], typer.Option(help="Result name (bench/results/<name>.json).")] = None,
+    workdir: Annotated[Optional[str], typer.Option(help="Scratch folder (default var/bench/<name>).")] = None,
+    history_window: Annotated[int, typer.Option(min=7, help="Days per history load run.")] = 60,
+) -> None:
+    """Time one nightly increment and one retrain on N generated customers; write bench/results/<name>.json."""
+    from pipelines.bench import run_bench
+
+    name = name or f"{customers // 1000}k"
+    folder = Path(workdir) if workdir else Path("var/bench") / name
+    with console.status(f"benchmark {name}: {customers:,} customers"):
+        results = run_bench(customers, name, folder.resolve(), Path("bench/results").resolve(), history_window)
+    table = Table("phase", "seconds", "peak RSS (MB)", title=f"benchmark {name} ({customers:,} customers)")
+    for phase, m in results["phases"].items():
+        table.add_row(phase, f"{m['seconds']:.1f}", f"{m['peak_rss_mb']:.0f}")
+    for step, seconds in results["phases"]["nightly"]["steps"].items():
+        table.add_row(f"  nightly: {step}", f"{seconds:.1f}", "")
+    console.print(table)
+    console.print(
+        f"nightly increment: {sum(results['increment_rows'].values()):,} rows, "
+        f"{results['nightly_customers_per_second']:,.0f} customers/s"
+    )
+
+
 @outcomes_app.command("import")
 def outcomes_import(file: str, config: ConfigOpt = None) -> None:
     """Import FILE (CSV or XLSX: customer_id, alert_date, contacted, contact_date, offer, result); all or nothing."""

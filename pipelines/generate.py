@@ -58,6 +58,7 @@ class GeneratorSpec:
     seed: int = 7
     start: date = date(2025, 1, 1)
     horizon_days: int = 90
+    id_prefix: str = ""  # prepended to every id, so independently generated blocks can share landing files
 
 
 @dataclass
@@ -115,8 +116,14 @@ def _decline_progress(day: int | np.ndarray, start: np.ndarray) -> np.ndarray:
     return np.maximum(0.0, np.floor(day) - np.floor(start)) / DECLINE_SCALE_DAYS
 
 
-def generate(spec: GeneratorSpec, out: Path, fmt: str = "csv") -> dict[str, int]:
-    """Write landing files per day and the ground truth under out; return row counts."""
+def generate(
+    spec: GeneratorSpec, out: Path, fmt: str = "csv", append: bool = False, truth: bool = True
+) -> dict[str, int]:
+    """Write landing files per day and the ground truth under out; return row counts.
+
+    append=True adds to existing daily CSV files (blocks of customers with distinct id prefixes);
+    truth=False skips the ground truth (the benchmark does not need it).
+    """
     rng = np.random.default_rng(spec.seed)
     n, days, horizon = spec.customers, spec.days, spec.horizon_days
     total = days + horizon
@@ -127,7 +134,7 @@ def generate(spec: GeneratorSpec, out: Path, fmt: str = "csv") -> dict[str, int]
     load = np.zeros(n)  # episode hazard load, decays daily
     alive = np.ones(n, dtype=bool)
     decay = math.exp(-1 / EPISODE_DECAY_DAYS)
-    ids = np.array([f"C{i:07d}" for i in range(n)])
+    ids = np.array([f"{spec.id_prefix}C{i:07d}" for i in range(n)])
 
     txn_parts: list[pd.DataFrame] = []
     event_rows: list[tuple] = []
@@ -234,8 +241,9 @@ def generate(spec: GeneratorSpec, out: Path, fmt: str = "csv") -> dict[str, int]
                 )
             )
 
-    counts = _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts)
-    _write_truth(spec, out, lat, ids, episodes, fmt)
+    counts = _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts, append)
+    if truth:
+        _write_truth(spec, out, lat, ids, episodes, fmt)
     return counts
 
 
@@ -244,7 +252,7 @@ def _ts(start: date, day: pd.Series, seconds: pd.Series) -> pd.Series:
     return base + pd.to_timedelta(day, unit="D") + pd.to_timedelta(seconds, unit="s")
 
 
-def _write_daily(frame: pd.DataFrame, folder: Path, start: date, fmt: str) -> None:
+def _write_daily(frame: pd.DataFrame, folder: Path, start: date, fmt: str, append: bool = False) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for day, part in frame.groupby("day", sort=True):
         name = (start + timedelta(days=int(day))).isoformat()
@@ -252,10 +260,12 @@ def _write_daily(frame: pd.DataFrame, folder: Path, start: date, fmt: str) -> No
         if fmt == "parquet":
             part.to_parquet(folder / f"{name}.parquet", index=False)
         else:
-            part.to_csv(folder / f"{name}.csv", index=False)
+            path = folder / f"{name}.csv"
+            extend = append and path.exists()
+            part.to_csv(path, index=False, mode="a" if extend else "w", header=not extend)
 
 
-def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts) -> dict[str, int]:
+def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts, append=False) -> dict[str, int]:
     landing = out / "landing"
     start = spec.start
     n = len(ids)
@@ -268,9 +278,13 @@ def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts
     )
     txns = txns.sort_values(["day", "seconds", "customer_id"], kind="stable").reset_index(drop=True)
     txns["ts"] = _ts(start, txns["day"], txns["seconds"]).dt.strftime("%Y-%m-%d %H:%M:%S")
-    txns.insert(0, "txn_id", [f"T{i:09d}" for i in range(len(txns))])
+    txns.insert(0, "txn_id", [f"{spec.id_prefix}T{i:09d}" for i in range(len(txns))])
     _write_daily(
-        txns[["day", "txn_id", "customer_id", "ts", "amount", "type", "channel"]], landing / "transactions", start, fmt
+        txns[["day", "txn_id", "customer_id", "ts", "amount", "type", "channel"]],
+        landing / "transactions",
+        start,
+        fmt,
+        append,
     )
 
     cols = [
@@ -288,7 +302,7 @@ def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts
     events = pd.DataFrame(event_rows, columns=cols).sort_values(["day", "seconds", "customer_id"], kind="stable")
     events = events.reset_index(drop=True)
     events["ts"] = _ts(start, events["day"], events["seconds"]).dt.strftime("%Y-%m-%d %H:%M:%S")
-    events.insert(0, "event_id", [f"E{i:09d}" for i in range(len(events))])
+    events.insert(0, "event_id", [f"{spec.id_prefix}E{i:09d}" for i in range(len(events))])
     _write_daily(
         events[
             [
@@ -308,6 +322,7 @@ def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts
         landing / "service_events",
         start,
         fmt,
+        append,
     )
 
     surveys = (
@@ -317,8 +332,10 @@ def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts
     )
     surveys = surveys.sort_values(["day", "seconds", "customer_id"], kind="stable").reset_index(drop=True)
     surveys["ts"] = _ts(start, surveys["day"], surveys["seconds"]).dt.strftime("%Y-%m-%d %H:%M:%S")
-    surveys.insert(0, "response_id", [f"R{i:09d}" for i in range(len(surveys))])
-    _write_daily(surveys[["day", "response_id", "customer_id", "ts", "nps_score"]], landing / "surveys", start, fmt)
+    surveys.insert(0, "response_id", [f"{spec.id_prefix}R{i:09d}" for i in range(len(surveys))])
+    _write_daily(
+        surveys[["day", "response_id", "customer_id", "ts", "nps_score"]], landing / "surveys", start, fmt, append
+    )
 
     signup_dates = pd.Timestamp(start) + pd.to_timedelta(lat.signup, unit="D")
     contract_end = np.where(
@@ -337,14 +354,14 @@ def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts
         }
     )
     customers = customers[customers["day"] < spec.days]
-    _write_daily(customers.sort_values(["day", "customer_id"]), landing / "customers", start, fmt)
+    _write_daily(customers.sort_values(["day", "customer_id"]), landing / "customers", start, fmt, append)
 
     # The same churn seen by a subscription business: a cancellation on the day the customer leaves.
     gone = np.flatnonzero((lat.churn_day >= 0) & (lat.churn_day < spec.days))
     cancellations = pd.DataFrame(
         {
             "day": lat.churn_day[gone],
-            "cancel_id": [f"X{i:07d}" for i in gone],
+            "cancel_id": [f"{spec.id_prefix}X{i:07d}" for i in gone],
             "customer_id": ids[gone],
             "ts": _ts(start, pd.Series(lat.churn_day[gone]), pd.Series(36000 + (gone % 28800))).dt.strftime(
                 "%Y-%m-%d %H:%M:%S"
@@ -352,7 +369,7 @@ def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts
             "reason": np.array(CANCEL_REASONS)[gone % len(CANCEL_REASONS)],
         }
     )
-    _write_daily(cancellations.sort_values(["day", "customer_id"]), landing / "cancellations", start, fmt)
+    _write_daily(cancellations.sort_values(["day", "customer_id"]), landing / "cancellations", start, fmt, append)
     return {
         "cancellations": int(len(cancellations)),
         "customers": int(len(customers)),
