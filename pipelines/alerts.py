@@ -147,12 +147,12 @@ def rule_triggers(frame: pd.DataFrame, cfg: Config) -> pd.Series:
         "spend_halved": (frame["spend_prev_90d"] > 0) & (frame["spend_90d"] <= r.spend_drop * frame["spend_prev_90d"]),
         "overdue_regular": (frame["purchases_365d"] >= 6) & (frame["overdue_ratio"] >= r.overdue_ratio),
     }
-    fired = pd.DataFrame(
-        {k: pd.Series(v, index=frame.index).fillna(False).astype(bool) for k, v in rules.items() if k in r.enabled}
-    )
-    if fired.empty or not len(fired.columns):
-        return pd.Series("", index=frame.index, dtype=object)
-    return fired.apply(lambda row: ";".join(k for k, v in row.items() if v), axis=1)
+    names = pd.Series("", index=frame.index, dtype=object)
+    for name, mask in rules.items():
+        if name in r.enabled:
+            hit = pd.Series(mask, index=frame.index).fillna(False).astype(bool).to_numpy()
+            names = names + np.where(hit, name + ";", "")
+    return names.str.rstrip(";")
 
 
 def route(frame: pd.DataFrame, cfg: Config) -> pd.Series:
@@ -252,24 +252,26 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     frame = frame[frame["triggers"] != ""].copy()
     # Reasons: the model's own for scored customers; for rule-only alerts, the rules in plain words.
     rule_only = frame["reason_1"].isna()
-    for idx in frame.index[rule_only]:
-        fired = [t for t in frame.at[idx, "triggers"].split(";") if t != "model"]
-        frame.at[idx, "reason_codes"] = ";".join(RULE_DRIVER[t] for t in fired)
-        for i in range(3):
-            frame.at[idx, f"reason_{i + 1}"] = rule_text(fired[i], frame.loc[idx]) if i < len(fired) else None
+    if rule_only.any():
+        texts: dict[str, list] = {"reason_codes": [], "reason_1": [], "reason_2": [], "reason_3": []}
+        for row in frame.loc[rule_only].to_dict("records"):  # records: far faster than row-wise indexing
+            fired = [t for t in row["triggers"].split(";") if t != "model"]
+            texts["reason_codes"].append(";".join(RULE_DRIVER[t] for t in fired))
+            for i in range(3):
+                texts[f"reason_{i + 1}"].append(rule_text(fired[i], row) if i < len(fired) else None)
+        for col, values in texts.items():
+            frame[col] = frame[col].astype(object)
+            frame.loc[rule_only, col] = values
     # Suppression: never listed at all.
     blocked = frame["do_not_contact"].fillna(False).astype(bool) | (frame["in_campaign"].fillna(0) == 1)
     suppressed = int(blocked.sum())
     frame = frame[~blocked].copy()
     frame["team"] = route(frame, cfg)
     frame["recommended_action"] = recommend(frame, cfg) if len(frame) else pd.Series(dtype=str)
-    frame["reasons"] = (
-        frame[["reason_1", "reason_2", "reason_3"]].apply(
-            lambda r: "; ".join(x for x in r if isinstance(x, str) and x), axis=1
-        )
-        if len(frame)
-        else pd.Series(dtype=str)
-    )
+    frame["reasons"] = [
+        "; ".join(x for x in trio if isinstance(x, str) and x)
+        for trio in zip(frame["reason_1"], frame["reason_2"], frame["reason_3"])
+    ]
     frame["status"] = "eligible"
     frame.loc[_in_cooldown(frame, as_of, cfg, engine), "status"] = "cooldown"
     eligible = frame["status"] == "eligible"

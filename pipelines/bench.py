@@ -86,11 +86,27 @@ def machine() -> dict:
     }
 
 
-def run_bench(customers: int, name: str, workdir: Path, results_dir: Path, history_window: int = 60) -> dict:
-    """Run the benchmark and write results_dir/<name>.json; return the results."""
+def run_bench(
+    customers: int,
+    name: str,
+    workdir: Path,
+    results_dir: Path,
+    history_window: int = 60,
+    repeat: int = 3,
+    reuse: bool = False,
+) -> dict:
+    """Run the benchmark and write results_dir/<name>.json; return the results.
+
+    The nightly run and the retrain are repeated `repeat` times (each re-run replaces the same
+    outputs) and reported as medians. reuse=True keeps the generated data and loaded history of an
+    earlier run in workdir (its generate and history figures are carried over from its results file).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "bench.log"
-    log.write_text("")
+    previous = results_dir / f"{name}.json"
+    reuse = reuse and (workdir / "wh.duckdb").exists() and previous.exists()
+    if not reuse:
+        log.write_text("")
     config = workdir / "churnwatch.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -103,19 +119,35 @@ def run_bench(customers: int, name: str, workdir: Path, results_dir: Path, histo
     )
     env = {**os.environ, "CHURNWATCH_CONFIG": str(config), "CHURNWATCH_WAREHOUSE_URL": ""}
     env.pop("CHURNWATCH_WAREHOUSE_URL")
+    results: dict = {"name": name, "customers": customers, "days": DAYS, "machine": machine(), "phases": {}}
+    if reuse:
+        earlier = json.loads(previous.read_text())
+        results["rows"] = earlier["rows"]
+        results["phases"] = {k: earlier["phases"][k] for k in ("generate", "history_load")}
+    else:
+        results["rows"], results["phases"] = _generate_and_load(customers, workdir, env, log, history_window)
+    results["phases"].update(_nightly_and_retrain(workdir, env, log, repeat))
+    last = date(2024, 1, 1) + timedelta(days=DAYS - 1)
+    nightly = results["phases"]["nightly"]
+    increment = day_rows(workdir / "gen" / "landing", last)
+    results["increment_rows"] = increment
+    results["nightly_rows_per_second"] = round(sum(increment.values()) / nightly["seconds"], 1)
+    results["nightly_customers_per_second"] = round(customers / nightly["seconds"], 1)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    previous.write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+def _generate_and_load(customers: int, workdir: Path, env: dict, log: Path, history_window: int) -> tuple[dict, dict]:
+    """Generate the data and load its history once (validated, in windows); return (row counts, phases)."""
     cli = [sys.executable, "-m", "pipelines.cli"]
     start = date(2024, 1, 1)
     last = start + timedelta(days=DAYS - 1)
-    results: dict = {"name": name, "customers": customers, "days": DAYS, "machine": machine(), "phases": {}}
-
-    gen = measured(
+    phases: dict = {}
+    phases["generate"] = measured(
         [sys.executable, "-m", "pipelines.bench", "generate", str(workdir / "gen"), str(customers)], env, log
     )
     counts = json.loads((workdir / "gen" / "counts.json").read_text())
-    results["rows"] = counts
-    results["phases"]["generate"] = gen
-
-    # History: everything before the last day, validated in windows (each window one run).
     hist = {"seconds": 0.0, "peak_rss_mb": 0.0, "windows": 0}
     window_start = start
     while window_start <= last - timedelta(days=1):
@@ -127,38 +159,51 @@ def run_bench(customers: int, name: str, workdir: Path, results_dir: Path, histo
         hist["windows"] += 1
         window_start = window_end + timedelta(days=1)
     hist["seconds"] = round(hist["seconds"], 2)
-    results["phases"]["history_load"] = hist
-
-    # The champion the nightly run scores with is trained first (the retrain is timed on its own below).
+    phases["history_load"] = hist
+    # The champion the nightly run scores with is trained first (the retrain is timed on its own).
     measured([*cli, "train", "--date", (last - timedelta(days=1)).isoformat()], env, log)
-    nightly = measured([*cli, "run", "--date", last.isoformat()], env, log)
-    nightly["steps"] = step_times(workdir / "wh.duckdb", last)
-    results["phases"]["nightly"] = nightly
-    retrain = measured([*cli, "train", "--date", last.isoformat()], env, log)
-    results["phases"]["retrain"] = retrain
-
-    increment = day_rows(workdir / "gen" / "landing", last)
-    results["increment_rows"] = increment
-    results["nightly_rows_per_second"] = round(sum(increment.values()) / nightly["seconds"], 1)
-    results["nightly_customers_per_second"] = round(customers / nightly["seconds"], 1)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / f"{name}.json").write_text(json.dumps(results, indent=2, default=str))
-    return results
+    return counts, phases
 
 
-def step_times(warehouse: Path, as_of: date) -> dict[str, float]:
+def _median_run(cmd: list[str], env: dict, log: Path, repeat: int) -> dict:
+    runs = [measured(cmd, env, log) for _ in range(repeat)]
+    seconds = sorted(r["seconds"] for r in runs)
+    return {
+        "seconds": seconds[len(seconds) // 2],
+        "runs_seconds": [r["seconds"] for r in runs],
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+    }
+
+
+def _nightly_and_retrain(workdir: Path, env: dict, log: Path, repeat: int) -> dict:
+    cli = [sys.executable, "-m", "pipelines.cli"]
+    last = date(2024, 1, 1) + timedelta(days=DAYS - 1)
+    nightly = _median_run([*cli, "run", "--date", last.isoformat()], env, log, repeat)
+    nightly["steps"] = step_times(workdir / "wh.duckdb", last, repeat)
+    retrain = _median_run([*cli, "train", "--date", last.isoformat()], env, log, repeat)
+    return {"nightly": nightly, "retrain": retrain}
+
+
+def step_times(warehouse: Path, as_of: date, repeat: int) -> dict[str, float]:
+    """Median seconds per nightly step over the last `repeat` runs."""
     import duckdb
 
     con = duckdb.connect(str(warehouse), read_only=True)
     rows = con.execute(
-        "SELECT step, epoch(finished_at - started_at) FROM pipeline_runs WHERE as_of_date = ? ORDER BY started_at DESC",
+        "SELECT step, epoch(finished_at - started_at) FROM pipeline_runs WHERE as_of_date = ? "
+        "ORDER BY started_at DESC",
         [as_of],
     ).fetchall()
     con.close()
-    out: dict[str, float] = {}
+    from pipelines.runtime import NIGHTLY
+
+    per_step: dict[str, list[float]] = {}
     for step, seconds in rows:
-        out.setdefault(step, round(float(seconds), 2))
-    return out
+        if step not in NIGHTLY:  # the retrain records train_model for the same date
+            continue
+        if len(per_step.setdefault(step, [])) < repeat:
+            per_step[step].append(float(seconds))
+    return {step: round(sorted(v)[len(v) // 2], 2) for step, v in per_step.items()}
 
 
 def day_rows(landing: Path, day: date) -> dict[str, int]:

@@ -195,6 +195,8 @@ def bench(
     name: Annotated[Optional[str], typer.Option(help="Result name (bench/results/<name>.json).")] = None,
     workdir: Annotated[Optional[str], typer.Option(help="Scratch folder (default var/bench/<name>).")] = None,
     history_window: Annotated[int, typer.Option(min=7, help="Days per history load run.")] = 60,
+    repeat: Annotated[int, typer.Option(min=1, help="Nightly and retrain runs (medians are reported).")] = 3,
+    reuse: Annotated[bool, typer.Option(help="Keep the data and history of an earlier run of this name.")] = False,
 ) -> None:
     """Time one nightly increment and one retrain on N generated customers; write bench/results/<name>.json."""
     from pipelines.bench import run_bench
@@ -202,8 +204,11 @@ def bench(
     name = name or f"{customers // 1000}k"
     folder = Path(workdir) if workdir else Path("var/bench") / name
     with console.status(f"benchmark {name}: {customers:,} customers"):
-        results = run_bench(customers, name, folder.resolve(), Path("bench/results").resolve(), history_window)
-    table = Table("phase", "seconds", "peak RSS (MB)", title=f"benchmark {name} ({customers:,} customers)")
+        results = run_bench(
+            customers, name, folder.resolve(), Path("bench/results").resolve(), history_window, repeat, reuse
+        )
+    title = f"benchmark {name} ({customers:,} customers; nightly and retrain: median of {repeat})"
+    table = Table("phase", "seconds", "peak RSS (MB)", title=title)
     for phase, m in results["phases"].items():
         table.add_row(phase, f"{m['seconds']:.1f}", f"{m['peak_rss_mb']:.0f}")
     for step, seconds in results["phases"]["nightly"]["steps"].items():
