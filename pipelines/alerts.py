@@ -68,26 +68,8 @@ FEATURE_COLUMNS = [
     "loyalty_type",
     "cancelled",
 ]
-NUMERIC = [
-    "churn_probability",
-    "value_12m",
-    "value_at_risk",
-    "repeat_contacts_90d",
-    "contacts_90d",
-    "last_nps",
-    "complaints_90d",
-    "spend_90d",
-    "spend_prev_90d",
-    "spend_365d",
-    "purchases_365d",
-    "overdue_ratio",
-    "mean_gap_days",
-    "days_since_last_purchase",
-    "dormant_short",
-    "dormant_long",
-    "in_campaign",
-    "cancelled",
-]
+TEXT_COLUMNS = {"region", "segment", "team", "do_not_contact", "loyalty_type"}
+NUMERIC = ["churn_probability", "value_12m", "value_at_risk"] + [c for c in FEATURE_COLUMNS if c not in TEXT_COLUMNS]
 
 
 @dataclass

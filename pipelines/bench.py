@@ -190,8 +190,7 @@ def step_times(warehouse: Path, as_of: date, repeat: int) -> dict[str, float]:
 
     con = duckdb.connect(str(warehouse), read_only=True)
     rows = con.execute(
-        "SELECT step, epoch(finished_at - started_at) FROM pipeline_runs WHERE as_of_date = ? "
-        "ORDER BY started_at DESC",
+        "SELECT step, epoch(finished_at - started_at) FROM pipeline_runs WHERE as_of_date = ? ORDER BY started_at DESC",
         [as_of],
     ).fetchall()
     con.close()

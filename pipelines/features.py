@@ -7,11 +7,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pipelines.config import Config
-from pipelines.warehouse import crash_point, read_frame, sql_text, table_columns
+from pipelines.warehouse import read_frame, replace_partition_from_query, sql_text
 
 CATEGORICAL = ["region", "segment", "team", "nps_group", "rfm_segment", "lifecycle_stage", "loyalty_type"]
 FLAG_COLUMNS = ["do_not_contact"]
@@ -65,15 +64,8 @@ def build_features(as_of: date, cfg: Config, engine: Engine) -> FeatureSummary:
     """Replace the customer_features partition of as_of in one transaction, computed in SQL."""
     sql, params = feature_query(cfg, as_of)
     with engine.begin() as conn:
-        cols = table_columns(conn, "customer_features")
-        col_list = ", ".join(cols)
-        conn.execute(sa.text("DELETE FROM customer_features WHERE as_of_date = :as_of"), {"as_of": as_of})
-        crash_point("build_features")
-        conn.execute(sa.text(f"INSERT INTO customer_features ({col_list}) SELECT {col_list} FROM ({sql}) f"), params)
-        n = conn.execute(
-            sa.text("SELECT COUNT(*) FROM customer_features WHERE as_of_date = :as_of"), {"as_of": as_of}
-        ).scalar_one()
-    return FeatureSummary(as_of, int(n))
+        n = replace_partition_from_query(conn, "customer_features", sql, params, as_of)
+    return FeatureSummary(as_of, n)
 
 
 def load_features(engine: Engine, as_of: date) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines.config import Config
-from pipelines.warehouse import crash_point, sql_text, table_columns
+from pipelines.warehouse import replace_partition_from_query, sql_text
 
 
 @dataclass
@@ -60,13 +60,7 @@ def build_kpis(as_of: date, cfg: Config, engine: Engine) -> KpiSummary:
     """Replace the churn_kpis_daily partition of as_of in one transaction."""
     sql, params = kpi_query(cfg, as_of)
     with engine.begin() as conn:
-        cols = ", ".join(table_columns(conn, "churn_kpis_daily"))
-        conn.execute(sa.text("DELETE FROM churn_kpis_daily WHERE as_of_date = :as_of"), {"as_of": as_of})
-        crash_point("build_kpis")
-        conn.execute(sa.text(f"INSERT INTO churn_kpis_daily ({cols}) SELECT {cols} FROM ({sql}) k"), params)
-        rows = conn.execute(
-            sa.text("SELECT COUNT(*) FROM churn_kpis_daily WHERE as_of_date = :d"), {"d": as_of}
-        ).scalar_one()
+        rows = replace_partition_from_query(conn, "churn_kpis_daily", sql, params, as_of)
         overall = conn.execute(
             sa.text(
                 "SELECT churn_rate, customers_lost, lost_revenue, nps FROM churn_kpis_daily "

@@ -179,6 +179,18 @@ def replace_rows(conn: Connection, table: str, frame: pd.DataFrame, where: str, 
     return insert_frame(conn, table, frame)
 
 
+def replace_partition_from_query(conn: Connection, table: str, sql: str, params: Mapping[str, Any], as_of: date) -> int:
+    """Replace table's as_of_date partition with the rows of a SELECT, inside the caller's transaction.
+
+    The rows never leave the warehouse: DELETE, then INSERT ... SELECT of the table's columns by name.
+    """
+    col_list = ", ".join(table_columns(conn, check_table(table)))
+    conn.execute(sa.text(f"DELETE FROM {table} WHERE as_of_date = :d"), {"d": as_of})
+    crash_point(table)
+    conn.execute(sa.text(f"INSERT INTO {table} ({col_list}) SELECT {col_list} FROM ({sql}) q"), dict(params))
+    return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE as_of_date = :d"), {"d": as_of}).scalar_one())
+
+
 def replace_partition(engine: Engine, table: str, frame: pd.DataFrame, as_of: date) -> int:
     """Atomically replace one as_of_date partition of table with frame."""
     with engine.begin() as conn:

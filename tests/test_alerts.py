@@ -241,3 +241,18 @@ def test_difference_ci_by_hand():
     # All of a small control group churned: the interval stays wide instead of collapsing.
     diff, low, high = difference_ci(7, 7, 96, 105)
     assert low < 0 < high
+
+
+def test_outcomes_file_missing_or_unreadable_is_one_line(world, tmp_path):
+    cfg, engine = world
+    with pytest.raises(ChurnwatchError, match="outcomes file not found"):
+        import_outcomes(tmp_path / "nope.csv", cfg, engine)
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(ChurnwatchError) as info:
+        import_outcomes(broken, cfg, engine)
+    assert str(info.value).startswith(f"{broken}: cannot read the outcomes file") and "\n" not in str(info.value)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("customer_id,alert_date\n")
+    with pytest.raises(ChurnwatchError, match="no outcome rows"):
+        import_outcomes(empty, cfg, engine)

@@ -110,7 +110,7 @@ def test_killed_runs_and_reruns_leave_the_tables_of_one_clean_run(tmp_path, urls
     for crash, steps, untouched in [
         ("load_landing", "load_landing", list(before)),
         ("validate_data:2", "load_landing,validate_data", ["stg_transactions", "quarantine_transactions", "dq_runs"]),
-        ("build_features", STEPS, ["customer_features"]),
+        ("customer_features", STEPS, ["customer_features"]),
     ]:
         killed = _cli(env, "run", "--date", DAYS[-1], "--steps", steps, crash=crash)
         assert killed.returncode == 137, (crash, killed.stderr[-500:])

@@ -402,6 +402,10 @@ def test_sql_source_read_by_watermark_with_lookback(any_cfg, tmp_path, monkeypat
     run_dq(cfg, engine)
     assert read_frame(engine, "SELECT COUNT(*) AS n FROM stg_transactions")["n"][0] == 4
     assert_accounting(engine)
+    data["sources"]["datasets"]["transactions"]["sql"]["watermark"] = "changed_at"
+    renamed = Config.model_validate(data | {"base_dir": tmp_path})
+    with pytest.raises(DataQualityError, match="transactions: cannot read sales from sqlite"):
+        load_landing(AS_OF, renamed, engine)  # the watermark column is not in the table
     monkeypatch.delenv("CRM_URL")
     with pytest.raises(ChurnwatchError, match="environment variable CRM_URL is not set"):
         load_landing(AS_OF, cfg, engine)
