@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
 from pipelines.config import Config
-from pipelines.warehouse import read_frame, replace_partition_from_query, sql_text
+from pipelines.warehouse import read_bulk, replace_partition_from_query, sql_text
 
 CATEGORICAL = ["region", "segment", "team", "nps_group", "rfm_segment", "lifecycle_stage", "loyalty_type"]
 FLAG_COLUMNS = ["do_not_contact"]
@@ -47,12 +47,14 @@ def feature_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
 def read_features(conn: Engine | Connection, cfg: Config, as_of: date) -> pd.DataFrame:
     """Return features as of a date computed on the fly (used for training cutoffs)."""
     sql, params = feature_query(cfg, as_of)
-    return numeric_features(read_frame(conn, sql, params))
+    return numeric_features(read_bulk(conn, sql, params))
 
 
 def numeric_features(frame: pd.DataFrame) -> pd.DataFrame:
     """Return frame with numeric feature columns as float (PostgreSQL returns Decimal for AVG)."""
     frame = frame.copy()
+    if "as_of_date" in frame and len(frame):
+        frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
     for col in frame.columns:
         if col in ("as_of_date", "customer_id", *CATEGORICAL, *FLAG_COLUMNS):
             continue
@@ -71,5 +73,5 @@ def build_features(as_of: date, cfg: Config, engine: Engine) -> FeatureSummary:
 def load_features(engine: Engine, as_of: date) -> pd.DataFrame:
     """Return the stored customer_features partition of as_of."""
     return numeric_features(
-        read_frame(engine, "SELECT * FROM customer_features WHERE as_of_date = :d ORDER BY customer_id", {"d": as_of})
+        read_bulk(engine, "SELECT * FROM customer_features WHERE as_of_date = :d ORDER BY customer_id", {"d": as_of})
     )

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 from pipelines.config import DATASET_COLUMNS, Config
 from pipelines.errors import DataQualityError
 from pipelines.extract import load_window
-from pipelines.warehouse import crash_point, insert_frame, read_frame
+from pipelines.warehouse import crash_point, insert_frame, read_bulk, read_for_keys, read_frame
 
 log = logging.getLogger(__name__)
 
@@ -298,34 +298,32 @@ def type_rows(dataset: str, raw: pd.DataFrame, cfg: Config) -> tuple[pd.DataFram
     return typed, reasons
 
 
-def _chunks(values: list, size: int = 2000):
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
-
-
 def known_customers(engine: Engine, ids: list[str], before: date) -> set[str]:
     """Return which of ids are in stg_customers from batches before the given day."""
-    known: set[str] = set()
-    stmt = sa.text("SELECT DISTINCT customer_id FROM stg_customers WHERE _batch_date < :b AND customer_id IN :ids")
-    stmt = stmt.bindparams(sa.bindparam("ids", expanding=True))
-    with engine.connect() as conn:
-        for chunk in _chunks(ids):
-            known.update(r[0] for r in conn.execute(stmt, {"b": before, "ids": chunk}))
-    return known
+    if not ids:
+        return set()
+    frame = read_for_keys(
+        engine,
+        "SELECT DISTINCT c.customer_id FROM stg_customers c JOIN _cw_keys k ON c.customer_id = k.k "
+        "WHERE c._batch_date < :b",
+        ids,
+        {"b": before},
+    )
+    return set(frame["customer_id"])
 
 
 def prior_keys(engine: Engine, dataset: str, keys: list[str], before: date) -> pd.DataFrame:
     """Return rows of stg_<dataset> from batches before the given day whose natural key is in keys."""
     key, compare = KEYS[dataset]
-    cols = ", ".join((key, *compare))
-    stmt = sa.text(f"SELECT {cols} FROM stg_{dataset} WHERE _batch_date < :b AND {key} IN :keys")
-    stmt = stmt.bindparams(sa.bindparam("keys", expanding=True))
-    parts = []
-    with engine.connect() as conn:
-        for chunk in _chunks(keys):
-            result = conn.execute(stmt, {"b": before, "keys": chunk})
-            parts.append(pd.DataFrame(result.fetchall(), columns=list(result.keys())))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[key, *compare])
+    cols = ", ".join(f"s.{c}" for c in (key, *compare))
+    if not keys:
+        return pd.DataFrame(columns=[key, *compare])
+    return read_for_keys(
+        engine,
+        f"SELECT {cols} FROM stg_{dataset} s JOIN _cw_keys k ON s.{key} = k.k WHERE s._batch_date < :b",
+        keys,
+        {"b": before},
+    )
 
 
 def _fingerprint(frame: pd.DataFrame, cols: tuple[str, ...]) -> pd.Series:
@@ -368,8 +366,9 @@ def add_reference_checks(
         return
     prints = _fingerprint(keyed, compare)
     # Reference per key: the copy in stg_* before the window, else the first copy of its earliest batch.
-    first_batch = keyed.groupby(key)["_batch_date"].transform("min")
-    in_first = keyed["_batch_date"] == first_batch
+    # As datetime64 so the group minimum is vectorised (python date objects aggregate row by row).
+    batch = pd.to_datetime(keyed["_batch_date"])
+    in_first = batch == batch.groupby(keyed[key]).transform("min")
     reference = dict(zip(keyed.loc[in_first, key][::-1], prints[in_first][::-1]))
     prior = prior_keys(engine, dataset, sorted(set(keyed[key])), start)
     if not prior.empty:
@@ -460,7 +459,7 @@ def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | Non
     try:
         # Customers first: the other datasets are checked against the customers known after it.
         for dataset in sorted(cfg.sources.datasets, key=lambda d: d != "customers"):
-            raw = read_frame(
+            raw = read_bulk(
                 engine,
                 f"SELECT * FROM raw_{dataset} WHERE _batch_date BETWEEN :s AND :e "
                 "ORDER BY _batch_date, _source_file, _source_row",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -208,3 +209,44 @@ def read_frame(engine_or_conn: Engine | Connection, sql: str, params: Mapping[st
 def _read(conn: Connection, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
     result = conn.execute(sa.text(sql), dict(params or {}))
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def read_bulk(engine_or_conn: Engine | Connection, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Like read_frame, for large results: DuckDB hands over columns (no Python row objects).
+
+    Column types may differ from read_frame's on DuckDB: dates come back as datetime64 and
+    DECIMAL as float, so callers convert the columns they use.
+    """
+    if isinstance(engine_or_conn, Engine):
+        with engine_or_conn.connect() as conn:
+            return read_bulk(conn, sql, params)
+    if engine_or_conn.dialect.name != "duckdb":
+        return _read(engine_or_conn, sql, params)
+    result = engine_or_conn.execute(sa.text(sql), dict(params or {}))
+    try:
+        return result.cursor.fetch_df()
+    finally:
+        result.close()
+
+
+def read_for_keys(engine: Engine, sql: str, keys: list[str], params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Run sql, which joins a temporary one-column table _cw_keys(k), with keys loaded into it.
+
+    One join instead of thousands of `IN (...)` lookups: the key list can be a whole night's rows.
+    """
+    frame = pd.DataFrame({"k": pd.Series(list(keys), dtype=object).astype(str)})
+    with engine.begin() as conn:  # committed: DuckDB's unregister of the view is rolled back otherwise
+        if conn.dialect.name == "duckdb":
+            raw = conn.connection.driver_connection
+            raw.register("_cw_keys", pa.Table.from_pandas(frame, preserve_index=False))
+            try:
+                return read_bulk(conn, sql, params)
+            finally:
+                raw.unregister("_cw_keys")
+        conn.exec_driver_sql("CREATE TEMPORARY TABLE _cw_keys (k TEXT) ON COMMIT DROP")
+        cursor = conn.connection.driver_connection.cursor()
+        escaped = frame["k"].str.replace("\\", "\\\\").str.replace("\t", "\\t").str.replace("\n", "\\n")
+        buffer = io.StringIO("".join(f"{k}\n" for k in escaped.str.replace("\r", "\\r")))
+        cursor.copy_expert("COPY _cw_keys (k) FROM STDIN WITH (FORMAT text)", buffer)
+        conn.exec_driver_sql("ANALYZE _cw_keys")
+        return _read(conn, sql, params)
