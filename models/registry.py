@@ -38,7 +38,12 @@ def _atomic_write(path: Path, write) -> None:
 
 def predict(artifact: dict, frame: pd.DataFrame) -> np.ndarray:
     """Return calibrated churn probabilities of an artifact for feature rows."""
-    raw = artifact["model"].predict_proba(frame[artifact["features"]].to_numpy(float))[:, 1]
+    return predict_matrix(artifact, frame[artifact["features"]].to_numpy(float))
+
+
+def predict_matrix(artifact: dict, x: np.ndarray) -> np.ndarray:
+    """Return calibrated churn probabilities for a matrix of the artifact's features, in their order."""
+    raw = artifact["model"].predict_proba(x)[:, 1]
     return np.clip(artifact["calibrator"].predict(raw), 0.0, 1.0)
 
 

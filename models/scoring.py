@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from models.registry import load_champion, predict
+from models.registry import load_champion, predict, predict_matrix
 from models.training import active_population
 from pipelines.config import Config
 from pipelines.errors import NoModelError
-from pipelines.features import load_features
+from pipelines.features import feature_chunks
 from pipelines.warehouse import replace_partition
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,20 @@ REASON_COLUMNS = [
     "nps_change",
     "tenure_days",
     "purchases_total",
+]
+SCORE_COLUMNS = [
+    "as_of_date",
+    "customer_id",
+    "churn_probability",
+    "risk_band",
+    "percentile",
+    "value_12m",
+    "value_at_risk",
+    "model_version",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "reason_codes",
 ]
 # Effects are measured in log-odds so that they stay visible when a probability is near 0 or 1.
 MIN_EFFECT = 0.05
@@ -121,16 +135,18 @@ def _logit(p: np.ndarray) -> np.ndarray:
 def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.DataFrame:
     """Return, per customer and driver, how much the log-odds drop when that driver is set to typical."""
     typical = artifact["typical"]
+    features = artifact["features"]
+    x = frame[features].to_numpy(float)
     base_logit = _logit(base)
     effects = {}
     for code, _, cols in DRIVERS:
-        cols = [c for c in cols if c in artifact["features"]]
-        if not cols:
+        idx = [features.index(c) for c in cols if c in features]
+        if not idx:
             continue
-        altered = frame.copy()
-        for c in cols:
-            altered[c] = typical.get(c, np.nan)
-        effects[code] = base_logit - _logit(predict(artifact, altered))
+        altered = x.copy()
+        for i in idx:
+            altered[:, i] = typical.get(features[i], np.nan)
+        effects[code] = base_logit - _logit(predict_matrix(artifact, altered))
     return pd.DataFrame(effects, index=frame.index)
 
 
@@ -166,8 +182,43 @@ def risk_band(p: np.ndarray, bands: dict[str, float]) -> np.ndarray:
     return out
 
 
+def score_frame(artifact: dict, feats: pd.DataFrame, cfg: Config, as_of: date) -> pd.DataFrame:
+    """Return churn_scores rows (all but the percentile) for active customers among feature rows.
+
+    Works on any slice of customers: the nightly run feeds it chunks, Spark feeds it partitions.
+    """
+    feats = active_population(feats, cfg).reset_index(drop=True)
+    if feats.empty:
+        return pd.DataFrame(columns=SCORE_COLUMNS)
+    p = predict(artifact, feats)
+    reasons = top_reasons(feats, driver_effects(artifact, feats, p))
+    value = feats["spend_365d"].clip(lower=0).fillna(0.0).to_numpy(float)
+    scores = pd.DataFrame(
+        {
+            "as_of_date": as_of,
+            "customer_id": feats["customer_id"].astype(str),
+            "churn_probability": p,
+            "risk_band": risk_band(p, cfg.alerts.risk_bands),
+            "percentile": np.nan,
+            "value_12m": value,
+            "value_at_risk": p * value,
+            "model_version": artifact["model_version"],
+        }
+    ).join(reasons)
+    return scores[SCORE_COLUMNS]
+
+
+def percentile(p: pd.Series) -> np.ndarray:
+    """Return each probability's percentile among all scored customers (ties share their mean rank)."""
+    return p.rank(pct=True, method="average").to_numpy() * 100
+
+
 def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
-    """Score every active customer as of a date and replace that date's churn_scores partition."""
+    """Score every active customer as of a date and replace that date's churn_scores partition.
+
+    Features are read in chunks of `scoring.chunk_rows` customers so memory stays flat as the base
+    grows; only the small score rows are kept until the percentile over everyone is known.
+    """
     try:
         artifact = load_champion(engine)
     except NoModelError as exc:
@@ -175,28 +226,24 @@ def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
         replace_partition(engine, "churn_scores", pd.DataFrame(), as_of)
         log.warning("cold start: %s; alerts come from rules only", exc)
         return ScoreSummary(as_of, 0, "none", 0.0, {}, f"cold start, alerts from rules only: {exc}")
-    feats = active_population(load_features(engine, as_of), cfg).reset_index(drop=True)
-    if feats.empty:
-        replace_partition(engine, "churn_scores", pd.DataFrame(), as_of)
-        return ScoreSummary(as_of, 0, artifact["model_version"], 0.0, {})
-    p = predict(artifact, feats)
-    effects = driver_effects(artifact, feats, p)
-    reasons = top_reasons(feats, effects)
-    value = feats["spend_365d"].clip(lower=0).fillna(0.0)
-    scores = pd.DataFrame(
-        {
-            "as_of_date": as_of,
-            "customer_id": feats["customer_id"],
-            "churn_probability": p,
-            "risk_band": risk_band(p, cfg.alerts.risk_bands),
-            "percentile": pd.Series(p).rank(pct=True, method="average").to_numpy() * 100,
-            "value_12m": value,
-            "value_at_risk": p * value,
-            "model_version": artifact["model_version"],
-        }
-    ).join(reasons)
+    if cfg.compute_engine == "spark":
+        from pipelines.spark_engine import score_with_spark
+
+        scores = score_with_spark(artifact, as_of, cfg, engine)
+    else:
+        parts = [
+            score_frame(artifact, chunk, cfg, as_of) for chunk in feature_chunks(engine, as_of, cfg.scoring.chunk_rows)
+        ]
+        scores = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCORE_COLUMNS)
+        scores["percentile"] = percentile(scores["churn_probability"])
     replace_partition(engine, "churn_scores", scores, as_of)
+    if scores.empty:
+        return ScoreSummary(as_of, 0, artifact["model_version"], 0.0, {})
     bands = scores["risk_band"].value_counts().to_dict()
     return ScoreSummary(
-        as_of, len(scores), artifact["model_version"], float(p.mean()), {k: int(v) for k, v in bands.items()}
+        as_of,
+        len(scores),
+        artifact["model_version"],
+        float(scores["churn_probability"].mean()),
+        {k: int(v) for k, v in bands.items()},
     )

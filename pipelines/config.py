@@ -306,7 +306,27 @@ class PathsConfig(_Strict):
     report_dir: Path = Path("reports")
 
 
+class ScoringConfig(_Strict):
+    chunk_rows: int = Field(200_000, ge=100, description="customers scored per chunk (bounds the run's memory)")
+
+
+class SparkConfig(_Strict):
+    """Apache Spark for features and scoring (engine: spark); docs/scaling.md."""
+
+    master: str = Field("local[*]", description="spark master URL, e.g. local[2], yarn, spark://host:7077, k8s://...")
+    lake_dir: str = Field(
+        "var/lake", description="Parquet folder or URI (s3a://, abfss://, hdfs://) of the tables Spark reads and writes"
+    )
+    conf: dict[str, str] = Field(default_factory=dict, description="extra Spark settings (spark.executor.memory, ...)")
+    conn_id: str | None = Field(None, description="Airflow Spark connection whose host is the master URL")
+
+
 class Config(_Strict):
+    engine: Literal["duckdb", "postgres", "spark"] | None = Field(
+        None, description="compute engine of features and scoring; default: the warehouse's own (duckdb or postgres)"
+    )
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     churn: ChurnConfig = Field(default_factory=ChurnConfig)
@@ -322,6 +342,17 @@ class Config(_Strict):
         if self.churn.kind == "contractual" and "cancellations" not in self.sources.datasets:
             raise ValueError("churn.kind contractual needs a sources.datasets.cancellations dataset")
         return self
+
+    @property
+    def compute_engine(self) -> str:
+        """Return where features and scores are computed: 'spark', else the warehouse's backend."""
+        backend = "postgres" if self.warehouse_url.startswith("postgres") else "duckdb"
+        if self.engine in (None, backend, "spark"):
+            return self.engine or backend
+        raise ConfigError(
+            f"engine: {self.engine} does not match the warehouse URL (a {backend} database); "
+            "set engine to spark, or leave it out to compute in the warehouse"
+        )
 
     def resolve(self, path: Path) -> Path:
         """Return a config path made absolute against the config file's folder."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pipelines.config import Config
@@ -75,3 +77,19 @@ def load_features(engine: Engine, as_of: date) -> pd.DataFrame:
     return numeric_features(
         read_bulk(engine, "SELECT * FROM customer_features WHERE as_of_date = :d ORDER BY customer_id", {"d": as_of})
     )
+
+
+def feature_chunks(engine: Engine, as_of: date, rows: int) -> Iterator[pd.DataFrame]:
+    """Yield the customer_features partition of as_of in chunks of at most `rows` customers, by customer id."""
+    sql = sa.text("SELECT * FROM customer_features WHERE as_of_date = :d ORDER BY customer_id")
+    with engine.connect() as conn:
+        if conn.dialect.name == "duckdb":
+            result = conn.execute(sql, {"d": as_of})
+            for batch in result.cursor.fetch_record_batch(rows):
+                yield numeric_features(batch.to_pandas())
+            result.close()
+            return
+        result = conn.execution_options(stream_results=True, yield_per=rows).execute(sql, {"d": as_of})
+        columns = list(result.keys())
+        for part in result.partitions():
+            yield numeric_features(pd.DataFrame(part, columns=columns))
