@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 export AIRFLOW_HOME := $(CURDIR)
 export CHURNWATCH_CONFIG ?= $(CURDIR)/churnwatch.yaml
 
-.PHONY: demo test airflow lint install clean chromium bench
+.PHONY: demo test airflow lint install clean chromium bench spark
 
 install: $(STAMP)
 
@@ -17,6 +18,13 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Optional Spark engine (pyspark, sqlglot): installed by make test for the Spark equality test.
+spark: $(SPARK_STAMP)
+
+$(SPARK_STAMP): $(STAMP) requirements-spark.txt
+	$(BIN)/python -m pip install --quiet -r requirements-spark.txt -c constraints.txt
+	touch $(SPARK_STAMP)
 
 var/airflow/airflow.db: $(STAMP)
 	mkdir -p var/airflow
@@ -36,7 +44,7 @@ chromium:
 demo: $(STAMP) var/airflow/airflow.db
 	$(BIN)/churnwatch demo
 
-test: $(STAMP) var/airflow/airflow.db chromium
+test: $(STAMP) $(SPARK_STAMP) var/airflow/airflow.db chromium
 	$(BIN)/ruff check pipelines models dags tests
 	$(BIN)/pytest
 

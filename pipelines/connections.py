@@ -23,7 +23,7 @@ def redact(url: str) -> str:
         return "<unparseable url>"
 
 
-def _airflow_uri(conn_id: str) -> str | None:
+def airflow_uri(conn_id: str) -> str | None:
     """Return the URI of an Airflow connection: AIRFLOW_CONN_<ID> first, then Airflow's own store."""
     env = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if env:
@@ -45,7 +45,7 @@ def resolve_url(*, conn_id: str | None = None, url_env: str | None = None, what:
         if not url:
             raise ConfigError(f"{what}: environment variable {url_env} is not set")
     elif conn_id:
-        url = _airflow_uri(conn_id)
+        url = airflow_uri(conn_id)
         if not url:
             raise ConfigError(
                 f"{what}: Airflow connection {conn_id!r} not found "

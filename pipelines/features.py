@@ -66,6 +66,10 @@ def numeric_features(frame: pd.DataFrame) -> pd.DataFrame:
 
 def build_features(as_of: date, cfg: Config, engine: Engine) -> FeatureSummary:
     """Replace the customer_features partition of as_of in one transaction, computed in SQL."""
+    if cfg.compute_engine == "spark":
+        from pipelines.spark_engine import build_features_spark
+
+        return build_features_spark(as_of, cfg, engine)
     sql, params = feature_query(cfg, as_of)
     with engine.begin() as conn:
         n = replace_partition_from_query(conn, "customer_features", sql, params, as_of)

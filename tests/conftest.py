@@ -84,3 +84,23 @@ def write_landing(root: Path, dataset: str, day: str, text: str) -> Path:
     path = folder / f"{day}.csv"
     path.write_text(text)
     return path
+
+
+def assert_same_rows(expected: pd.DataFrame, actual: pd.DataFrame, label: str) -> None:
+    """Assert two query results hold the same rows: numbers to 1e-9 relative, everything else as text."""
+    assert list(expected.columns) == list(actual.columns), label
+    assert len(expected) == len(actual), label
+    for col in expected.columns:
+        a, b = expected[col].reset_index(drop=True), actual[col].reset_index(drop=True)
+        numeric = pd.to_numeric(a, errors="coerce")
+        if col != "customer_id" and a.notna().any() and numeric.notna().sum() == a.notna().sum():
+            pd.testing.assert_series_equal(
+                numeric.astype(float),
+                pd.to_numeric(b, errors="coerce").astype(float),
+                rtol=1e-9,
+                check_names=False,
+                obj=f"{label}.{col}",
+            )
+        else:
+            assert a.isna().tolist() == b.isna().tolist(), f"{label}.{col}: missing values differ"
+            assert a.dropna().astype(str).tolist() == b.dropna().astype(str).tolist(), f"{label}.{col}"

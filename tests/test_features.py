@@ -7,7 +7,7 @@ from pipelines.config import Config
 from pipelines.features import build_features, load_features, read_features
 from pipelines.kpis import build_kpis
 from pipelines.warehouse import read_frame
-from tests.conftest import stg
+from tests.conftest import assert_same_rows, stg
 
 AS_OF = date(2025, 3, 31)
 
@@ -355,21 +355,8 @@ def test_same_sql_gives_identical_results_on_duckdb_and_postgres(small_dataset, 
         engine.dispose()
     pg_server.drop_database(url)
     for table, duck in results["duckdb"].items():
-        pg = results["postgres"][table]
         assert len(duck) > 100 if table == "customer_features" else len(duck) > 5
-        assert list(duck.columns) == list(pg.columns)
-        for col in duck.columns:
-            a, b = duck[col], pg[col]
-            numeric = pd.to_numeric(a, errors="coerce")
-            if col != "customer_id" and a.notna().any() and numeric.notna().sum() == a.notna().sum():
-                pd.testing.assert_series_equal(
-                    numeric.astype(float),
-                    pd.to_numeric(b, errors="coerce").astype(float),
-                    rtol=1e-9,
-                    obj=f"{table}.{col}",
-                )
-            else:
-                assert a.astype(str).tolist() == b.astype(str).tolist(), f"{table}.{col}"
+        assert_same_rows(duck, results["postgres"][table], table)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 -- Features per customer as of :as_of. Reads only events with ts < :as_of_next (the day after :as_of).
 -- Sums and means are cast to DECIMAL: parallel float sums differ in the last bits between runs, and
--- re-runs (and models trained on them) must be identical.
+-- re-runs (and models trained on them) must be identical. Ratios divide DOUBLE PRECISION values, so
+-- DuckDB, PostgreSQL and Spark give the same bits (their DECIMAL divisions round differently).
 -- Bound parameters: :as_of (date), :as_of_next (date), :dormant_short, :dormant_long, :repeat_days,
 -- lifecycle and loyalty thresholds (:new_days, :reactivated_days, :at_risk_overdue, :regular_min_purchases,
 -- :regular_max_cv, :long_term_span, :short_term_span). Definitions: docs/features.md.
@@ -124,9 +125,12 @@ SELECT
     r.avg_order_value,
     g.mean_gap_days,
     g.std_gap_days,
-    (CAST(:as_of AS DATE) - r.last_purchase) / NULLIF(g.mean_gap_days, 0) AS overdue_ratio,
-    (COALESCE(r.spend_90d, 0) + 1.0) / (COALESCE(r.spend_prev_90d, 0) + 1.0) AS spend_trend_ratio,
-    (COALESCE(r.purchases_90d, 0) + 1.0) / (COALESCE(r.purchases_prev_90d, 0) + 1.0) AS purchase_trend_ratio,
+    CAST(CAST(:as_of AS DATE) - r.last_purchase AS DOUBLE PRECISION)
+        / CAST(NULLIF(g.mean_gap_days, 0) AS DOUBLE PRECISION) AS overdue_ratio,
+    CAST(COALESCE(r.spend_90d, 0) + 1 AS DOUBLE PRECISION)
+        / CAST(COALESCE(r.spend_prev_90d, 0) + 1 AS DOUBLE PRECISION) AS spend_trend_ratio,
+    CAST(COALESCE(r.purchases_90d, 0) + 1 AS DOUBLE PRECISION)
+        / CAST(COALESCE(r.purchases_prev_90d, 0) + 1 AS DOUBLE PRECISION) AS purchase_trend_ratio,
     COALESCE(t.refunds_90d, 0) AS refunds_90d,
     CASE WHEN t.flows_90d > 0 THEN t.net_flow_90d END AS net_flow_90d,
     g.last_gap_days,
