@@ -125,13 +125,28 @@ def churn_labels(engine: Engine, cfg: Config, cutoff: date, as_of: date) -> pd.D
     return read_frame(engine, sql, {"label_start": cutoff + timedelta(days=1), "label_end": label_end, **names})
 
 
+def customer_sample(ids: pd.Series, share: float) -> pd.Series:
+    """Return a mask keeping about `share` of customers, the same customers on every run and cutoff."""
+    if share >= 1:
+        return pd.Series(True, index=ids.index)
+    buckets = pd.util.hash_pandas_object(ids.astype(str), index=False).to_numpy() % 1_000_000
+    return pd.Series(buckets < share * 1_000_000, index=ids.index)
+
+
 def training_set(as_of: date, cfg: Config, engine: Engine) -> pd.DataFrame:
-    """Return features and labels at every cutoff, for customers active at that cutoff."""
+    """Return features and labels at every cutoff, for customers active at that cutoff.
+
+    A large base is sampled by customer (a stable hash) so that each cutoff holds at most about
+    training.max_train_rows / (n_cutoffs - 1) rows: memory stays flat however many customers there are.
+    """
     frames = []
+    per_cutoff = cfg.training.max_train_rows / max(1, cfg.training.n_cutoffs - 1)
+    keep_cols = ["customer_id", "as_of_date", *FEATURES]
     for cutoff in cutoff_dates(as_of, cfg):
         feats = active_population(read_features(engine, cfg, cutoff), cfg)
         if feats.empty:
             continue
+        feats = feats.loc[customer_sample(feats["customer_id"], per_cutoff / len(feats)), keep_cols]
         labels = churn_labels(engine, cfg, cutoff, as_of)
         frame = feats.merge(labels, on="customer_id", how="inner")
         frame["cutoff"] = cutoff

@@ -48,6 +48,10 @@ def feature_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
 
 def read_features(conn: Engine | Connection, cfg: Config, as_of: date) -> pd.DataFrame:
     """Return features as of a date computed on the fly (used for training cutoffs)."""
+    if cfg.compute_engine == "spark" and isinstance(conn, Engine):
+        from pipelines.spark_engine import read_features_spark
+
+        return read_features_spark(conn, cfg, as_of)
     sql, params = feature_query(cfg, as_of)
     return numeric_features(read_bulk(conn, sql, params))
 

@@ -170,8 +170,10 @@ def _arrow_schema(table: str) -> pa.Schema:
     return pa.schema([(c, types[t.upper()]) for c, t in cols.items() if c != "_batch_date"])
 
 
-def sync_lake(engine: Engine, cfg: Config, start: date, end: date) -> dict[str, int]:
+def sync_lake(engine: Engine, cfg: Config, start: date | None, end: date | None) -> dict[str, int]:
     """Publish validated staging batches to the lake: every batch of [start, end], and any batch missing there.
+
+    Without a window (start, end = None) only the missing batches are written.
 
     Each batch is one Parquet file written under a temporary name and renamed into place, so a crash
     leaves the previous copy; a batch deleted from the warehouse is deleted from the lake too.
@@ -189,7 +191,8 @@ def sync_lake(engine: Engine, cfg: Config, start: date, end: date) -> dict[str, 
         }
         batches = read_bulk(engine, f"SELECT DISTINCT _batch_date FROM {table}")["_batch_date"]
         in_warehouse = {pd.Timestamp(d).date().isoformat() for d in batches}
-        todo = sorted(d for d in in_warehouse if d not in in_lake or start.isoformat() <= d <= end.isoformat())
+        window = (start.isoformat(), end.isoformat()) if start and end else ("9999", "0000")
+        todo = sorted(d for d in in_warehouse if d not in in_lake or window[0] <= d <= window[1])
         schema = _arrow_schema(table)
         for day in todo:
             frame = read_bulk(engine, f"SELECT * FROM {table} WHERE _batch_date = :d", {"d": date.fromisoformat(day)})
@@ -203,7 +206,7 @@ def sync_lake(engine: Engine, cfg: Config, start: date, end: date) -> dict[str, 
             pq.write_table(arrow, f"{target}/.part-0.parquet.tmp", filesystem=filesystem)
             filesystem.move(f"{target}/.part-0.parquet.tmp", f"{target}/part-0.parquet")
         for day in sorted(in_lake - in_warehouse):
-            if start.isoformat() <= day <= end.isoformat():
+            if window[0] <= day <= window[1]:
                 filesystem.delete_dir(f"{folder}/_batch_date={day}")
         written[table] = len(todo)
     return written
@@ -232,6 +235,14 @@ def spark_features(spark, cfg: Config, as_of: date):
     """Return the Spark DataFrame of customer features as of a date (the warehouse's SQL, translated)."""
     sql, params = feature_query(cfg, as_of)
     return spark.sql(to_spark_sql(sql), args=params)
+
+
+def read_features_spark(engine: Engine, cfg: Config, as_of: date) -> pd.DataFrame:
+    """Return features as of a date computed on Spark (training cutoffs), as a pandas frame."""
+    sync_lake(engine, cfg, None, None)
+    spark = spark_session(cfg)
+    register_lake(spark, cfg)
+    return numeric_features(spark_features(spark, cfg, as_of).toPandas())
 
 
 def _write_partition(frame, cfg: Config, table: str, as_of: date) -> str:

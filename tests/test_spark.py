@@ -15,7 +15,7 @@ from models.training import train_model
 from pipelines.config import Config
 from pipelines.errors import ConfigError
 from pipelines.extract import load_landing
-from pipelines.features import build_features
+from pipelines.features import build_features, read_features
 from pipelines.generate import load_truth
 from pipelines.spark_engine import spark_master, sync_lake, to_spark_sql
 from pipelines.validate import validate_batches
@@ -62,6 +62,10 @@ def test_spark_features_and_scores_equal_duckdb(small_dataset, tmp_path):
     assert len(duck_features) > 1000 and len(duck_scores) > 300
     assert_same_rows(duck_features, spark_features, "customer_features")
     assert_same_rows(duck_scores, spark_scores, "churn_scores")
+    # Training cutoffs are computed on the fly, on Spark too.
+    cutoff = as_of - timedelta(days=100)
+    on_the_fly = [read_features(engine, c, cutoff).sort_values("customer_id") for c in (cfg, spark_cfg)]
+    assert_same_rows(*(f.drop(columns="as_of_date").reset_index(drop=True) for f in on_the_fly), "read_features")
     lake = tmp_path / "var" / "lake"
     assert (lake / "customer_features" / f"as_of_date={as_of}").is_dir()
     assert (lake / "churn_scores" / f"as_of_date={as_of}").is_dir()
