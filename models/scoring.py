@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from models.registry import load_champion, predict, predict_matrix
+from models.registry import binner, load_champion, predict, predict_binned, predict_matrix
 from models.training import active_population
 from pipelines.config import Config
 from pipelines.errors import NoModelError
@@ -134,9 +134,12 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.DataFrame:
     """Return, per customer and driver, how much the log-odds drop when that driver is set to typical."""
-    typical = artifact["typical"]
     features = artifact["features"]
+    typical = np.array([[artifact["typical"].get(c, np.nan) for c in features]], dtype=float)
     x = frame[features].to_numpy(float)
+    to_bins = binner(artifact)
+    if to_bins is not None:  # gradient boosting: perturb bins, not values (same trees, half the cost)
+        x, typical = to_bins(x), to_bins(typical)
     base_logit = _logit(base)
     effects = {}
     for code, _, cols in DRIVERS:
@@ -144,9 +147,9 @@ def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.
         if not idx:
             continue
         altered = x.copy()
-        for i in idx:
-            altered[:, i] = typical.get(features[i], np.nan)
-        effects[code] = base_logit - _logit(predict_matrix(artifact, altered))
+        altered[:, idx] = typical[0, idx]
+        p = predict_binned(artifact, altered) if to_bins is not None else predict_matrix(artifact, altered)
+        effects[code] = base_logit - _logit(p)
     return pd.DataFrame(effects, index=frame.index)
 
 

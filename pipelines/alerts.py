@@ -25,7 +25,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from pipelines.config import Config
-from pipelines.warehouse import read_frame, replace_partition
+from pipelines.warehouse import read_bulk, read_frame, replace_partition
 
 # What a retention team gets: no more personal data than it needs to act.
 OUTBOX_COLUMNS = [
@@ -186,7 +186,7 @@ def band_rank(bands: pd.Series, cfg: Config) -> pd.Series:
 def _candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame, str]:
     """Return every customer of as_of with features and, when scored, the model's score and reasons."""
     cols = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS)
-    frame = read_frame(
+    frame = read_bulk(
         engine,
         f"SELECT f.as_of_date, f.customer_id, {cols}, s.churn_probability, s.risk_band, s.value_12m, s.value_at_risk, "
         "s.reason_1, s.reason_2, s.reason_3, s.reason_codes, s.model_version "
@@ -194,6 +194,7 @@ def _candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame,
         "ON s.customer_id = f.customer_id AND s.as_of_date = f.as_of_date WHERE f.as_of_date = :d",
         {"d": as_of},
     )
+    frame["as_of_date"] = as_of
     for col in NUMERIC:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     scored = frame["churn_probability"].notna()

@@ -40,6 +40,9 @@ class _Strict(BaseModel):
 class WarehouseConfig(_Strict):
     url: str = "duckdb:///var/churnwatch.duckdb"
     conn_id: str | None = Field(None, description="Airflow connection holding the warehouse URL (with its password)")
+    duckdb_memory_limit: str | None = Field(
+        "2GB", description="DuckDB's memory limit (it spills beyond it); None = DuckDB's default, 80 % of RAM"
+    )
 
     @field_validator("url")
     @classmethod

@@ -79,6 +79,8 @@ def to_spark_sql(sql: str) -> str:
     schema = staging_schema()
     tree = qualify(sqlglot.parse_one(sql, read="postgres"), schema=schema, dialect="postgres", quote_identifiers=False)
     tree = annotate_types(tree, schema=schema)
+    for cte in tree.find_all(exp.CTE):
+        cte.set("materialized", None)  # a PostgreSQL/DuckDB planner hint Spark's parser does not take
     day = exp.DataType.Type.DATE
     for sub in list(tree.find_all(exp.Sub)):
         left, right = sub.this, sub.expression

@@ -59,8 +59,12 @@ def get_engine(cfg: Config) -> Engine:
         raise ChurnwatchError(f"warehouse.url is not a valid SQLAlchemy URL: {redact(url)}") from None
     if parsed.get_backend_name() == "duckdb" and parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "duckdb" and cfg.warehouse.duckdb_memory_limit:
+        # DuckDB would take up to 80 % of RAM; a limit makes it spill large joins and sorts to disk.
+        connect_args["config"] = {"memory_limit": cfg.warehouse.duckdb_memory_limit}
     try:
-        engine = sa.create_engine(parsed)
+        engine = sa.create_engine(parsed, connect_args=connect_args)
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # driver errors vary by backend; the user needs one line
@@ -208,7 +212,8 @@ def read_frame(engine_or_conn: Engine | Connection, sql: str, params: Mapping[st
 
 def _read(conn: Connection, sql: str, params: Mapping[str, Any] | None) -> pd.DataFrame:
     result = conn.execute(sa.text(sql), dict(params or {}))
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    # Plain tuples: pandas probes each Row object for attributes, which costs seconds per million rows.
+    return pd.DataFrame([tuple(row) for row in result.fetchall()], columns=list(result.keys()))
 
 
 def read_bulk(engine_or_conn: Engine | Connection, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:

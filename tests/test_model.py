@@ -223,3 +223,18 @@ def test_scoring_in_chunks_gives_the_same_table(full, dates):
     chunked = read_frame(engine, query, {"d": dates[1]})
     assert len(whole) > 300  # several chunks of 100
     pd.testing.assert_frame_equal(whole, chunked)
+
+
+def test_binned_prediction_equals_the_model(full, dates):
+    """Reasons perturb the gradient-boosting model's bins; that must give the model's own probabilities."""
+    from models.registry import binner, predict_binned, predict_matrix
+    from models.training import FEATURES, PlattCalibrator, make_gradient_boosting, training_set
+
+    cfg, engine = full
+    data = training_set(dates[1], cfg, engine)
+    x, y = data[FEATURES].to_numpy(float), data["churned"].to_numpy(int)
+    model = make_gradient_boosting(cfg).fit(x, y)
+    artifact = {"model": model, "calibrator": PlattCalibrator().fit(model.predict_proba(x)[:, 1], y)}
+    to_bins = binner(artifact)
+    assert to_bins is not None and np.isnan(x).any()  # missing values take the missing bin
+    np.testing.assert_array_equal(predict_binned(artifact, to_bins(x)), predict_matrix(artifact, x))
