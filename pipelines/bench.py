@@ -11,6 +11,7 @@ Wall time per step comes from `pipeline_runs`; results go to `bench/results/<nam
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -83,6 +84,9 @@ def machine() -> dict:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "libraries": {
+            name: importlib.metadata.version(name) for name in ("duckdb", "pandas", "scikit-learn", "great-expectations")
+        },
     }
 
 
@@ -122,6 +126,7 @@ def run_bench(
     results: dict = {"name": name, "customers": customers, "days": DAYS, "machine": machine(), "phases": {}}
     if reuse:
         earlier = json.loads(previous.read_text())
+        results["history_load_machine"] = earlier["machine"]
         results["rows"] = earlier["rows"]
         results["phases"] = {k: earlier["phases"][k] for k in ("generate", "history_load")}
     else:
