@@ -40,6 +40,9 @@ def test_repository_config_is_valid():
         ),
         ("sources:\n  lookback_days: -1\n", "sources.lookback_days"),
         ("- just a list\n", "top level must be a mapping"),
+        ("engine: sparkle\n", "engine: Input should be 'duckdb', 'postgres' or 'spark'"),
+        ("spark:\n  masterr: yarn\n", "spark.masterr: unknown key"),
+        ("scoring:\n  chunk_rows: 5\n", "scoring.chunk_rows"),
     ],
 )
 def test_bad_config_names_the_key_in_one_line(tmp_path, text, expected):
@@ -83,3 +86,13 @@ def test_unreachable_warehouse_error_hides_the_password(monkeypatch, tmp_path):
     with pytest.raises(ChurnwatchError) as info:
         get_engine(Config(base_dir=tmp_path))
     assert "hunter2" not in str(info.value) and "***" in str(info.value)
+
+
+def test_bad_duckdb_memory_limit_is_one_line(tmp_path):
+    from pipelines.errors import ChurnwatchError
+    from pipelines.warehouse import get_engine
+
+    cfg = Config(base_dir=tmp_path, warehouse={"duckdb_memory_limit": "two gigs"})
+    with pytest.raises(ChurnwatchError) as info:
+        get_engine(cfg)
+    assert "cannot connect to warehouse" in str(info.value) and "\n" not in str(info.value)
