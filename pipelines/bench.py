@@ -85,7 +85,8 @@ def machine() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "libraries": {
-            name: importlib.metadata.version(name) for name in ("duckdb", "pandas", "scikit-learn", "great-expectations")
+            name: importlib.metadata.version(name)
+            for name in ("duckdb", "pandas", "scikit-learn", "great-expectations")
         },
     }
 
