@@ -92,7 +92,8 @@ class ScoreSummary:
         }
 
 
-def _fmt(v: Any, digits: int = 0) -> str:
+def fmt_number(v: Any, digits: int = 0) -> str:
+    """Format a number for a reason text ("n/a" when missing); shared with the alert rules' texts."""
     return "n/a" if v is None or pd.isna(v) else f"{float(v):.{digits}f}"
 
 
@@ -100,30 +101,28 @@ def describe_reason(code: str, row: pd.Series) -> str:
     """Return a plain-language reason with the customer's own numbers."""
     if code == "inactivity":
         gap = row.get("mean_gap_days")
-        usual = f", usually every {_fmt(gap)}" if pd.notna(gap) else ""
-        return f"no purchase for {_fmt(row['days_since_last_purchase'])} days{usual}"
+        usual = f", usually every {fmt_number(gap)}" if pd.notna(gap) else ""
+        return f"no purchase for {fmt_number(row['days_since_last_purchase'])} days{usual}"
     if code == "fewer_purchases":
-        return f"{_fmt(row['purchases_90d'])} purchases in the last 90 days vs {_fmt(row['purchases_prev_90d'])} the 90 before"
+        return f"{fmt_number(row['purchases_90d'])} purchases in the last 90 days vs {fmt_number(row['purchases_prev_90d'])} the 90 before"
     if code == "lower_spend":
-        return f"spent {_fmt(row['spend_90d'])} in the last 90 days vs {_fmt(row['spend_prev_90d'])} the 90 before"
+        return f"spent {fmt_number(row['spend_90d'])} in the last 90 days vs {fmt_number(row['spend_prev_90d'])} the 90 before"
     if code == "repeat_contacts":
-        return f"{_fmt(row['repeat_contacts_90d'])} repeat contacts within a week ({_fmt(row['contacts_90d'])} contacts in 90 days)"
+        return f"{fmt_number(row['repeat_contacts_90d'])} repeat contacts within a week ({fmt_number(row['contacts_90d'])} contacts in 90 days)"
     if code == "long_waits":
-        return (
-            f"waited up to {_fmt(row['max_wait_90d'] / 60 if pd.notna(row['max_wait_90d']) else None)} min for service"
-        )
+        return f"waited up to {fmt_number(row['max_wait_90d'] / 60 if pd.notna(row['max_wait_90d']) else None)} min for service"
     if code == "open_tickets":
-        return f"{_fmt(row['open_tickets'])} unresolved tickets"
+        return f"{fmt_number(row['open_tickets'])} unresolved tickets"
     if code == "complaints":
-        return f"{_fmt(row['complaints_90d'])} complaints and {_fmt(row['negative_notes_90d'])} negative agent notes in 90 days"
+        return f"{fmt_number(row['complaints_90d'])} complaints and {fmt_number(row['negative_notes_90d'])} negative agent notes in 90 days"
     if code == "low_nps":
         if pd.isna(row.get("last_nps")):
             return "no survey answer on record"
         change = row.get("nps_change")
-        delta = f" (down {_fmt(-change)})" if pd.notna(change) and change < 0 else ""
-        return f"last NPS answer {_fmt(row['last_nps'])}{delta}"
+        delta = f" (down {fmt_number(-change)})" if pd.notna(change) and change < 0 else ""
+        return f"last NPS answer {fmt_number(row['last_nps'])}{delta}"
     if code == "tenure":
-        return f"customer for {_fmt(row['tenure_days'])} days, {_fmt(row['purchases_total'])} purchases in total"
+        return f"customer for {fmt_number(row['tenure_days'])} days, {fmt_number(row['purchases_total'])} purchases in total"
     return code
 
 

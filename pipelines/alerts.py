@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from models.scoring import CATEGORY, fmt_number
 from pipelines.config import Config
 from pipelines.warehouse import read_bulk, read_frame, replace_partition
 
@@ -96,25 +97,21 @@ class AlertSummary:
         }
 
 
-def _num(value, digits: int = 0) -> str:
-    return "n/a" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
-
-
 def rule_text(rule: str, row: pd.Series) -> str:
     """Plain-language text of a rule trigger, with the customer's numbers."""
     if rule == "dormant_regular":
         return (
-            f"regular customer, no purchase for {_num(row['days_since_last_purchase'])} days "
-            f"(usually every {_num(row['mean_gap_days'])}): worth a reactivation attempt"
+            f"regular customer, no purchase for {fmt_number(row['days_since_last_purchase'])} days "
+            f"(usually every {fmt_number(row['mean_gap_days'])}): worth a reactivation attempt"
         )
     if rule == "repeat_contacts":
-        return f"{_num(row['repeat_contacts_90d'])} repeat contacts about the same problem in 90 days"
+        return f"{fmt_number(row['repeat_contacts_90d'])} repeat contacts about the same problem in 90 days"
     if rule == "detractor_after_complaint":
-        return f"NPS {_num(row['last_nps'])} after {_num(row['complaints_90d'])} complaint(s)"
+        return f"NPS {fmt_number(row['last_nps'])} after {fmt_number(row['complaints_90d'])} complaint(s)"
     if rule == "spend_halved":
-        return f"spent {_num(row['spend_90d'])} in the last 90 days vs {_num(row['spend_prev_90d'])} the 90 before"
+        return f"spent {fmt_number(row['spend_90d'])} in the last 90 days vs {fmt_number(row['spend_prev_90d'])} the 90 before"
     if rule == "overdue_regular":
-        return f"regular customer {_num(row['overdue_ratio'], 1)} usual gaps late"
+        return f"regular customer {fmt_number(row['overdue_ratio'], 1)} usual gaps late"
     return rule
 
 
@@ -156,8 +153,6 @@ def route(frame: pd.DataFrame, cfg: Config) -> pd.Series:
 
 def recommend(frame: pd.DataFrame, cfg: Config) -> pd.Series:
     """Return the playbook action for each alert from its strongest reason and its value."""
-    from models.scoring import CATEGORY
-
     playbook = cfg.alerts.playbook
     first = frame["reason_codes"].fillna("").str.split(";").str[0]
     action = first.map(lambda c: playbook.get(CATEGORY.get(c, ""), playbook["default"]))
