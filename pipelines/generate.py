@@ -25,10 +25,14 @@ import numpy as np
 import pandas as pd
 
 EPISODE_DECAY_DAYS = 45.0
+EPISODE_ONSET_DAYS = 0.0  # > 0: an episode's hazard builds up over about this many days instead of at once
+BASE_HAZARD = 1 / 5000  # median daily hazard of leaving with no warning
 DECLINE_SCALE_DAYS = 60.0
 DECLINE_HAZARD = 0.003
 DECLINE_GROWTH = 0.8
+DECLINE_LAG_DAYS = 0.0  # days of thinning purchases before the decline starts to raise the hazard
 PURCHASE_FADE = 1.2
+PURCHASE_GAP_DAYS = 12.0  # median days between purchases of a healthy customer
 EPISODE_PURCHASE_FADE = 150.0
 LOCKED_MULTIPLIER = 0.2
 REGIONS = np.array(["north", "south", "east", "west"])
@@ -78,9 +82,9 @@ class _Latent:
 def _draw_latent(rng: np.random.Generator, n: int, days: int) -> _Latent:
     existing = rng.random(n) < 0.7
     signup = np.where(existing, -rng.integers(30, 1500, n), rng.integers(0, max(days - 30, 1), n))
-    rate0 = np.clip(np.exp(rng.normal(math.log(1 / 12), 0.5, n)), 1 / 40, 1 / 2)
+    rate0 = np.clip(np.exp(rng.normal(math.log(1 / PURCHASE_GAP_DAYS), 0.5, n)), 1 / 40, 1 / 2)
     spend = np.exp(rng.normal(math.log(35), 0.6, n))
-    base_hazard = np.exp(rng.normal(math.log(1 / 5000), 0.5, n))
+    base_hazard = np.exp(rng.normal(math.log(BASE_HAZARD), 0.5, n))
     decline_mean = np.exp(rng.normal(math.log(900), 0.6, n))
     # Memoryless onset: the decline starts a random time after signup.
     decline_start = np.maximum(signup, 0) + rng.exponential(decline_mean)
@@ -116,6 +120,31 @@ def _decline_progress(day: int | np.ndarray, start: np.ndarray) -> np.ndarray:
     return np.maximum(0.0, np.floor(day) - np.floor(start)) / DECLINE_SCALE_DAYS
 
 
+def _episode_kernel(age: np.ndarray) -> np.ndarray:
+    """Hazard per unit of episode weight `age` days after the episode (same total mass whatever the onset)."""
+    age = np.asarray(age, dtype=float)
+    slow = np.exp(-age / EPISODE_DECAY_DAYS)
+    if EPISODE_ONSET_DAYS <= 0:
+        return slow
+    total_slow = 1 / (1 - math.exp(-1 / EPISODE_DECAY_DAYS))
+    total_fast = 1 / (1 - math.exp(-1 / EPISODE_ONSET_DAYS))
+    return total_slow / (total_slow - total_fast) * (slow - np.exp(-age / EPISODE_ONSET_DAYS))
+
+
+def _onset_scale() -> float:
+    """The factor of _episode_kernel: hazard = scale * (slow load - fast load)."""
+    if EPISODE_ONSET_DAYS <= 0:
+        return 1.0
+    total_slow = 1 / (1 - math.exp(-1 / EPISODE_DECAY_DAYS))
+    return total_slow / (total_slow - 1 / (1 - math.exp(-1 / EPISODE_ONSET_DAYS)))
+
+
+def _decline_hazard(progress: np.ndarray) -> np.ndarray:
+    """Daily hazard added by a decline `progress` scale units old: nothing during the lag, then growing."""
+    lagged = np.maximum(0.0, progress - DECLINE_LAG_DAYS / DECLINE_SCALE_DAYS)
+    return DECLINE_HAZARD * (np.exp(DECLINE_GROWTH * lagged) - 1)
+
+
 def generate(
     spec: GeneratorSpec, out: Path, fmt: str = "csv", append: bool = False, truth: bool = True
 ) -> dict[str, int]:
@@ -131,7 +160,10 @@ def generate(
     multiplier = np.where(lat.locked, LOCKED_MULTIPLIER, 1.0)
     threshold = rng.exponential(1.0, n)
     cum_hazard = np.zeros(n)
-    load = np.zeros(n)  # episode hazard load, decays daily
+    load = np.zeros(n)  # episode load (upset), decays daily: quiets purchases and NPS at once
+    fast = np.zeros(n)  # the part of the load that has not yet turned into hazard (EPISODE_ONSET_DAYS)
+    fast_decay = math.exp(-1 / EPISODE_ONSET_DAYS) if EPISODE_ONSET_DAYS > 0 else 0.0
+    onset_scale = _onset_scale()
     alive = np.ones(n, dtype=bool)
     decay = math.exp(-1 / EPISODE_DECAY_DAYS)
     ids = np.array([f"{spec.id_prefix}C{i:07d}" for i in range(n)])
@@ -146,11 +178,14 @@ def generate(
         signed = lat.signup <= t
         active = alive & signed
         load *= decay
+        fast *= fast_decay
         new_ep = active & (rng.random(n) < lat.episode_rate)
         idx = np.flatnonzero(new_ep)
         if idx.size:
             reps, long_wait, unresolved, weight = _draw_episode_weight(rng, idx.size)
             load[idx] += weight
+            if EPISODE_ONSET_DAYS > 0:
+                fast[idx] += weight
             for k, c in enumerate(idx):
                 episodes.append((int(c), t, float(weight[k])))
                 contacts = 1 + int(reps[k])
@@ -169,7 +204,7 @@ def generate(
                         (int(c), bool(long_wait[k]), False, -1, contacts)
                     )
         decline = _decline_progress(t, lat.decline_start)
-        hazard = multiplier * (lat.base_hazard + DECLINE_HAZARD * (np.exp(DECLINE_GROWTH * decline) - 1) + load)
+        hazard = multiplier * (lat.base_hazard + _decline_hazard(decline) + onset_scale * (load - fast))
         hazard = np.where(active, hazard, 0.0)
         cum_hazard += hazard
         churn_now = active & (cum_hazard >= threshold)
@@ -444,28 +479,24 @@ def oracle_probability(
     days_ahead = d + steps
 
     # Known part: base hazard, the decline if it has begun, and the decaying load of past episodes.
-    load0 = np.zeros(n)
+    episode_hazard = np.zeros((n, horizon))
     past = eps[eps["day"] <= d]
     pos = np.full(int(idx_map.max()) + 1 if n else 1, -1)
     pos[idx_map] = np.arange(n)
     past = past[past["customer_index"] < len(pos)]
     rows = pos[past["customer_index"].to_numpy()]
     keep = rows >= 0
-    np.add.at(
-        load0,
-        rows[keep],
-        past["weight"].to_numpy()[keep] * np.exp(-(d - past["day"].to_numpy()[keep]) / EPISODE_DECAY_DAYS),
-    )
-    decay = np.exp(-steps / EPISODE_DECAY_DAYS)
-    known = base[:, None] + load0[:, None] * decay[None, :]
+    age = (d - past["day"].to_numpy()[keep])[:, None] + steps[None, :]
+    np.add.at(episode_hazard, rows[keep], past["weight"].to_numpy()[keep][:, None] * _episode_kernel(age))
+    known = base[:, None] + episode_hazard
     started = np.floor(start_decl) <= d
     prog = np.maximum(0.0, days_ahead[None, :] - np.floor(start_decl)[:, None]) / DECLINE_SCALE_DAYS
-    decline_known = np.where(started[:, None], DECLINE_HAZARD * (np.exp(DECLINE_GROWTH * prog) - 1), 0.0)
+    decline_known = np.where(started[:, None], _decline_hazard(prog), 0.0)
     log_surv = -(mult[:, None] * (known + decline_known)).sum(axis=1)
 
     # Future decline onset (memoryless): onset on day d+k with probability from Exp(decline_mean).
     u = np.arange(0, horizon + 1)
-    g = np.cumsum(DECLINE_HAZARD * (np.exp(DECLINE_GROWTH * u / DECLINE_SCALE_DAYS) - 1))
+    g = np.cumsum(_decline_hazard(u / DECLINE_SCALE_DAYS))
     lam = 1 / cust["decline_mean"].to_numpy()
     onset_p = np.exp(-lam[:, None] * (steps[None, :] - 1)) - np.exp(-lam[:, None] * steps[None, :])
     tail = np.exp(-lam * horizon)
@@ -475,7 +506,7 @@ def oracle_probability(
     # Future episodes: each day d+k an episode with probability rate, weight from the known law.
     rng = np.random.default_rng(12345)
     *_, weights = _draw_episode_weight(rng, 4000)
-    kern = np.cumsum(np.exp(-u / EPISODE_DECAY_DAYS))  # K(L) for L = 0..horizon
+    kern = np.cumsum(_episode_kernel(u))  # K(L) for L = 0..horizon
     k_rem = kern[horizon - steps]  # remaining kernel mass for an episode starting at d+k
     log_future = np.zeros(n)
     for m in np.unique(mult):

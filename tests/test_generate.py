@@ -2,8 +2,10 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from pipelines.generate import load_truth, oracle_probability
+from pipelines import generate as generate_module
+from pipelines.generate import GeneratorSpec, generate, load_truth, oracle_probability
 
 
 def _frame(root, dataset):
@@ -56,3 +58,28 @@ def test_oracle_is_calibrated(small_dataset):
     # Mean predicted vs realised churn across many customer-dates: within a few points.
     assert abs(alive["true_probability"].mean() - alive["churned_within_horizon"].mean()) < 0.03
     assert np.all((o["true_probability"] >= 0) & (o["true_probability"] <= 1))
+
+
+@pytest.mark.parametrize(
+    "world",
+    [
+        {"EPISODE_ONSET_DAYS": 15.0},
+        {"DECLINE_LAG_DAYS": 90.0, "PURCHASE_FADE": 2.0, "BASE_HAZARD": 5e-05, "EPISODE_PURCHASE_FADE": 600.0},
+    ],
+    ids=["episode-onset", "declines-lag"],
+)
+def test_oracle_stays_calibrated_in_other_worlds(world, tmp_path, monkeypatch):
+    """The oracle follows the generator's knobs: a delayed episode hazard, a lag before a decline bites."""
+    for name, value in world.items():
+        monkeypatch.setattr(generate_module, name, value)
+    generate(GeneratorSpec(customers=8000, days=300, seed=5), tmp_path)
+    truth = load_truth(tmp_path)
+    o = pd.concat(
+        oracle_probability(tmp_path, date(2025, 1, 1) + timedelta(days=d), 90, truth) for d in range(60, 210, 30)
+    )
+    alive = o[~o["already_gone"]].copy()
+    assert abs(alive["true_probability"].mean() - alive["churned_within_horizon"].mean()) < 0.01
+    # Calibrated by quintile too, not only on average.
+    alive["quintile"] = pd.qcut(alive["true_probability"], 5, labels=False, duplicates="drop")
+    table = alive.groupby("quintile").agg(p=("true_probability", "mean"), rate=("churned_within_horizon", "mean"))
+    assert (table["p"] - table["rate"]).abs().max() < 0.02, table
