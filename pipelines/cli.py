@@ -55,17 +55,36 @@ def generate(
     start: Annotated[str, typer.Option(help="First day.")] = "2025-01-01",
     horizon: Annotated[int, typer.Option(help="Churn horizon for the oracle probabilities.")] = 90,
     format: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    world: Annotated[
+        str, typer.Option(help="The churn process: default, or observable (drivers show in behaviour before churn).")
+    ] = "default",
 ) -> None:
     """Generate a synthetic customer base with a known churn process."""
-    from pipelines.generate import GeneratorSpec
+    from pipelines.generate import WORLDS, GeneratorSpec
     from pipelines.generate import generate as run_generate
 
     if format not in ("csv", "parquet"):
         raise ChurnwatchError(f"--format must be csv or parquet, not {format!r}")
-    spec = GeneratorSpec(customers=customers, days=days, seed=seed, start=_date(start, "--start"), horizon_days=horizon)
+    if world not in WORLDS:
+        raise ChurnwatchError(f"--world must be one of {', '.join(WORLDS)}, not {world!r}")
+    spec = GeneratorSpec(
+        customers=customers,
+        days=days,
+        seed=seed,
+        start=_date(start, "--start"),
+        horizon_days=horizon,
+        world=WORLDS[world],
+    )
     with console.status(f"generating {customers} customers over {days} days"):
         counts = run_generate(spec, out, format)
-    _print({"out": str(out), "rows": counts, "last_day": (spec.start + timedelta(days=days - 1)).isoformat()})
+    _print(
+        {
+            "out": str(out),
+            "world": world,
+            "rows": counts,
+            "last_day": (spec.start + timedelta(days=days - 1)).isoformat(),
+        }
+    )
 
 
 def _steps(steps: str | None) -> list[str]:

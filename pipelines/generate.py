@@ -17,24 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-EPISODE_DECAY_DAYS = 45.0
-EPISODE_ONSET_DAYS = 0.0  # > 0: an episode's hazard builds up over about this many days instead of at once
-BASE_HAZARD = 1 / 5000  # median daily hazard of leaving with no warning
-DECLINE_SCALE_DAYS = 60.0
-DECLINE_HAZARD = 0.003
-DECLINE_GROWTH = 0.8
-DECLINE_LAG_DAYS = 0.0  # days of thinning purchases before the decline starts to raise the hazard
-PURCHASE_FADE = 1.2
-PURCHASE_GAP_DAYS = 12.0  # median days between purchases of a healthy customer
-EPISODE_PURCHASE_FADE = 150.0
-LOCKED_MULTIPLIER = 0.2
 REGIONS = np.array(["north", "south", "east", "west"])
 SEGMENTS = np.array(["consumer", "consumer", "consumer", "small_business", "premium"])
 CHANNELS = np.array(["web", "store", "app"])
@@ -56,6 +45,38 @@ NOTE_NEGATIVE = [
 
 
 @dataclass(frozen=True)
+class World:
+    """The churn process's parameters. The truth records them, so the oracle always matches the data."""
+
+    episode_decay_days: float = 45.0  # an episode's effect fades with this time constant
+    episode_onset_days: float = 0.0  # > 0: its hazard builds up over about this many days instead of at once
+    base_hazard: float = 1 / 5000  # median daily hazard of leaving with no warning
+    decline_scale_days: float = 60.0
+    decline_hazard: float = 0.003
+    decline_growth: float = 0.8
+    decline_lag_days: float = 0.0  # days of thinning purchases before a decline starts to raise the hazard
+    purchase_fade: float = 1.2  # how fast purchases thin out in a decline
+    purchase_gap_days: float = 12.0  # median days between purchases of a healthy customer
+    episode_purchase_fade: float = 150.0  # how much an episode quiets purchases while it lasts
+    locked_multiplier: float = 0.2
+
+
+WORLDS = {
+    # The default: most churn drivers are hidden until shortly before a customer leaves.
+    "default": World(),
+    # "Customers rarely leave overnight": declines show in purchases for 90 days before they bite, an
+    # episode's hazard builds up over weeks while the customer goes quiet, sudden exits are rare.
+    "observable": World(
+        episode_onset_days=15.0,
+        base_hazard=5e-05,
+        decline_lag_days=90.0,
+        purchase_fade=2.0,
+        episode_purchase_fade=600.0,
+    ),
+}
+
+
+@dataclass(frozen=True)
 class GeneratorSpec:
     customers: int = 5000
     days: int = 540
@@ -63,6 +84,7 @@ class GeneratorSpec:
     start: date = date(2025, 1, 1)
     horizon_days: int = 90
     id_prefix: str = ""  # prepended to every id, so independently generated blocks can share landing files
+    world: World = World()
 
 
 @dataclass
@@ -79,12 +101,12 @@ class _Latent:
     churn_day: np.ndarray  # -1 = not within the simulated span
 
 
-def _draw_latent(rng: np.random.Generator, n: int, days: int) -> _Latent:
+def _draw_latent(rng: np.random.Generator, n: int, days: int, w: World) -> _Latent:
     existing = rng.random(n) < 0.7
     signup = np.where(existing, -rng.integers(30, 1500, n), rng.integers(0, max(days - 30, 1), n))
-    rate0 = np.clip(np.exp(rng.normal(math.log(1 / PURCHASE_GAP_DAYS), 0.5, n)), 1 / 40, 1 / 2)
+    rate0 = np.clip(np.exp(rng.normal(math.log(1 / w.purchase_gap_days), 0.5, n)), 1 / 40, 1 / 2)
     spend = np.exp(rng.normal(math.log(35), 0.6, n))
-    base_hazard = np.exp(rng.normal(math.log(BASE_HAZARD), 0.5, n))
+    base_hazard = np.exp(rng.normal(math.log(w.base_hazard), 0.5, n))
     decline_mean = np.exp(rng.normal(math.log(900), 0.6, n))
     # Memoryless onset: the decline starts a random time after signup.
     decline_start = np.maximum(signup, 0) + rng.exponential(decline_mean)
@@ -116,33 +138,33 @@ def _draw_episode_weight(rng: np.random.Generator, size: int) -> tuple[np.ndarra
     return repeats, long_wait, unresolved, weight
 
 
-def _decline_progress(day: int | np.ndarray, start: np.ndarray) -> np.ndarray:
-    return np.maximum(0.0, np.floor(day) - np.floor(start)) / DECLINE_SCALE_DAYS
+def _decline_progress(day: int | np.ndarray, start: np.ndarray, w: World) -> np.ndarray:
+    return np.maximum(0.0, np.floor(day) - np.floor(start)) / w.decline_scale_days
 
 
-def _episode_kernel(age: np.ndarray) -> np.ndarray:
+def _episode_kernel(age: np.ndarray, w: World) -> np.ndarray:
     """Hazard per unit of episode weight `age` days after the episode (same total mass whatever the onset)."""
     age = np.asarray(age, dtype=float)
-    slow = np.exp(-age / EPISODE_DECAY_DAYS)
-    if EPISODE_ONSET_DAYS <= 0:
+    slow = np.exp(-age / w.episode_decay_days)
+    if w.episode_onset_days <= 0:
         return slow
-    total_slow = 1 / (1 - math.exp(-1 / EPISODE_DECAY_DAYS))
-    total_fast = 1 / (1 - math.exp(-1 / EPISODE_ONSET_DAYS))
-    return total_slow / (total_slow - total_fast) * (slow - np.exp(-age / EPISODE_ONSET_DAYS))
+    total_slow = 1 / (1 - math.exp(-1 / w.episode_decay_days))
+    total_fast = 1 / (1 - math.exp(-1 / w.episode_onset_days))
+    return total_slow / (total_slow - total_fast) * (slow - np.exp(-age / w.episode_onset_days))
 
 
-def _onset_scale() -> float:
+def _onset_scale(w: World) -> float:
     """The factor of _episode_kernel: hazard = scale * (slow load - fast load)."""
-    if EPISODE_ONSET_DAYS <= 0:
+    if w.episode_onset_days <= 0:
         return 1.0
-    total_slow = 1 / (1 - math.exp(-1 / EPISODE_DECAY_DAYS))
-    return total_slow / (total_slow - 1 / (1 - math.exp(-1 / EPISODE_ONSET_DAYS)))
+    total_slow = 1 / (1 - math.exp(-1 / w.episode_decay_days))
+    return total_slow / (total_slow - 1 / (1 - math.exp(-1 / w.episode_onset_days)))
 
 
-def _decline_hazard(progress: np.ndarray) -> np.ndarray:
+def _decline_hazard(progress: np.ndarray, w: World) -> np.ndarray:
     """Daily hazard added by a decline `progress` scale units old: nothing during the lag, then growing."""
-    lagged = np.maximum(0.0, progress - DECLINE_LAG_DAYS / DECLINE_SCALE_DAYS)
-    return DECLINE_HAZARD * (np.exp(DECLINE_GROWTH * lagged) - 1)
+    lagged = np.maximum(0.0, progress - w.decline_lag_days / w.decline_scale_days)
+    return w.decline_hazard * (np.exp(w.decline_growth * lagged) - 1)
 
 
 def generate(
@@ -156,16 +178,17 @@ def generate(
     rng = np.random.default_rng(spec.seed)
     n, days, horizon = spec.customers, spec.days, spec.horizon_days
     total = days + horizon
-    lat = _draw_latent(rng, n, days)
-    multiplier = np.where(lat.locked, LOCKED_MULTIPLIER, 1.0)
+    w = spec.world
+    lat = _draw_latent(rng, n, days, w)
+    multiplier = np.where(lat.locked, w.locked_multiplier, 1.0)
     threshold = rng.exponential(1.0, n)
     cum_hazard = np.zeros(n)
     load = np.zeros(n)  # episode load (upset), decays daily: quiets purchases and NPS at once
-    fast = np.zeros(n)  # the part of the load that has not yet turned into hazard (EPISODE_ONSET_DAYS)
-    fast_decay = math.exp(-1 / EPISODE_ONSET_DAYS) if EPISODE_ONSET_DAYS > 0 else 0.0
-    onset_scale = _onset_scale()
+    fast = np.zeros(n)  # the part of the load not yet turned into hazard (episode_onset_days)
+    fast_decay = math.exp(-1 / w.episode_onset_days) if w.episode_onset_days > 0 else 0.0
+    onset_scale = _onset_scale(w)
     alive = np.ones(n, dtype=bool)
-    decay = math.exp(-1 / EPISODE_DECAY_DAYS)
+    decay = math.exp(-1 / w.episode_decay_days)
     ids = np.array([f"{spec.id_prefix}C{i:07d}" for i in range(n)])
 
     txn_parts: list[pd.DataFrame] = []
@@ -184,7 +207,7 @@ def generate(
         if idx.size:
             reps, long_wait, unresolved, weight = _draw_episode_weight(rng, idx.size)
             load[idx] += weight
-            if EPISODE_ONSET_DAYS > 0:
+            if w.episode_onset_days > 0:
                 fast[idx] += weight
             for k, c in enumerate(idx):
                 episodes.append((int(c), t, float(weight[k])))
@@ -203,8 +226,8 @@ def generate(
                     pending_contacts.setdefault(t + int(rng.integers(0, 3)), []).append(
                         (int(c), bool(long_wait[k]), False, -1, contacts)
                     )
-        decline = _decline_progress(t, lat.decline_start)
-        hazard = multiplier * (lat.base_hazard + _decline_hazard(decline) + onset_scale * (load - fast))
+        decline = _decline_progress(t, lat.decline_start, w)
+        hazard = multiplier * (lat.base_hazard + _decline_hazard(decline, w) + onset_scale * (load - fast))
         hazard = np.where(active, hazard, 0.0)
         cum_hazard += hazard
         churn_now = active & (cum_hazard >= threshold)
@@ -214,7 +237,7 @@ def generate(
         if t >= days:
             continue
 
-        rate = lat.rate0 * np.exp(-PURCHASE_FADE * decline) * np.exp(-EPISODE_PURCHASE_FADE * load)
+        rate = lat.rate0 * np.exp(-w.purchase_fade * decline) * np.exp(-w.episode_purchase_fade * load)
         n_buy = rng.poisson(np.where(active, rate, 0.0))
         buyers = np.flatnonzero(n_buy)
         if buyers.size:
@@ -439,6 +462,7 @@ def _write_truth(spec, out, lat, ids, episodes, fmt) -> None:
         "seed": spec.seed,
         "horizon_days": spec.horizon_days,
         "customers": spec.customers,
+        "world": asdict(spec.world),
     }
     (truth / "meta.json").write_text(json.dumps(meta, indent=2))
     # Oracle probabilities every 7 days, counted back from the last day (its horizon is simulated too).
@@ -467,12 +491,13 @@ def oracle_probability(
     """
     cust, eps, meta = truth or load_truth(out)
     start = date.fromisoformat(str(meta["start"]))
+    w = World(**meta.get("world", {}))  # truth written before worlds existed: the default world
     d = (as_of - start).days
     signed = cust["signup_day"].to_numpy() <= d
     cust = cust[signed].reset_index(drop=True)
     idx_map = np.flatnonzero(signed)
     n = len(cust)
-    mult = np.where(cust["locked_in"].astype(bool), LOCKED_MULTIPLIER, 1.0)
+    mult = np.where(cust["locked_in"].astype(bool), w.locked_multiplier, 1.0)
     base = cust["base_hazard"].to_numpy()
     start_decl = cust["decline_start"].to_numpy()
     steps = np.arange(1, horizon + 1)
@@ -487,16 +512,16 @@ def oracle_probability(
     rows = pos[past["customer_index"].to_numpy()]
     keep = rows >= 0
     age = (d - past["day"].to_numpy()[keep])[:, None] + steps[None, :]
-    np.add.at(episode_hazard, rows[keep], past["weight"].to_numpy()[keep][:, None] * _episode_kernel(age))
+    np.add.at(episode_hazard, rows[keep], past["weight"].to_numpy()[keep][:, None] * _episode_kernel(age, w))
     known = base[:, None] + episode_hazard
     started = np.floor(start_decl) <= d
-    prog = np.maximum(0.0, days_ahead[None, :] - np.floor(start_decl)[:, None]) / DECLINE_SCALE_DAYS
-    decline_known = np.where(started[:, None], _decline_hazard(prog), 0.0)
+    prog = np.maximum(0.0, days_ahead[None, :] - np.floor(start_decl)[:, None]) / w.decline_scale_days
+    decline_known = np.where(started[:, None], _decline_hazard(prog, w), 0.0)
     log_surv = -(mult[:, None] * (known + decline_known)).sum(axis=1)
 
     # Future decline onset (memoryless): onset on day d+k with probability from Exp(decline_mean).
     u = np.arange(0, horizon + 1)
-    g = np.cumsum(_decline_hazard(u / DECLINE_SCALE_DAYS))
+    g = np.cumsum(_decline_hazard(u / w.decline_scale_days, w))
     lam = 1 / cust["decline_mean"].to_numpy()
     onset_p = np.exp(-lam[:, None] * (steps[None, :] - 1)) - np.exp(-lam[:, None] * steps[None, :])
     tail = np.exp(-lam * horizon)
@@ -506,7 +531,7 @@ def oracle_probability(
     # Future episodes: each day d+k an episode with probability rate, weight from the known law.
     rng = np.random.default_rng(12345)
     *_, weights = _draw_episode_weight(rng, 4000)
-    kern = np.cumsum(_episode_kernel(u))  # K(L) for L = 0..horizon
+    kern = np.cumsum(_episode_kernel(u, w))  # K(L) for L = 0..horizon
     k_rem = kern[horizon - steps]  # remaining kernel mass for an episode starting at d+k
     log_future = np.zeros(n)
     for m in np.unique(mult):

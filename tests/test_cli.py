@@ -67,3 +67,15 @@ def test_generate_is_deterministic(tmp_path):
     assert files
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+def test_generate_world(tmp_path):
+    _config(tmp_path)
+    proc = _run(["generate", "--out", "x", "--customers", "50", "--days", "30", "--world", "observabel"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --world must be one of default, observable, not 'observabel'"
+    proc = _run(["generate", "--out", "o", "--customers", "150", "--days", "60", "--world", "observable"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert '"world": "observable"' in proc.stdout
+    meta = (tmp_path / "o" / "truth" / "meta.json").read_text()
+    assert '"decline_lag_days": 90.0' in meta
