@@ -36,9 +36,26 @@ def last_data_day(engine: Engine) -> date:
     return pd.Timestamp(found).date()
 
 
+def true_labels(data: pd.DataFrame, truth_dir: Path, horizon: int) -> pd.Series:
+    """Return the generator's true churn within the horizon after each row's cutoff (or before it, unseen)."""
+    from pipelines.generate import load_truth
+
+    cust, _, meta = load_truth(truth_dir)
+    start = pd.Timestamp(str(meta["start"]))
+    churn_day = data["customer_id"].map(cust.set_index("customer_id")["churn_day"]).fillna(-1).to_numpy()
+    cutoff_day = (pd.to_datetime(data["cutoff"]) - start).dt.days.to_numpy()
+    return pd.Series((churn_day >= 0) & (churn_day <= cutoff_day + horizon), index=data.index).astype(int)
+
+
 def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None = None) -> dict:
-    """Train as of day (reading nothing after it), score the active customers, measure against the outcome."""
-    artifact, metrics = fit_and_validate(training_set(day, cfg, engine), cfg)
+    """Train as of day (reading nothing after it), score the active customers, measure against the outcome.
+
+    With generator truth, a *ceiling* model is fitted too: the same candidates, features and cutoffs, but
+    labelled with the true churn instead of what the data shows. It measures how much of the oracle's lead
+    the features could close with perfect labels (the rest is latent state the data does not reveal).
+    """
+    data = training_set(day, cfg, engine)
+    artifact, metrics = fit_and_validate(data, cfg)
     feats = active_population(read_features(engine, cfg, day), cfg).reset_index(drop=True)
     p = predict(artifact, feats)
     row = {
@@ -65,16 +82,19 @@ def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None
         from pipelines.generate import oracle_probability
 
         truth = oracle_probability(truth_dir, day, cfg.churn.horizon_days)
-        merged = feats.assign(p=p).merge(truth, on="customer_id")
+        ceiling, _ = fit_and_validate(data.assign(churned=true_labels(data, truth_dir, cfg.churn.horizon_days)), cfg)
+        merged = feats.assign(p=p, p_ceiling=predict(ceiling, feats)).merge(truth, on="customer_id")
         alive = merged[~merged["already_gone"]]
         y = merged["churned_within_horizon"].astype(int).to_numpy()
         ya = alive["churned_within_horizon"].astype(int).to_numpy()
         if len(np.unique(y)) == 2:
             row.update(
                 truth_model_auc=float(roc_auc_score(y, merged["p"])),
+                truth_ceiling_auc=float(roc_auc_score(y, merged["p_ceiling"])),
                 truth_recency_auc=float(roc_auc_score(y, merged["days_since_last_purchase"].fillna(1e6))),
                 truth_oracle_auc=float(roc_auc_score(y, merged["true_probability"])),
                 truth_model_brier=float(brier_score_loss(y, merged["p"])),
+                truth_ceiling_brier=float(brier_score_loss(y, merged["p_ceiling"])),
                 truth_oracle_brier=float(brier_score_loss(y, merged["true_probability"])),
             )
         if len(np.unique(ya)) == 2:

@@ -200,10 +200,12 @@ def backtest(
     with console.status("replaying training and scoring"):
         summary = run_backtest(_date(start, "--start"), _date(end, "--end"), cfg, engine, every, truth_dir)
     engine.dispose()
-    cols = [c for c in summary.rows[0] if c != "model_kind"] if summary.rows else []
-    table = Table(*cols, title=f"backtest {summary.run_id}")
-    for row in summary.rows:
-        table.add_row(*[f"{row.get(c):.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in cols])
+    # One column per replayed date, one row per metric: readable however many metrics there are.
+    metrics = list(dict.fromkeys(k for row in summary.rows for k in row if k != "as_of_date"))
+    table = Table("metric", *[str(row["as_of_date"]) for row in summary.rows], title=f"backtest {summary.run_id}")
+    for key in metrics:
+        values = [row.get(key) for row in summary.rows]
+        table.add_row(key, *["" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in values])
     console.print(table)
     _print(summary.as_dict())
 

@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS backtest_results (
     realised_brier DOUBLE PRECISION, realised_precision_top10 DOUBLE PRECISION, realised_recency_auc DOUBLE PRECISION,
     truth_model_auc DOUBLE PRECISION, truth_recency_auc DOUBLE PRECISION, truth_oracle_auc DOUBLE PRECISION,
     truth_model_brier DOUBLE PRECISION, truth_oracle_brier DOUBLE PRECISION,
-    alive_model_auc DOUBLE PRECISION, alive_oracle_auc DOUBLE PRECISION, created_at TIMESTAMP NOT NULL
+    alive_model_auc DOUBLE PRECISION, alive_oracle_auc DOUBLE PRECISION, created_at TIMESTAMP NOT NULL,
+    truth_ceiling_auc DOUBLE PRECISION, truth_ceiling_brier DOUBLE PRECISION
 );
 
 -- BI views.
