@@ -10,7 +10,13 @@ Churn is a daily hazard built from mechanisms retention work describes:
 * *locked-in* customers (under contract) complain loudly and answer low NPS yet rarely leave.
 
 Because the hazard is known, the generator also writes the true churn date and the oracle
-probability P(churn within H days | state on date D), the best any model could score.
+probability P(churn within H days | state on date D). The oracle knows the latent state (when a
+decline began, every episode, each customer's own rates), which the data shows only through noisy
+behaviour, so it bounds what a model could score from above; it is not reachable.
+
+A World holds the process's parameters and is recorded in truth/meta.json. WORLDS["observable"]
+lets the drivers show in behaviour first: a decline thins purchases for 90 days before it raises the
+hazard, an episode's hazard builds up over weeks while the customer goes quiet, sudden exits are rare.
 """
 
 from __future__ import annotations
