@@ -52,7 +52,8 @@ def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None
 
     With generator truth, a *ceiling* model is fitted too: the same candidates, features and cutoffs, but
     labelled with the true churn instead of what the data shows. It measures how much of the oracle's lead
-    the features could close with perfect labels (the rest is latent state the data does not reveal).
+    the features could close with perfect labels. The *reference* is the Bayes probability given the
+    history plus revealed latents (pipelines.reference): about the best any model could do.
     """
     data = training_set(day, cfg, engine)
     artifact, metrics = fit_and_validate(data, cfg)
@@ -80,10 +81,17 @@ def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None
         )
     if truth_dir is not None:
         from pipelines.generate import oracle_probability
+        from pipelines.reference import bayes_reference
 
-        truth = oracle_probability(truth_dir, day, cfg.churn.horizon_days)
-        ceiling, _ = fit_and_validate(data.assign(churned=true_labels(data, truth_dir, cfg.churn.horizon_days)), cfg)
-        merged = feats.assign(p=p, p_ceiling=predict(ceiling, feats)).merge(truth, on="customer_id")
+        horizon = cfg.churn.horizon_days
+        truth = oracle_probability(truth_dir, day, horizon)
+        ceiling, _ = fit_and_validate(data.assign(churned=true_labels(data, truth_dir, horizon)), cfg)
+        reference = bayes_reference(truth_dir, day, horizon, feats["customer_id"].tolist())
+        merged = (
+            feats.assign(p=p, p_ceiling=predict(ceiling, feats))
+            .merge(truth, on="customer_id")
+            .merge(reference.rename(columns={"probability": "p_reference"}), on="customer_id")
+        )
         alive = merged[~merged["already_gone"]]
         y = merged["churned_within_horizon"].astype(int).to_numpy()
         ya = alive["churned_within_horizon"].astype(int).to_numpy()
@@ -91,15 +99,18 @@ def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None
             row.update(
                 truth_model_auc=float(roc_auc_score(y, merged["p"])),
                 truth_ceiling_auc=float(roc_auc_score(y, merged["p_ceiling"])),
+                truth_reference_auc=float(roc_auc_score(y, merged["p_reference"])),
                 truth_recency_auc=float(roc_auc_score(y, merged["days_since_last_purchase"].fillna(1e6))),
                 truth_oracle_auc=float(roc_auc_score(y, merged["true_probability"])),
                 truth_model_brier=float(brier_score_loss(y, merged["p"])),
                 truth_ceiling_brier=float(brier_score_loss(y, merged["p_ceiling"])),
+                truth_reference_brier=float(brier_score_loss(y, merged["p_reference"])),
                 truth_oracle_brier=float(brier_score_loss(y, merged["true_probability"])),
             )
         if len(np.unique(ya)) == 2:
             row.update(
                 alive_model_auc=float(roc_auc_score(ya, alive["p"])),
+                alive_reference_auc=float(roc_auc_score(ya, alive["p_reference"])),
                 alive_oracle_auc=float(roc_auc_score(ya, alive["true_probability"])),
             )
     return row

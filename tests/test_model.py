@@ -159,6 +159,9 @@ def test_backtest_replays_and_stores(full, dates, small_dataset):
     assert row["realised_auc"] > 0.5 and row["truth_oracle_auc"] > row["truth_recency_auc"]
     # The ceiling (true labels) ranks true churn at least about as well as the model trained on observed labels.
     assert row["truth_ceiling_auc"] > row["truth_model_auc"] - 0.05 and row["truth_ceiling_brier"] < 0.5
+    # The Bayes reference (history plus revealed latents) sits below the oracle, above recency.
+    assert row["truth_recency_auc"] < row["truth_reference_auc"] < row["truth_oracle_auc"]
+    assert row["truth_oracle_brier"] < row["truth_reference_brier"]
     stored = read_frame(engine, "SELECT * FROM backtest_results WHERE run_id = :r", {"r": summary.run_id})
     assert len(stored) == 1 and stored["realised_auc"].iloc[0] == pytest.approx(row["realised_auc"], abs=1e-4)
 

@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS backtest_results (
     truth_model_auc DOUBLE PRECISION, truth_recency_auc DOUBLE PRECISION, truth_oracle_auc DOUBLE PRECISION,
     truth_model_brier DOUBLE PRECISION, truth_oracle_brier DOUBLE PRECISION,
     alive_model_auc DOUBLE PRECISION, alive_oracle_auc DOUBLE PRECISION, created_at TIMESTAMP NOT NULL,
-    truth_ceiling_auc DOUBLE PRECISION, truth_ceiling_brier DOUBLE PRECISION
+    truth_ceiling_auc DOUBLE PRECISION, truth_ceiling_brier DOUBLE PRECISION,
+    truth_reference_auc DOUBLE PRECISION, truth_reference_brier DOUBLE PRECISION, alive_reference_auc DOUBLE PRECISION
 );
 
 -- BI views.
