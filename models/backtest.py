@@ -85,6 +85,12 @@ def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None
 
         horizon = cfg.churn.horizon_days
         truth = oracle_probability(truth_dir, day, horizon)
+        missing = float((~feats["customer_id"].isin(truth["customer_id"])).mean()) if len(feats) else 0.0
+        if missing > 0.01:
+            raise ChurnwatchError(
+                f"--truth {truth_dir}: {missing:.0%} of the customers scored on {day} are not in its truth; "
+                "use the folder that generated this warehouse's data"
+            )
         ceiling, _ = fit_and_validate(data.assign(churned=true_labels(data, truth_dir, horizon)), cfg)
         reference = bayes_reference(truth_dir, day, horizon, feats["customer_id"].tolist())
         merged = (

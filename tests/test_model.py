@@ -19,7 +19,7 @@ from pipelines.config import Config
 from pipelines.errors import ChurnwatchError
 from pipelines.extract import load_landing
 from pipelines.features import build_features
-from pipelines.generate import load_truth
+from pipelines.generate import GeneratorSpec, generate, load_truth
 from pipelines.validate import validate_batches
 from pipelines.warehouse import get_engine, read_frame
 
@@ -164,6 +164,17 @@ def test_backtest_replays_and_stores(full, dates, small_dataset):
     assert row["truth_oracle_brier"] < row["truth_reference_brier"]
     stored = read_frame(engine, "SELECT * FROM backtest_results WHERE run_id = :r", {"r": summary.run_id})
     assert len(stored) == 1 and stored["realised_auc"].iloc[0] == pytest.approx(row["realised_auc"], abs=1e-4)
+
+
+def test_backtest_refuses_truth_of_other_data(full, dates, tmp_path):
+    cfg, engine = full
+    other = tmp_path / "other"
+    generate(GeneratorSpec(customers=50, days=60, seed=3, id_prefix="Z"), other)
+    day = dates[1] - timedelta(days=cfg.churn.horizon_days)
+    with pytest.raises(
+        ChurnwatchError, match=r"--truth .*other: 100% of the customers scored on .* are not in its truth"
+    ):
+        backtest(day, day, cfg, engine, truth_dir=other)
 
 
 def test_transactions_only_still_trains_and_beats_recency(small_dataset, tmp_path, dates):
