@@ -183,7 +183,10 @@ def backtest(
     end: Annotated[str, typer.Option("--end", help="Last as-of date to replay.")],
     every: Annotated[int, typer.Option(help="Days between replayed dates.", min=1)] = 28,
     truth: Annotated[
-        Optional[str], typer.Option(help="Generator output folder: also print the oracle AUC from true churn.")
+        Optional[str],
+        typer.Option(
+            help="Generator output folder: also measure against true churn (oracle, ceiling, Bayes reference)."
+        ),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
