@@ -36,11 +36,9 @@ def last_data_day(engine: Engine) -> date:
     return pd.Timestamp(found).date()
 
 
-def true_labels(data: pd.DataFrame, truth_dir: Path, horizon: int) -> pd.Series:
+def true_labels(data: pd.DataFrame, truth: tuple[pd.DataFrame, pd.DataFrame, dict], horizon: int) -> pd.Series:
     """Return the generator's true churn within the horizon after each row's cutoff (or before it, unseen)."""
-    from pipelines.generate import load_truth
-
-    cust, _, meta = load_truth(truth_dir)
+    cust, _, meta = truth
     start = pd.Timestamp(str(meta["start"]))
     churn_day = data["customer_id"].map(cust.set_index("customer_id")["churn_day"]).fillna(-1).to_numpy()
     cutoff_day = (pd.to_datetime(data["cutoff"]) - start).dt.days.to_numpy()
@@ -80,19 +78,20 @@ def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None
             realised_recency_auc=float(roc_auc_score(y, merged["days_since_last_purchase"].fillna(1e6))),
         )
     if truth_dir is not None:
-        from pipelines.generate import oracle_probability
+        from pipelines.generate import load_truth, oracle_probability
         from pipelines.reference import bayes_reference
 
         horizon = cfg.churn.horizon_days
-        truth = oracle_probability(truth_dir, day, horizon)
+        known = load_truth(truth_dir)
+        truth = oracle_probability(truth_dir, day, horizon, known)
         missing = float((~feats["customer_id"].isin(truth["customer_id"])).mean()) if len(feats) else 0.0
         if missing > 0.01:
             raise ChurnwatchError(
                 f"--truth {truth_dir}: {missing:.0%} of the customers scored on {day} are not in its truth; "
                 "use the folder that generated this warehouse's data"
             )
-        ceiling, _ = fit_and_validate(data.assign(churned=true_labels(data, truth_dir, horizon)), cfg)
-        reference = bayes_reference(truth_dir, day, horizon, feats["customer_id"].tolist())
+        ceiling, _ = fit_and_validate(data.assign(churned=true_labels(data, known, horizon)), cfg)
+        reference = bayes_reference(truth_dir, day, horizon, feats["customer_id"].tolist(), truth=known)
         merged = (
             feats.assign(p=p, p_ceiling=predict(ceiling, feats))
             .merge(truth, on="customer_id")

@@ -110,7 +110,7 @@ class _Latent:
 def _draw_latent(rng: np.random.Generator, n: int, days: int, w: World) -> _Latent:
     existing = rng.random(n) < 0.7
     signup = np.where(existing, -rng.integers(30, 1500, n), rng.integers(0, max(days - 30, 1), n))
-    rate0 = np.clip(np.exp(rng.normal(math.log(1 / w.purchase_gap_days), 0.5, n)), 1 / 40, 1 / 2)
+    rate0 = purchase_rate(rng.standard_normal(n), w)
     spend = np.exp(rng.normal(math.log(35), 0.6, n))
     base_hazard = np.exp(rng.normal(math.log(w.base_hazard), 0.5, n))
     decline_mean = np.exp(rng.normal(math.log(900), 0.6, n))
@@ -148,26 +148,33 @@ def _decline_progress(day: int | np.ndarray, start: np.ndarray, w: World) -> np.
     return np.maximum(0.0, np.floor(day) - np.floor(start)) / w.decline_scale_days
 
 
-def _episode_kernel(age: np.ndarray, w: World) -> np.ndarray:
-    """Hazard per unit of episode weight `age` days after the episode (same total mass whatever the onset)."""
-    age = np.asarray(age, dtype=float)
-    slow = np.exp(-age / w.episode_decay_days)
-    if w.episode_onset_days <= 0:
-        return slow
-    total_slow = 1 / (1 - math.exp(-1 / w.episode_decay_days))
-    total_fast = 1 / (1 - math.exp(-1 / w.episode_onset_days))
-    return total_slow / (total_slow - total_fast) * (slow - np.exp(-age / w.episode_onset_days))
-
-
 def _onset_scale(w: World) -> float:
-    """The factor of _episode_kernel: hazard = scale * (slow load - fast load)."""
+    """Hazard per unit of (slow - fast) episode load, so an episode's total hazard is the same whatever the onset."""
     if w.episode_onset_days <= 0:
         return 1.0
     total_slow = 1 / (1 - math.exp(-1 / w.episode_decay_days))
     return total_slow / (total_slow - 1 / (1 - math.exp(-1 / w.episode_onset_days)))
 
 
-def _decline_hazard(progress: np.ndarray, w: World) -> np.ndarray:
+def episode_kernel(age: np.ndarray, w: World) -> np.ndarray:
+    """Hazard per unit of episode weight `age` days after the episode."""
+    slow = np.exp(-np.asarray(age, dtype=float) / w.episode_decay_days)
+    if w.episode_onset_days <= 0:
+        return slow
+    return _onset_scale(w) * (slow - np.exp(-np.asarray(age, dtype=float) / w.episode_onset_days))
+
+
+def nps_mean(load: np.ndarray, progress: np.ndarray, locked: np.ndarray) -> np.ndarray:
+    """Expected NPS answer before noise: it falls with the episode load, the decline and lock-in."""
+    return 9.2 - np.minimum(6.0, load / 0.0005) - 1.5 * progress - 1.5 * locked
+
+
+def purchase_rate(z: np.ndarray, w: World) -> np.ndarray:
+    """A healthy customer's purchases per day at standard-normal quantile z of the population."""
+    return np.clip(np.exp(math.log(1 / w.purchase_gap_days) + 0.5 * z), 1 / 40, 1 / 2)
+
+
+def decline_hazard(progress: np.ndarray, w: World) -> np.ndarray:
     """Daily hazard added by a decline `progress` scale units old: nothing during the lag, then growing."""
     lagged = np.maximum(0.0, progress - w.decline_lag_days / w.decline_scale_days)
     return w.decline_hazard * (np.exp(w.decline_growth * lagged) - 1)
@@ -233,7 +240,7 @@ def generate(
                         (int(c), bool(long_wait[k]), False, -1, contacts)
                     )
         decline = _decline_progress(t, lat.decline_start, w)
-        hazard = multiplier * (lat.base_hazard + _decline_hazard(decline, w) + onset_scale * (load - fast))
+        hazard = multiplier * (lat.base_hazard + decline_hazard(decline, w) + onset_scale * (load - fast))
         hazard = np.where(active, hazard, 0.0)
         cum_hazard += hazard
         churn_now = active & (cum_hazard >= threshold)
@@ -287,13 +294,7 @@ def generate(
         answer = active & (rng.random(n) < 1 / 90)
         who = np.flatnonzero(answer)
         if who.size:
-            score = (
-                9.2
-                - np.minimum(6.0, load[who] / 0.0005)
-                - 1.5 * decline[who]
-                - 1.5 * lat.locked[who]
-                + rng.normal(0, 1.0, who.size)
-            )
+            score = nps_mean(load[who], decline[who], lat.locked[who]) + rng.normal(0, 1.0, who.size)
             survey_parts.append(
                 pd.DataFrame(
                     {
@@ -518,16 +519,16 @@ def oracle_probability(
     rows = pos[past["customer_index"].to_numpy()]
     keep = rows >= 0
     age = (d - past["day"].to_numpy()[keep])[:, None] + steps[None, :]
-    np.add.at(episode_hazard, rows[keep], past["weight"].to_numpy()[keep][:, None] * _episode_kernel(age, w))
+    np.add.at(episode_hazard, rows[keep], past["weight"].to_numpy()[keep][:, None] * episode_kernel(age, w))
     known = base[:, None] + episode_hazard
     started = np.floor(start_decl) <= d
     prog = np.maximum(0.0, days_ahead[None, :] - np.floor(start_decl)[:, None]) / w.decline_scale_days
-    decline_known = np.where(started[:, None], _decline_hazard(prog, w), 0.0)
+    decline_known = np.where(started[:, None], decline_hazard(prog, w), 0.0)
     log_surv = -(mult[:, None] * (known + decline_known)).sum(axis=1)
 
     # Future decline onset (memoryless): onset on day d+k with probability from Exp(decline_mean).
     u = np.arange(0, horizon + 1)
-    g = np.cumsum(_decline_hazard(u / w.decline_scale_days, w))
+    g = np.cumsum(decline_hazard(u / w.decline_scale_days, w))
     lam = 1 / cust["decline_mean"].to_numpy()
     onset_p = np.exp(-lam[:, None] * (steps[None, :] - 1)) - np.exp(-lam[:, None] * steps[None, :])
     tail = np.exp(-lam * horizon)
@@ -537,7 +538,7 @@ def oracle_probability(
     # Future episodes: each day d+k an episode with probability rate, weight from the known law.
     rng = np.random.default_rng(12345)
     *_, weights = _draw_episode_weight(rng, 4000)
-    kern = np.cumsum(_episode_kernel(u, w))  # K(L) for L = 0..horizon
+    kern = np.cumsum(episode_kernel(u, w))  # K(L) for L = 0..horizon
     k_rem = kern[horizon - steps]  # remaining kernel mass for an episode starting at d+k
     log_future = np.zeros(n)
     for m in np.unique(mult):

@@ -16,7 +16,6 @@ given the grid, because purchases are Poisson).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -26,13 +25,22 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from pipelines.generate import World, _decline_hazard, _episode_kernel, load_truth, oracle_probability
+from pipelines.generate import (
+    World,
+    decline_hazard,
+    episode_kernel,
+    load_truth,
+    nps_mean,
+    oracle_probability,
+    purchase_rate,
+)
 
 _NOT_STARTED = 10**6
 _RATE_QUANTILES = 24
 
 
-def _landing(out: Path, dataset: str) -> str:
+def landing_source(out: Path, dataset: str) -> str:
+    """A DuckDB table function reading one dataset's landing files (CSV or Parquet) written by generate."""
     folder = out / "landing" / dataset
     ext = "parquet" if any(folder.glob("*.parquet")) else "csv"
     reader = "read_parquet" if ext == "parquet" else "read_csv"
@@ -46,25 +54,34 @@ def _observations(out: Path, start: date, as_of: date, ids: Sequence[str]) -> di
     day = f"(CAST(ts AS DATE) - DATE '{start.isoformat()}')"
     where = "CAST(ts AS DATE) <= ? AND customer_id IN (SELECT customer_id FROM ids)"
     tx = con.execute(
-        f"SELECT customer_id, {day} AS d, COUNT(*) AS n FROM {_landing(out, 'transactions')} WHERE {where} GROUP BY 1, 2",
+        f"SELECT customer_id, {day} AS d, COUNT(*) AS n FROM {landing_source(out, 'transactions')} WHERE {where} GROUP BY 1, 2",
         [as_of],
     ).df()
     ev = con.execute(
-        f"SELECT customer_id, MAX({day}) AS d FROM {_landing(out, 'service_events')} WHERE {where} GROUP BY 1",
+        f"SELECT customer_id, MAX({day}) AS d FROM {landing_source(out, 'service_events')} WHERE {where} GROUP BY 1",
         [as_of],
     ).df()
     sv = con.execute(
-        f"SELECT customer_id, {day} AS d, nps_score FROM {_landing(out, 'surveys')} WHERE {where}", [as_of]
+        f"SELECT customer_id, {day} AS d, nps_score FROM {landing_source(out, 'surveys')} WHERE {where}", [as_of]
     ).df()
     con.close()
     return {"tx": tx, "ev": ev, "sv": sv}
 
 
 def bayes_reference(
-    out: Path, as_of: date, horizon: int, customer_ids: Sequence[str], step_days: int = 3, chunk: int = 32
+    out: Path,
+    as_of: date,
+    horizon: int,
+    customer_ids: Sequence[str],
+    step_days: int = 3,
+    chunk: int = 32,
+    truth: tuple[pd.DataFrame, pd.DataFrame, dict] | None = None,
 ) -> pd.DataFrame:
-    """Return customer_id, probability: P(churn within horizon after as_of | history + revealed latents)."""
-    cust, eps, meta = load_truth(out)
+    """Return customer_id, probability: P(churn within horizon after as_of | history + revealed latents).
+
+    truth: load_truth(out), when the caller has it already.
+    """
+    cust, eps, meta = truth or load_truth(out)
     w = World(**meta.get("world", {}))
     start = date.fromisoformat(str(meta["start"]))
     d_last = (as_of - start).days
@@ -98,7 +115,7 @@ def bayes_reference(
     for r, day, weight in zip(ep_rows, ep["day"].to_numpy(int), ep["weight"].to_numpy(), strict=True):
         age = t[day:] - day
         load[r, day:] += weight * np.exp(-age / w.episode_decay_days)
-        ehaz[r, day:] += weight * _episode_kernel(age, w)
+        ehaz[r, day:] += weight * episode_kernel(age, w)
 
     signup = np.maximum(known["signup_day"].to_numpy()[ci], 0)
     base = known["base_hazard"].to_numpy()[ci]
@@ -108,10 +125,10 @@ def bayes_reference(
     onsets = np.concatenate([np.arange(0, days, step_days), [_NOT_STARTED]])
     n_onsets = len(onsets)
     z = norm.ppf((np.arange(_RATE_QUANTILES) + 0.5) / _RATE_QUANTILES)
-    rates = np.clip(np.exp(math.log(1 / w.purchase_gap_days) + 0.5 * z), 1 / 40, 1 / 2)
+    rates = purchase_rate(z, w)
     deaths = np.arange(max(d_last - horizon + 1, 0), d_last + 2)  # d_last + 1: still alive on as_of
     progress = np.maximum(0, t[None, :] - onsets[:, None]) / w.decline_scale_days  # (onsets, days)
-    decline_hazard = _decline_hazard(progress, w)
+    decline_haz = decline_hazard(progress, w)
     thinning = -w.purchase_fade * progress
     survey_rows = pos.loc[obs["sv"]["customer_id"]].to_numpy() if len(obs["sv"]) else np.zeros(0, dtype=int)
 
@@ -125,7 +142,7 @@ def bayes_reference(
         cum_f = np.concatenate([np.zeros((b, n_onsets, 1)), np.cumsum(np.exp(log_f) * active[:, None], 2)], 2)
         log_shape = (counts[lo:hi, None, :] * log_f).sum(2)
         total = counts[lo:hi].sum(1)
-        hazard = mult[lo:hi, None, None] * (base[lo:hi, None, None] + decline_hazard[None] + ehaz[lo:hi, None, :])
+        hazard = mult[lo:hi, None, None] * (base[lo:hi, None, None] + decline_haz[None] + ehaz[lo:hi, None, :])
         hazard = hazard * active[:, None, :]
         cum_h = np.concatenate([np.zeros((b, n_onsets, 1)), np.cumsum(hazard, 2)], 2)
         dd = np.minimum(deaths, d_last)
@@ -144,7 +161,7 @@ def bayes_reference(
         log_nps = np.zeros((b, n_onsets))
         for k in np.flatnonzero((survey_rows >= lo) & (survey_rows < hi)):
             r, day, score = survey_rows[k], int(obs["sv"]["d"].iat[k]), int(obs["sv"]["nps_score"].iat[k])
-            mu = 9.2 - min(6.0, load[r, day] / 0.0005) - 1.5 * progress[:, day] - 1.5 * locked[r]
+            mu = nps_mean(load[r, day], progress[:, day], locked[r])
             upper = 1.0 if score >= 10 else norm.cdf(score + 0.5 - mu)
             lower = 0.0 if score <= 0 else norm.cdf(score - 0.5 - mu)
             log_nps[r - lo] += np.log(np.maximum(upper - lower, 1e-300))
@@ -183,7 +200,7 @@ def forward_by_onset(
     started = onsets <= d_last
     steps = np.arange(1, horizon + 1)
     since = d_last - onsets[started]  # days since onset on as_of
-    decline_sum = _decline_hazard((since[:, None] + steps[None, :]) / w.decline_scale_days, w).sum(1)
+    decline_sum = decline_hazard((since[:, None] + steps[None, :]) / w.decline_scale_days, w).sum(1)
     ahead = np.empty((len(ids), len(onsets)))
     ahead[:, started] = 1 - no_decline[:, None] * np.exp(-mult[:, None] * decline_sum[None, :])
     ahead[:, ~started] = forward(scenario)[:, None]

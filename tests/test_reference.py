@@ -9,18 +9,15 @@ import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from pipelines.generate import WORLDS, GeneratorSpec, generate, load_truth, oracle_probability
-from pipelines.reference import bayes_reference, forward_by_onset
+from pipelines.reference import bayes_reference, forward_by_onset, landing_source
 
 START = date(2025, 1, 1)
 
 
 def _scored(out, as_of):
     """Customers with a transaction in the 90 days up to as_of (those a model scores), with recency."""
-    files = (out / "landing" / "transactions").as_posix()
-    ext = "parquet" if any((out / "landing" / "transactions").glob("*.parquet")) else "csv"
-    reader = "read_parquet" if ext == "parquet" else "read_csv"
     last = duckdb.sql(
-        f"SELECT customer_id, MAX(CAST(ts AS DATE)) AS d FROM {reader}('{files}/*.{ext}') "
+        f"SELECT customer_id, MAX(CAST(ts AS DATE)) AS d FROM {landing_source(out, 'transactions')} "
         f"WHERE CAST(ts AS DATE) <= DATE '{as_of}' GROUP BY 1"
     ).df()
     last["recency"] = (pd.Timestamp(as_of) - pd.to_datetime(last["d"])).dt.days
