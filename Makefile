@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
+DEV_STAMP := $(VENV)/.installed-dev
 export AIRFLOW_HOME := $(CURDIR)
 export CHURNWATCH_CONFIG ?= $(CURDIR)/churnwatch.yaml
 
@@ -26,6 +27,11 @@ $(SPARK_STAMP): $(STAMP) requirements-spark.txt
 	$(BIN)/python -m pip install --quiet -r requirements-spark.txt -c constraints.txt
 	touch $(SPARK_STAMP)
 
+# Test-only packages (the reference BG/NBD implementation and its CDNOW data): installed by make test.
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(DEV_STAMP)
+
 var/airflow/airflow.db: $(STAMP)
 	mkdir -p var/airflow
 	$(BIN)/airflow db migrate > var/airflow/db-migrate.log 2>&1 || (tail -20 var/airflow/db-migrate.log; exit 1)
@@ -44,7 +50,7 @@ chromium:
 demo: $(STAMP) var/airflow/airflow.db
 	$(BIN)/churnwatch demo
 
-test: $(STAMP) $(SPARK_STAMP) var/airflow/airflow.db chromium
+test: $(STAMP) $(SPARK_STAMP) $(DEV_STAMP) var/airflow/airflow.db chromium
 	$(BIN)/ruff check pipelines models dags tests
 	$(BIN)/pytest
 

@@ -1,7 +1,16 @@
-"""Backtest: replay training and scoring over past dates and measure each against what happened next."""
+"""Backtest: replay training and scoring over past dates and judge each against what happened next.
+
+On every replayed date the champion recipe (rolling-origin selection, calibration, refit) is run as of
+that date, reading nothing after it, and its scores are put beside simple baselines scored on the same
+customers: recency only, BG/NBD (expected purchases, P(alive) and P(no purchase) from a fit as of the
+date) and a logistic regression on log recency, frequency and monetary value trained on the same
+cutoffs. Every method is measured against the observed outcome (no activity within the horizon) and,
+on generated data, against the true churn as well.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -13,20 +22,37 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sqlalchemy.engine import Engine
 
 from models.registry import predict
-from models.training import active_population, churn_labels, fit_and_validate, top_share_metrics, training_set
+from models.training import (
+    CANDIDATES,
+    RFM_FEATURES,
+    active_population,
+    add_model_features,
+    calibration_table,
+    churn_labels,
+    evaluate,
+    fit_and_validate,
+    fit_population_btyd,
+    training_set,
+)
 from pipelines.config import Config
 from pipelines.errors import ChurnwatchError
 from pipelines.features import read_features
 from pipelines.warehouse import insert_frame, read_frame
+
+# Methods judged side by side; the first is the product, the rest are baselines.
+METHODS = ["churnwatch", "bgnbd_p_no_purchase", "bgnbd_expected_purchases", "bgnbd_p_alive", "log_rfm", "recency"]
+# Methods whose score is a probability of churn (Brier, log loss and calibration apply).
+PROBABILITY_METHODS = {"churnwatch", "bgnbd_p_no_purchase", "log_rfm", "truth_reference", "truth_oracle"}
 
 
 @dataclass
 class BacktestSummary:
     run_id: str
     rows: list[dict] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"run_id": self.run_id, "dates": self.rows}
+        return {"run_id": self.run_id, "dates": self.rows, "mean": mean_metrics(self.metrics)}
 
 
 def last_data_day(engine: Engine) -> date:
@@ -45,18 +71,62 @@ def true_labels(data: pd.DataFrame, truth: tuple[pd.DataFrame, pd.DataFrame, dic
     return pd.Series((churn_day >= 0) & (churn_day <= cutoff_day + horizon), index=data.index).astype(int)
 
 
-def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None = None) -> dict:
-    """Train as of day (reading nothing after it), score the active customers, measure against the outcome.
+def baseline_scores(data: pd.DataFrame, feats: pd.DataFrame, cfg: Config) -> dict[str, np.ndarray]:
+    """Return each baseline's churn score (higher = more likely to leave) for the scored customers."""
+    scores = {"recency": feats["days_since_last_purchase"].fillna(1e6).to_numpy(float)}
+    if feats["btyd_p_no_purchase"].notna().any():
+        scores["bgnbd_p_no_purchase"] = feats["btyd_p_no_purchase"].fillna(1.0).to_numpy(float)
+        scores["bgnbd_expected_purchases"] = -feats["btyd_expected_purchases"].fillna(0.0).to_numpy(float)
+        scores["bgnbd_p_alive"] = 1.0 - feats["btyd_p_alive"].fillna(0.0).to_numpy(float)
+    # The log-RFM regression learns from the same matured cutoffs as the product's kept model.
+    rfm = [c for c in RFM_FEATURES if data[c].notna().any()]
+    model = CANDIDATES["logistic_rfm"](cfg, rfm).fit(data[rfm].to_numpy(float), data["churned"].to_numpy(int))
+    scores["log_rfm"] = model.predict_proba(feats[rfm].to_numpy(float))[:, 1]
+    return scores
 
-    With generator truth, a *ceiling* model is fitted too: the same candidates, features and cutoffs, but
-    labelled with the true churn instead of what the data shows. It measures how much of the oracle's lead
-    the features could close with perfect labels. The *reference* is the Bayes probability given the
-    history plus revealed latents (pipelines.reference): about the best any model could do.
+
+def judge(y: np.ndarray, scores: dict[str, np.ndarray]) -> list[dict]:
+    """Return one metrics row per method for labels y (AUC and ranking for all; probability metrics where due)."""
+    rows = []
+    for method, p in scores.items():
+        m = evaluate(y, p if method in PROBABILITY_METHODS else _rank01(p))
+        row = {
+            "method": method,
+            "n": m["n"],
+            "base_rate": m["base_rate"],
+            "auc": m["auc"],
+            "pr_auc": m["pr_auc"],
+            "precision_top10": m["precision_top10"],
+            "lift_top10": m["lift_top10"],
+        }
+        if method in PROBABILITY_METHODS:
+            row.update(
+                brier=m["brier"], log_loss=m["log_loss"], calibration=json.dumps(calibration_table(y, np.asarray(p)))
+            )
+        rows.append(row)
+    return rows
+
+
+def _rank01(p: np.ndarray) -> np.ndarray:
+    """Map a score to (0, 1) by rank: ranking metrics only (it is no probability)."""
+    return pd.Series(p).rank(pct=True).to_numpy()
+
+
+def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None = None) -> tuple[dict, list[dict]]:
+    """Train as of day (reading nothing after it), score the active customers, judge them and the baselines.
+
+    Returns (summary row, metric rows). With generator truth, a *ceiling* model is fitted too: the same
+    recipe labelled with the true churn instead of what the data shows. The *reference* is the Bayes
+    probability given the history plus revealed latents (pipelines.reference): about the best any
+    model could do. The oracle knows every latent.
     """
+    horizon = cfg.churn.horizon_days
     data = training_set(day, cfg, engine)
     artifact, metrics = fit_and_validate(data, cfg)
-    feats = active_population(read_features(engine, cfg, day), cfg).reset_index(drop=True)
-    p = predict(artifact, feats)
+    everyone = read_features(engine, cfg, day)
+    fit = fit_population_btyd(everyone)
+    feats = add_model_features(active_population(everyone, cfg), fit, horizon).reset_index(drop=True)
+    scores = {"churnwatch": predict(artifact, feats), **baseline_scores(data, feats, cfg)}
     row = {
         "as_of_date": day,
         "model_kind": artifact["model_kind"],
@@ -64,61 +134,94 @@ def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None
         "validation_auc": metrics["auc"],
         "validation_recency_auc": metrics["recency_auc"],
     }
-    horizon_end = day + timedelta(days=cfg.churn.horizon_days)
+    metric_rows: list[dict] = []
+    horizon_end = day + timedelta(days=horizon)
     if horizon_end <= last_data_day(engine):
         labels = churn_labels(engine, cfg, day, horizon_end)
-        merged = feats.assign(p=p).merge(labels, on="customer_id")
-        y = merged["churned"].to_numpy(int)
-        row.update(
-            realised_n=int(len(merged)),
-            realised_churn_rate=float(y.mean()),
-            realised_auc=float(roc_auc_score(y, merged["p"])),
-            realised_brier=float(brier_score_loss(y, merged["p"])),
-            realised_precision_top10=top_share_metrics(y, merged["p"].to_numpy(), 0.1)[0],
-            realised_recency_auc=float(roc_auc_score(y, merged["days_since_last_purchase"].fillna(1e6))),
-        )
-    if truth_dir is not None:
-        from pipelines.generate import load_truth, oracle_probability
-        from pipelines.reference import bayes_reference
-
-        horizon = cfg.churn.horizon_days
-        known = load_truth(truth_dir)
-        truth = oracle_probability(truth_dir, day, horizon, known)
-        missing = float((~feats["customer_id"].isin(truth["customer_id"])).mean()) if len(feats) else 0.0
-        if missing > 0.01:
-            raise ChurnwatchError(
-                f"--truth {truth_dir}: {missing:.0%} of the customers scored on {day} are not in its truth; "
-                "use the folder that generated this warehouse's data"
-            )
-        ceiling, _ = fit_and_validate(data.assign(churned=true_labels(data, known, horizon)), cfg)
-        reference = bayes_reference(truth_dir, day, horizon, feats["customer_id"].tolist(), truth=known)
-        merged = (
-            feats.assign(p=p, p_ceiling=predict(ceiling, feats))
-            .merge(truth, on="customer_id")
-            .merge(reference.rename(columns={"probability": "p_reference"}), on="customer_id")
-        )
-        alive = merged[~merged["already_gone"]]
-        y = merged["churned_within_horizon"].astype(int).to_numpy()
-        ya = alive["churned_within_horizon"].astype(int).to_numpy()
+        keep = feats["customer_id"].isin(labels["customer_id"]).to_numpy()
+        y = feats[["customer_id"]].merge(labels, on="customer_id", how="left")["churned"].to_numpy()[keep].astype(int)
         if len(np.unique(y)) == 2:
+            judged = judge(y, {k: v[keep] for k, v in scores.items()})
+            metric_rows += [{"target": "observed", **r} for r in judged]
+            mine = next(r for r in judged if r["method"] == "churnwatch")
             row.update(
-                truth_model_auc=float(roc_auc_score(y, merged["p"])),
-                truth_ceiling_auc=float(roc_auc_score(y, merged["p_ceiling"])),
-                truth_reference_auc=float(roc_auc_score(y, merged["p_reference"])),
-                truth_recency_auc=float(roc_auc_score(y, merged["days_since_last_purchase"].fillna(1e6))),
-                truth_oracle_auc=float(roc_auc_score(y, merged["true_probability"])),
-                truth_model_brier=float(brier_score_loss(y, merged["p"])),
-                truth_ceiling_brier=float(brier_score_loss(y, merged["p_ceiling"])),
-                truth_reference_brier=float(brier_score_loss(y, merged["p_reference"])),
-                truth_oracle_brier=float(brier_score_loss(y, merged["true_probability"])),
+                realised_n=int(len(y)),
+                realised_churn_rate=float(y.mean()),
+                realised_auc=mine["auc"],
+                realised_brier=mine["brier"],
+                realised_precision_top10=mine["precision_top10"],
+                realised_recency_auc=next(r["auc"] for r in judged if r["method"] == "recency"),
             )
-        if len(np.unique(ya)) == 2:
-            row.update(
-                alive_model_auc=float(roc_auc_score(ya, alive["p"])),
-                alive_reference_auc=float(roc_auc_score(ya, alive["p_reference"])),
-                alive_oracle_auc=float(roc_auc_score(ya, alive["true_probability"])),
-            )
-    return row
+    if truth_dir is not None:
+        truth_row, truth_metrics = _judge_against_truth(day, cfg, data, artifact, feats, scores, truth_dir)
+        row.update(truth_row)
+        metric_rows += truth_metrics
+    return row, metric_rows
+
+
+def _judge_against_truth(day, cfg, data, artifact, feats, scores, truth_dir: Path) -> tuple[dict, list[dict]]:
+    from pipelines.generate import load_truth, oracle_probability
+    from pipelines.reference import bayes_reference
+
+    horizon = cfg.churn.horizon_days
+    known = load_truth(truth_dir)
+    truth = oracle_probability(truth_dir, day, horizon, known)
+    missing = float((~feats["customer_id"].isin(truth["customer_id"])).mean()) if len(feats) else 0.0
+    if missing > 0.01:
+        raise ChurnwatchError(
+            f"--truth {truth_dir}: {missing:.0%} of the customers scored on {day} are not in its truth; "
+            "use the folder that generated this warehouse's data"
+        )
+    ceiling, _ = fit_and_validate(data.assign(churned=true_labels(data, known, horizon)), cfg)
+    reference = bayes_reference(truth_dir, day, horizon, feats["customer_id"].tolist(), truth=known)
+    merged = (
+        feats[["customer_id"]]
+        .assign(p_ceiling=predict(ceiling, feats), **{f"s_{k}": v for k, v in scores.items()})
+        .merge(truth, on="customer_id")
+        .merge(reference.rename(columns={"probability": "p_reference"}), on="customer_id")
+    )
+    row: dict = {}
+    metric_rows: list[dict] = []
+    y = merged["churned_within_horizon"].astype(int).to_numpy()
+    if len(np.unique(y)) == 2:
+        by_method = {k: merged[f"s_{k}"].to_numpy(float) for k in scores}
+        by_method["truth_reference"] = merged["p_reference"].to_numpy(float)
+        by_method["truth_oracle"] = merged["true_probability"].to_numpy(float)
+        metric_rows += [{"target": "truth", **r} for r in judge(y, by_method)]
+        row.update(
+            truth_model_auc=float(roc_auc_score(y, merged["s_churnwatch"])),
+            truth_ceiling_auc=float(roc_auc_score(y, merged["p_ceiling"])),
+            truth_reference_auc=float(roc_auc_score(y, merged["p_reference"])),
+            truth_recency_auc=float(roc_auc_score(y, merged["s_recency"])),
+            truth_oracle_auc=float(roc_auc_score(y, merged["true_probability"])),
+            truth_model_brier=float(brier_score_loss(y, merged["s_churnwatch"])),
+            truth_ceiling_brier=float(brier_score_loss(y, merged["p_ceiling"])),
+            truth_reference_brier=float(brier_score_loss(y, merged["p_reference"])),
+            truth_oracle_brier=float(brier_score_loss(y, merged["true_probability"])),
+        )
+    alive = merged[~merged["already_gone"]]
+    ya = alive["churned_within_horizon"].astype(int).to_numpy()
+    if len(np.unique(ya)) == 2:
+        row.update(
+            alive_model_auc=float(roc_auc_score(ya, alive["s_churnwatch"])),
+            alive_reference_auc=float(roc_auc_score(ya, alive["p_reference"])),
+            alive_oracle_auc=float(roc_auc_score(ya, alive["true_probability"])),
+        )
+    return row, metric_rows
+
+
+def mean_metrics(metrics: list[dict]) -> list[dict]:
+    """Return per target and method the mean of each metric over the replayed dates (and how many)."""
+    if not metrics:
+        return []
+    frame = pd.DataFrame(metrics)
+    numeric = [c for c in ("auc", "pr_auc", "brier", "log_loss", "precision_top10", "lift_top10") if c in frame]
+    grouped = frame.groupby(["target", "method"], sort=False)
+    out = grouped[numeric].mean().round(4)
+    out["worst_auc"] = grouped["auc"].min().round(4)
+    out["dates"] = grouped.size()
+    records = out.reset_index().to_dict("records")
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in records]
 
 
 def backtest(
@@ -130,14 +233,23 @@ def backtest(
     summary = BacktestSummary(uuid.uuid4().hex[:12])
     day = start
     while day <= end:
-        row = backtest_date(day, cfg, engine, truth_dir)
+        row, metric_rows = backtest_date(day, cfg, engine, truth_dir)
         summary.rows.append({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
+        summary.metrics += [{"as_of_date": day, **r} for r in metric_rows]
         day += timedelta(days=every_days)
+    created = datetime.now(UTC).replace(tzinfo=None)
     frame = pd.DataFrame(summary.rows)
     frame.insert(0, "run_id", summary.run_id)
-    frame["created_at"] = datetime.now(UTC).replace(tzinfo=None)
+    frame["created_at"] = created
     with engine.begin() as conn:
         insert_frame(conn, "backtest_results", frame)
+        if summary.metrics:
+            metrics = pd.DataFrame(summary.metrics)
+            metrics.insert(0, "run_id", summary.run_id)
+            metrics["created_at"] = created
+            insert_frame(conn, "backtest_metrics", metrics)
     for row in summary.rows:
+        row["as_of_date"] = row["as_of_date"].isoformat()
+    for row in summary.metrics:
         row["as_of_date"] = row["as_of_date"].isoformat()
     return summary

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from models.btyd import BGNBD, fit_stored_features
 from models.registry import binner, load_champion, predict, predict_binned, predict_matrix
-from models.training import active_population
+from models.training import active_population, add_model_features
 from pipelines.config import Config
-from pipelines.errors import NoModelError
+from pipelines.errors import ChurnwatchError, NoModelError
 from pipelines.features import feature_chunks
 from pipelines.warehouse import replace_partition
 
@@ -22,15 +23,39 @@ log = logging.getLogger(__name__)
 
 # Driver groups a retention agent can act on: (code, playbook category, feature columns).
 DRIVERS: list[tuple[str, str, list[str]]] = [
-    ("inactivity", "inactivity", ["days_since_last_purchase", "days_since_last_activity", "overdue_ratio"]),
-    ("fewer_purchases", "declining_spend", ["purchases_30d", "purchases_90d", "purchase_trend_ratio"]),
+    (
+        "inactivity",
+        "inactivity",
+        [
+            "days_since_last_purchase",
+            "days_since_last_activity",
+            "overdue_ratio",
+            "recency_share_of_life",
+            "btyd_p_alive",
+            "btyd_p_no_purchase",
+        ],
+    ),
+    (
+        "fewer_purchases",
+        "declining_spend",
+        [
+            "purchases_30d",
+            "purchases_90d",
+            "purchase_trend_ratio",
+            "purchase_days_per_30d",
+            "purchase_days_decay_30",
+            "purchase_days_decay_90",
+            "last_gap_days",
+            "btyd_expected_purchases",
+        ],
+    ),
     ("lower_spend", "declining_spend", ["spend_30d", "spend_90d", "spend_trend_ratio"]),
     ("repeat_contacts", "service", ["repeat_contacts_90d", "contacts_30d", "contacts_90d", "transfers_90d"]),
     ("long_waits", "service", ["mean_wait_90d", "max_wait_90d"]),
     ("open_tickets", "service", ["open_tickets"]),
     ("complaints", "service", ["complaints_90d", "days_since_last_complaint", "negative_notes_90d"]),
     ("low_nps", "satisfaction", ["last_nps", "nps_change", "days_since_last_nps"]),
-    ("tenure", "inactivity", ["tenure_days", "purchases_total"]),
+    ("tenure", "inactivity", ["tenure_days", "purchases_total", "purchase_days_total", "first_purchase_age_days"]),
 ]
 CATEGORY = {code: cat for code, cat, _ in DRIVERS}
 # Values a reason text needs; a driver whose value is missing is not given as a reason.
@@ -192,6 +217,7 @@ def score_frame(artifact: dict, feats: pd.DataFrame, cfg: Config, as_of: date) -
     feats = active_population(feats, cfg).reset_index(drop=True)
     if feats.empty:
         return pd.DataFrame(columns=SCORE_COLUMNS)
+    feats = add_model_features(feats, artifact.get("btyd_fit"), cfg.churn.horizon_days)
     p = predict(artifact, feats)
     reasons = top_reasons(feats, driver_effects(artifact, feats, p))
     value = feats["spend_365d"].clip(lower=0).fillna(0.0).to_numpy(float)
@@ -215,6 +241,15 @@ def percentile(p: pd.Series) -> np.ndarray:
     return p.rank(pct=True, method="average").to_numpy() * 100
 
 
+def btyd_fit_or_none(engine: Engine, as_of: date) -> BGNBD | None:
+    """Return tonight's BG/NBD fit, or None (logged) when there is nothing to fit."""
+    try:
+        return fit_stored_features(engine, as_of)
+    except ChurnwatchError as exc:
+        log.warning("no BG/NBD fit on %s: %s", as_of, exc)
+        return None
+
+
 def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
     """Score every active customer as of a date and replace that date's churn_scores partition.
 
@@ -228,6 +263,8 @@ def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
         replace_partition(engine, "churn_scores", pd.DataFrame(), as_of)
         log.warning("cold start: %s; alerts come from rules only", exc)
         return ScoreSummary(as_of, 0, "none", 0.0, {}, f"cold start, alerts from rules only: {exc}")
+    # The BG/NBD inputs come from a fit as of tonight, on everyone who ever bought.
+    artifact = {**artifact, "btyd_fit": btyd_fit_or_none(engine, as_of)}
     if cfg.compute_engine == "spark":
         from pipelines.spark_engine import score_with_spark
 

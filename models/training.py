@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import platform
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -12,6 +13,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -20,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sqlalchemy.engine import Engine
 
+from models.btyd import BGNBD, BTYD_FEATURES, btyd_features, fit_from_features
 from models.registry import register_model
 from pipelines.config import Config
 from pipelines.errors import ChurnwatchError
@@ -27,8 +30,10 @@ from pipelines.features import read_features
 from pipelines.kpis import activity_params
 from pipelines.warehouse import read_frame, sql_text
 
-# Model inputs: every numeric feature of customer_features except identifiers and contact flags.
-FEATURES = [
+log = logging.getLogger(__name__)
+
+# Model inputs from customer_features: every numeric feature except identifiers and contact flags.
+SQL_FEATURES = [
     "tenure_days",
     "days_since_last_purchase",
     "days_since_last_activity",
@@ -62,7 +67,40 @@ FEATURES = [
     "nps_change",
     "days_since_last_nps",
     "locked_in",
+    "purchase_days_total",
+    "first_purchase_age_days",
+    "purchase_days_decay_30",
+    "purchase_days_decay_90",
+    "last_gap_days",
 ]
+# Inputs that travel across time: rates per customer age and silence relative to the customer's own life.
+RATE_FEATURES = ["purchase_days_per_30d", "recency_share_of_life"]
+FEATURES = [*SQL_FEATURES, *RATE_FEATURES, *BTYD_FEATURES]
+# The log-RFM baseline: recency, frequency, monetary value.
+RFM_FEATURES = ["days_since_last_purchase", "purchase_days_total", "avg_order_value"]
+
+
+def add_model_features(frame: pd.DataFrame, fit: BGNBD | None, horizon_days: int) -> pd.DataFrame:
+    """Return feature rows with the rate and BG/NBD inputs added (BG/NBD ones missing without a fit)."""
+    age = frame["first_purchase_age_days"].to_numpy(float)
+    life = np.maximum(age, 1.0)
+    out = (
+        btyd_features(frame, fit, horizon_days)
+        if fit is not None
+        else frame.assign(**dict.fromkeys(BTYD_FEATURES, np.nan))
+    )
+    out["purchase_days_per_30d"] = frame["purchase_days_total"].to_numpy(float) / np.maximum(age, 30.0) * 30.0
+    out["recency_share_of_life"] = frame["days_since_last_purchase"].to_numpy(float) / life
+    return out
+
+
+def fit_population_btyd(features: pd.DataFrame) -> BGNBD | None:
+    """Return a BG/NBD fitted on every customer with a purchase among one date's feature rows, or None."""
+    try:
+        return fit_from_features(features)
+    except ChurnwatchError as exc:
+        log.warning("no BG/NBD fit: %s", exc)
+        return None
 
 
 class PlattCalibrator:
@@ -136,29 +174,38 @@ def customer_sample(ids: pd.Series, share: float) -> pd.Series:
 def training_set(as_of: date, cfg: Config, engine: Engine) -> pd.DataFrame:
     """Return features and labels at every cutoff, for customers active at that cutoff.
 
+    At each cutoff a BG/NBD is fitted on every customer who ever bought (reading nothing after the
+    cutoff) and its P(alive), expected purchases and P(no purchase) within the horizon become inputs.
     A large base is sampled by customer (a stable hash) so that each cutoff holds at most about
     training.max_train_rows / (n_cutoffs - 1) rows: memory stays flat however many customers there are.
+    The fitted BG/NBD parameters per cutoff are in the frame's attrs["btyd"].
     """
-    frames = []
+    frames, fits = [], {}
+    horizon = cfg.churn.horizon_days
     per_cutoff = cfg.training.max_train_rows / max(1, cfg.training.n_cutoffs - 1)
     keep_cols = ["customer_id", "as_of_date", *FEATURES]
     for cutoff in cutoff_dates(as_of, cfg):
-        feats = active_population(read_features(engine, cfg, cutoff), cfg)
+        everyone = read_features(engine, cfg, cutoff)
+        feats = active_population(everyone, cfg)
         if feats.empty:
             continue
-        feats = feats.loc[customer_sample(feats["customer_id"], per_cutoff / len(feats)), keep_cols]
+        fit = fit_population_btyd(everyone)
+        fits[cutoff.isoformat()] = fit.as_dict() if fit else None
+        feats = feats.loc[customer_sample(feats["customer_id"], per_cutoff / len(feats))]
+        feats = add_model_features(feats, fit, horizon)[keep_cols]
         labels = churn_labels(engine, cfg, cutoff, as_of)
         frame = feats.merge(labels, on="customer_id", how="inner")
         frame["cutoff"] = cutoff
         frames.append(frame)
     if not frames:
         raise ChurnwatchError(
-            f"no training data before {as_of}: need transactions at least {cfg.churn.horizon_days} days "
-            "before the training date"
+            f"no training data before {as_of}: need transactions at least {horizon} days before the training date"
         )
     # A fixed row order: the warehouse returns rows in any order, and fitting and fingerprints must not vary.
     data = pd.concat(frames, ignore_index=True)
-    return data.sort_values(["cutoff", "customer_id"], kind="stable").reset_index(drop=True)
+    data = data.sort_values(["cutoff", "customer_id"], kind="stable").reset_index(drop=True)
+    data.attrs["btyd"] = fits
+    return data
 
 
 def top_share_metrics(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float, float]:
@@ -191,24 +238,105 @@ def _signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
-def make_logistic(cfg: Config) -> Pipeline:
-    """The baseline: logistic regression on log-scaled, standardised features (missing -> median + flag)."""
-    return Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
-            ("log", FunctionTransformer(_signed_log1p)),
-            ("scale", StandardScaler()),
-            ("model", LogisticRegression(C=0.5, max_iter=3000)),
-        ]
-    )
+class Columns(BaseEstimator, TransformerMixin):
+    """Keep the given column positions of a feature matrix (a candidate that reads a few features)."""
+
+    def __init__(self, indices: tuple[int, ...] = ()) -> None:
+        self.indices = indices
+
+    def fit(self, x, y=None) -> Columns:
+        return self
+
+    def transform(self, x):
+        return np.asarray(x, float)[:, list(self.indices)]
 
 
-def make_gradient_boosting(cfg: Config) -> HistGradientBoostingClassifier:
+class ColumnScore(ClassifierMixin, BaseEstimator):
+    """A 'model' whose churn score is one input column that already is a probability (BG/NBD's)."""
+
+    def __init__(self, index: int = 0) -> None:
+        self.index = index
+
+    def fit(self, x, y) -> ColumnScore:
+        self.classes_ = np.array([0, 1])
+        p = np.asarray(x, float)[:, self.index]
+        self.fill_ = float(np.nanmean(p)) if np.isfinite(p).any() else 0.5
+        return self
+
+    def predict_proba(self, x) -> np.ndarray:
+        p = np.asarray(x, float)[:, self.index]
+        p = np.clip(np.where(np.isfinite(p), p, self.fill_), 1e-6, 1 - 1e-6)
+        return np.column_stack([1 - p, p])
+
+
+class Blend(ClassifierMixin, BaseEstimator):
+    """The mean log-odds of fitted member models (a simple ensemble of candidates)."""
+
+    def __init__(self, members: tuple = ()) -> None:
+        self.members = members
+
+    def fit(self, x, y) -> Blend:
+        self.members = tuple(m.fit(x, y) for m in self.members)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, x) -> np.ndarray:
+        z = np.mean([_logit(m.predict_proba(x)[:, 1]) for m in self.members], axis=0)
+        p = 1 / (1 + np.exp(-z))
+        return np.column_stack([1 - p, p])
+
+
+def _logistic(columns: list[int] | None = None) -> Pipeline:
+    steps = [("columns", Columns(tuple(columns)))] if columns is not None else []
+    steps += [
+        ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+        ("log", FunctionTransformer(_signed_log1p)),
+        ("scale", StandardScaler()),
+        ("model", LogisticRegression(C=0.5, max_iter=3000)),
+    ]
+    return Pipeline(steps)
+
+
+def make_logistic(cfg: Config, features: list[str]) -> Pipeline:
+    """Logistic regression on every input, log-scaled and standardised (missing -> median + flag)."""
+    return _logistic()
+
+
+def make_recency(cfg: Config, features: list[str]) -> Pipeline:
+    """Logistic regression on log days since the last purchase: recency alone, as a probability."""
+    return _logistic([features.index("days_since_last_purchase")])
+
+
+def make_logistic_rfm(cfg: Config, features: list[str]) -> Pipeline:
+    """Logistic regression on log recency, frequency, monetary value (the textbook baseline)."""
+    return _logistic([features.index(c) for c in RFM_FEATURES if c in features])
+
+
+def make_logistic_btyd(cfg: Config, features: list[str]) -> Pipeline:
+    """Logistic regression on log RFM, customer age and the BG/NBD inputs: few, time-robust inputs."""
+    wanted = [
+        *RFM_FEATURES,
+        "first_purchase_age_days",
+        "last_gap_days",
+        "purchase_days_decay_30",
+        "purchase_days_decay_90",
+        *RATE_FEATURES,
+        *BTYD_FEATURES,
+    ]
+    return _logistic([features.index(c) for c in wanted if c in features])
+
+
+def make_bgnbd(cfg: Config, features: list[str]) -> ColumnScore:
+    """BG/NBD's own P(no purchase within the horizon), fitted as of each cutoff."""
+    return ColumnScore(features.index("btyd_p_no_purchase"))
+
+
+def make_gradient_boosting(cfg: Config, features: list[str]) -> HistGradientBoostingClassifier:
     return HistGradientBoostingClassifier(
         max_iter=300,
         learning_rate=0.05,
-        max_leaf_nodes=31,
-        min_samples_leaf=40,
+        max_leaf_nodes=15,
+        min_samples_leaf=80,
         l2_regularization=1.0,
         early_stopping=True,
         validation_fraction=0.15,
@@ -217,7 +345,23 @@ def make_gradient_boosting(cfg: Config) -> HistGradientBoostingClassifier:
     )
 
 
-CANDIDATES = {"logistic_regression": make_logistic, "gradient_boosting": make_gradient_boosting}
+def make_blend(cfg: Config, features: list[str]) -> Blend:
+    """Mean log-odds of the BG/NBD logistic regression and gradient boosting."""
+    return Blend((make_logistic_btyd(cfg, features), make_gradient_boosting(cfg, features)))
+
+
+# Candidates from the simplest to the most complex; a more complex one must win by training.selection_margin.
+CANDIDATES = {
+    "recency": make_recency,
+    "bgnbd": make_bgnbd,
+    "logistic_rfm": make_logistic_rfm,
+    "logistic_btyd": make_logistic_btyd,
+    "logistic_regression": make_logistic,
+    "gradient_boosting": make_gradient_boosting,
+    "blend": make_blend,
+}
+# Candidates that need the BG/NBD inputs.
+NEEDS = {"bgnbd": "btyd_p_no_purchase", "recency": "days_since_last_purchase"}
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
@@ -236,75 +380,149 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict
     return table
 
 
-def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
-    """Fit the candidates on older cutoffs, pick and calibrate on half the newest, measure on the other half.
+def matured_before(cutoffs: list[date], day: date, horizon_days: int) -> list[date]:
+    """Return the cutoffs whose label window has ended by `day` (what a model trained on `day` may see)."""
+    return [c for c in cutoffs if c + timedelta(days=horizon_days) <= day]
 
-    Returns (artifact, metrics). The newest matured cutoff is split by a hash of the customer id, so the
-    split is the same on every run; no held-out row is used for fitting, selection or calibration.
+
+def validation_plan(cutoffs: list[date], cfg: Config) -> tuple[list[date], date]:
+    """Return (selection fold cutoffs, newest first; the held-out cutoff) for rolling-origin validation.
+
+    Each fold is one cutoff, judged by models trained only on cutoffs whose labels had matured by then,
+    exactly as a model trained on that day would have been. The newest cutoff is never used to choose.
     """
+    horizon = cfg.churn.horizon_days
+    held_out = cutoffs[-1]
+    if not matured_before(cutoffs, held_out, horizon):
+        span = horizon + cfg.training.cutoff_every_days
+        raise ChurnwatchError(
+            f"rolling validation needs training cutoffs at least {horizon} days before the newest ({held_out}); "
+            f"raise training.n_cutoffs (now {cfg.training.n_cutoffs}) so the cutoffs span more than {span} days"
+        )
+    folds = [v for v in reversed(cutoffs[:-1]) if matured_before(cutoffs, v, horizon)][: cfg.training.selection_folds]
+    if not folds:
+        raise ChurnwatchError(
+            f"rolling validation needs at least one selection fold before {held_out}; raise training.n_cutoffs "
+            f"(now {cfg.training.n_cutoffs})"
+        )
+    return folds, held_out
+
+
+def _fit_candidates(train: pd.DataFrame, rows: pd.DataFrame, features: list[str], cfg: Config, names: list[str]):
+    """Return {name: (fitted model, raw scores on rows)} for candidates trained on `train`."""
+    if len(train) > cfg.training.max_train_rows:
+        train = train.sample(cfg.training.max_train_rows, random_state=cfg.training.random_state)
+    # An early fold may lack an input altogether (e.g. no BG/NBD fit yet); it learns without it.
+    features = [c for c in features if train[c].notna().any()]
+    names = [n for n in names if NEEDS.get(n, features[0]) in features]
+    x, y = train[features].to_numpy(float), train["churned"].to_numpy(int)
+    x_rows = rows[features].to_numpy(float)
+    out = {}
+    for name in names:
+        model = CANDIDATES[name](cfg, features).fit(x, y)
+        out[name] = (model, model.predict_proba(x_rows)[:, 1])
+    return out
+
+
+def choose(fold_aucs: dict[str, list[float]], margin: float) -> str:
+    """Return the simplest candidate whose mean fold AUC is within `margin` of the best mean."""
+    means = {k: float(np.mean(v)) for k, v in fold_aucs.items()}
+    best = max(means.values())
+    return next(k for k in CANDIDATES if k in means and means[k] >= best - margin)
+
+
+def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
+    """Choose a candidate by rolling-origin folds, calibrate it out of time, measure it on the newest cutoff.
+
+    Returns (artifact, metrics). Every fold and the held-out check train only on cutoffs whose labels
+    had matured by the cutoff they are judged on. The candidate with the best mean fold AUC wins, unless
+    a simpler one is within training.selection_margin. Its Platt calibration is fitted on the folds'
+    out-of-time scores; the held-out cutoff measures the whole recipe. The model that is kept is refitted
+    on every cutoff, and calibrated on the out-of-time scores of the folds and the held-out cutoff.
+    """
+    horizon = cfg.churn.horizon_days
     cutoffs = sorted(data["cutoff"].unique())
     if len(cutoffs) < 2:
         raise ChurnwatchError(f"need at least 2 cutoffs with data, found {len(cutoffs)}")
     if data["churned"].nunique() < 2:
         raise ChurnwatchError("training labels are all one class; cannot learn churn")
-    train = data[data["cutoff"] < cutoffs[-1]]
-    if len(train) > cfg.training.max_train_rows:
-        train = train.sample(cfg.training.max_train_rows, random_state=cfg.training.random_state)
-    valid = data[data["cutoff"] == cutoffs[-1]]
-    calib, hold = split_validation(valid)
-    y_calib, y_hold = calib["churned"].to_numpy(int), hold["churned"].to_numpy(int)
-    if len(np.unique(y_hold)) < 2 or len(np.unique(y_calib)) < 2:
-        raise ChurnwatchError(f"validation cutoff {cutoffs[-1]} has a single class; widen the training span")
-    # Features with no value at all (e.g. no service data delivered) carry nothing to learn from.
-    features = [c for c in FEATURES if train[c].notna().any()]
-    x_train, y_train = train[features].to_numpy(float), train["churned"].to_numpy(int)
-    candidates = {}
-    for name, make in CANDIDATES.items():
-        model = make(cfg).fit(x_train, y_train)
-        raw_calib = model.predict_proba(calib[features].to_numpy(float))[:, 1]
-        raw_hold = model.predict_proba(hold[features].to_numpy(float))[:, 1]
-        candidates[name] = {
-            "model": model,
-            "selection_auc": float(roc_auc_score(y_calib, raw_calib)),
-            "holdout_auc": float(roc_auc_score(y_hold, raw_hold)),
-            "raw_calib": raw_calib,
-        }
-    chosen = max(candidates, key=lambda k: candidates[k]["selection_auc"])
-    model = candidates[chosen]["model"]
-    calibrator = PlattCalibrator().fit(candidates[chosen]["raw_calib"], y_calib)
-    raw_hold = model.predict_proba(hold[features].to_numpy(float))[:, 1]
-    p_hold = calibrator.predict(raw_hold)
+    folds, held_out = validation_plan(cutoffs, cfg)
+    # Inputs with no value at all (e.g. no service data delivered) carry nothing to learn from.
+    features = [c for c in FEATURES if data[c].notna().any()]
+    names = [n for n in CANDIDATES if NEEDS.get(n, features[0]) in features]
+    fold_aucs: dict[str, list[float]] = {n: [] for n in names}
+    oot: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in names}
+    fold_report = []
+    for v in folds:
+        train = data[data["cutoff"].isin(matured_before(cutoffs, v, horizon))]
+        rows = data[data["cutoff"] == v]
+        y = rows["churned"].to_numpy(int)
+        if len(np.unique(y)) < 2 or train["churned"].nunique() < 2:
+            continue
+        fitted = _fit_candidates(train, rows, features, cfg, names)
+        for name, (_, raw) in fitted.items():
+            fold_aucs[name].append(float(roc_auc_score(y, raw)))
+            oot[name].append((raw, y))
+        fold_report.append(
+            {
+                "cutoff": v.isoformat(),
+                "trained_until": max(train["cutoff"]).isoformat(),
+                "n": int(len(rows)),
+                **{n: round(fold_aucs[n][-1], 4) for n in names},
+            }
+        )
+    if not fold_report:
+        raise ChurnwatchError("every selection fold has a single class; widen the training span")
+    chosen = choose(fold_aucs, cfg.training.selection_margin)
+    fold_calibrator = PlattCalibrator().fit(*_pooled(oot[chosen]))
+
+    hold = data[data["cutoff"] == held_out]
+    y_hold = hold["churned"].to_numpy(int)
+    if len(np.unique(y_hold)) < 2:
+        raise ChurnwatchError(f"validation cutoff {held_out} has a single class; widen the training span")
+    hold_train = data[data["cutoff"].isin(matured_before(cutoffs, held_out, horizon))]
+    hold_fitted = _fit_candidates(hold_train, hold, features, cfg, names)
+    p_hold = fold_calibrator.predict(hold_fitted[chosen][1])
     metrics = evaluate(y_hold, p_hold)
     metrics["model_kind"] = chosen
     metrics["candidates"] = {
-        k: {"selection_auc": round(v["selection_auc"], 4), "holdout_auc": round(v["holdout_auc"], 4)}
-        for k, v in candidates.items()
+        n: {
+            "mean_fold_auc": round(float(np.mean(fold_aucs[n])), 4),
+            "worst_fold_auc": round(float(np.min(fold_aucs[n])), 4),
+            "holdout_auc": round(float(roc_auc_score(y_hold, hold_fitted[n][1])), 4),
+        }
+        for n in names
     }
+    metrics["folds"] = fold_report
+    metrics["holdout_trained_until"] = max(hold_train["cutoff"]).isoformat()
     # Recency-only baseline; never having bought ranks as the longest silence.
     recency = hold["days_since_last_purchase"].fillna(1e6).to_numpy(float)
     metrics["recency_auc"] = float(roc_auc_score(y_hold, recency))
     metrics["recency_precision_top10"] = top_share_metrics(y_hold, recency, 0.1)[0]
     metrics["calibration"] = calibration_table(y_hold, p_hold)
-    metrics["training_cutoffs"] = [c.isoformat() for c in cutoffs[:-1]]
-    metrics["validation_cutoff"] = cutoffs[-1].isoformat()
-    metrics["n_train_rows"] = int(len(train))
-    metrics["n_calibration_rows"] = int(len(calib))
+    metrics["training_cutoffs"] = [c.isoformat() for c in cutoffs]
+    metrics["validation_cutoff"] = held_out.isoformat()
+    metrics["n_train_rows"] = int(min(len(data), cfg.training.max_train_rows))
+    metrics["n_calibration_rows"] = int(sum(len(y) for _, y in oot[chosen]) + len(y_hold))
+
+    # The kept model learns from every cutoff; its calibration from every out-of-time score.
+    final = _fit_candidates(data, hold, features, cfg, [chosen])[chosen][0]
+    calibrator = PlattCalibrator().fit(*_pooled([*oot[chosen], (hold_fitted[chosen][1], y_hold)]))
+    x_all = data[features].to_numpy(float)
     artifact = {
-        "model": model,
+        "model": final,
         "model_kind": chosen,
         "calibrator": calibrator,
         "features": features,
-        "typical": valid[features].median(numeric_only=True).to_dict(),
-        "horizon_days": cfg.churn.horizon_days,
-        "reference": reference_profile(train[features], model.predict_proba(x_train)[:, 1], calibrator),
+        "typical": hold[features].median(numeric_only=True).to_dict(),
+        "horizon_days": horizon,
+        "reference": reference_profile(data[features], final.predict_proba(x_all)[:, 1], calibrator),
     }
     return artifact, metrics
 
 
-def split_validation(valid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split the validation cutoff by a stable hash of the customer id: (calibration half, held-out half)."""
-    half = valid["customer_id"].map(lambda c: int(hashlib.md5(str(c).encode()).hexdigest(), 16) % 2)
-    return valid[half == 0], valid[half == 1]
+def _pooled(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([p for p, _ in parts]), np.concatenate([y for _, y in parts])
 
 
 def bin_profile(values: np.ndarray, bins: int = 10) -> dict[str, list[float]]:
@@ -344,11 +562,10 @@ def churn_definition(cfg: Config) -> dict[str, Any]:
 
 
 def train_model(as_of: date, cfg: Config, engine: Engine) -> TrainSummary:
-    """Train on cutoffs before the newest matured one, calibrate and validate on it, and register."""
+    """Choose, calibrate and validate a model on rolling cutoffs up to as_of, and register it."""
     data = training_set(as_of, cfg, engine)
     artifact, metrics = fit_and_validate(data, cfg)
-    cutoffs = sorted(data["cutoff"].unique())
-    _, hold = split_validation(data[data["cutoff"] == cutoffs[-1]])
+    hold = data[data["cutoff"] == max(data["cutoff"])]
     card = {
         "trained_on": as_of.isoformat(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -361,6 +578,7 @@ def train_model(as_of: date, cfg: Config, engine: Engine) -> TrainSummary:
         "n_validation_rows": int(len(hold)),
         "n_calibration_rows": metrics.pop("n_calibration_rows"),
         "features": artifact["features"],
+        "btyd_fits": data.attrs.get("btyd", {}),
         "metrics": metrics,
         "data_fingerprint": hashlib.sha256(
             pd.util.hash_pandas_object(data[["customer_id", "cutoff", "churned"]], index=False).to_numpy().tobytes()

@@ -118,7 +118,7 @@ def run_bench(
             {
                 "warehouse": {"url": "duckdb:///wh.duckdb"},
                 "sources": {"landing_dir": "gen/landing", "lookback_days": 3},
-                "training": {"n_cutoffs": 6},
+                "training": {"n_cutoffs": 10, "cutoff_every_days": 21},
             }
         )
     )

@@ -210,7 +210,47 @@ def backtest(
         values = [row.get(key) for row in summary.rows]
         table.add_row(key, *["" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in values])
     console.print(table)
-    _print(summary.as_dict())
+    for target, title in (("observed", "against the observed outcome"), ("truth", "against the true churn")):
+        _print_methods(summary, target, title)
+    console.print(f"stored in backtest_results and backtest_metrics (run_id {summary.run_id})")
+
+
+METHOD_LABELS = {
+    "churnwatch": "churnwatch",
+    "bgnbd_p_no_purchase": "BG/NBD P(none)",
+    "bgnbd_expected_purchases": "BG/NBD E[buys]",
+    "bgnbd_p_alive": "BG/NBD P(alive)",
+    "log_rfm": "log-RFM LR",
+    "recency": "recency",
+    "truth_reference": "Bayes ref.",
+    "truth_oracle": "oracle",
+}
+
+
+def _print_methods(summary, target: str, title: str) -> None:
+    """Print churnwatch and the baselines side by side: one column per method, AUC per date, then means."""
+    rows = [m for m in summary.metrics if m["target"] == target]
+    if not rows:
+        return
+    dates = list(dict.fromkeys(m["as_of_date"] for m in rows))
+    means = {m["method"]: m for m in summary.as_dict()["mean"] if m["target"] == target}
+    methods = list(means)
+    table = Table("", *[METHOD_LABELS.get(m, m) for m in methods], title=f"backtest {title}")
+    for d in dates:
+        per = {m["method"]: m["auc"] for m in rows if m["as_of_date"] == d}
+        table.add_row(f"AUC {d}", *[f"{per[m]:.3f}" if m in per else "" for m in methods])
+    labels = {
+        "auc": "mean AUC",
+        "worst_auc": "worst AUC",
+        "pr_auc": "mean PR-AUC",
+        "brier": "mean Brier",
+        "log_loss": "mean log loss",
+        "precision_top10": "mean precision, top 10 %",
+        "lift_top10": "mean lift, top 10 %",
+    }
+    for key, label in labels.items():
+        table.add_row(label, *["" if means[m].get(key) is None else f"{means[m][key]:.3f}" for m in methods])
+    console.print(table)
 
 
 @app.command()

@@ -165,8 +165,14 @@ class ChurnConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    cutoff_every_days: int = Field(14, ge=1)
-    n_cutoffs: int = Field(8, ge=2, le=60)
+    cutoff_every_days: int = Field(21, ge=1)
+    n_cutoffs: int = Field(12, ge=3, le=60)
+    selection_folds: int = Field(
+        3, ge=1, le=12, description="cutoffs before the newest on which candidates are compared (rolling origin)"
+    )
+    selection_margin: float = Field(
+        0.005, ge=0.0, le=0.1, description="mean fold AUC a more complex candidate must gain over a simpler one"
+    )
     min_auc: float = Field(0.6, ge=0.5, le=1.0)
     min_improvement: float = Field(
         0.0, ge=0.0, le=0.2, description="AUC a new model must gain over the champion, on the same validation rows"
@@ -190,7 +196,12 @@ class SegmentRules(_Strict):
 class MonitoringConfig(_Strict):
     psi_warn: float = Field(0.1, gt=0, description="population stability index from which drift is a warning")
     psi_alert: float = Field(0.25, gt=0, description="PSI from which drift is flagged in the run summary")
-    max_auc_drop: float = Field(0.05, gt=0, le=0.5, description="realised AUC this far below validation = degraded")
+    max_auc_drop: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="tolerance: degraded when the realised AUC's 95 % interval lies wholly below validation AUC minus this",
+    )
 
 
 class FeatureConfig(_Strict):

@@ -41,7 +41,7 @@ def test_spark_features_and_scores_equal_duckdb(small_dataset, tmp_path):
     cfg = Config(
         base_dir=tmp_path,
         sources={"landing_dir": str(small_dataset / "landing")},
-        training={"n_cutoffs": 6, "min_auc": 0.55},
+        training={"n_cutoffs": 10, "cutoff_every_days": 14, "min_auc": 0.55},
     )
     engine = get_engine(cfg)
     load_landing(as_of, cfg, engine, since=start)

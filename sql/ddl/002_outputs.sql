@@ -15,7 +15,9 @@ CREATE TABLE IF NOT EXISTS customer_features (
     locked_in INTEGER, do_not_contact BOOLEAN, region VARCHAR, segment VARCHAR, team VARCHAR,
     net_flow_90d DOUBLE PRECISION, last_gap_days INTEGER, purchase_span_days INTEGER, nps_group VARCHAR,
     r_score INTEGER, f_score INTEGER, m_score INTEGER, rfm_segment VARCHAR, lifecycle_stage VARCHAR,
-    loyalty_type VARCHAR, cancelled INTEGER, in_campaign INTEGER
+    loyalty_type VARCHAR, cancelled INTEGER, in_campaign INTEGER,
+    purchase_days_total INTEGER, first_purchase_age_days INTEGER,
+    purchase_days_decay_30 DOUBLE PRECISION, purchase_days_decay_90 DOUBLE PRECISION
 );
 
 CREATE TABLE IF NOT EXISTS churn_kpis_daily (
@@ -79,6 +81,15 @@ CREATE TABLE IF NOT EXISTS backtest_results (
     alive_model_auc DOUBLE PRECISION, alive_oracle_auc DOUBLE PRECISION, created_at TIMESTAMP NOT NULL,
     truth_ceiling_auc DOUBLE PRECISION, truth_ceiling_brier DOUBLE PRECISION,
     truth_reference_auc DOUBLE PRECISION, truth_reference_brier DOUBLE PRECISION, alive_reference_auc DOUBLE PRECISION
+);
+
+-- churnwatch backtest: one row per replayed date, target (observed outcome, or true churn on generated data)
+-- and method (churnwatch, and the baselines scored on the same customers); means are over dates.
+CREATE TABLE IF NOT EXISTS backtest_metrics (
+    run_id VARCHAR NOT NULL, as_of_date DATE NOT NULL, target VARCHAR NOT NULL, method VARCHAR NOT NULL,
+    n BIGINT NOT NULL, base_rate DOUBLE PRECISION, auc DOUBLE PRECISION, pr_auc DOUBLE PRECISION,
+    brier DOUBLE PRECISION, log_loss DOUBLE PRECISION, precision_top10 DOUBLE PRECISION,
+    lift_top10 DOUBLE PRECISION, calibration VARCHAR, created_at TIMESTAMP NOT NULL
 );
 
 -- BI views.

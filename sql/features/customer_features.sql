@@ -25,8 +25,17 @@ purchase_days AS (
 gaps AS (
     SELECT customer_id, CAST(AVG(gap) AS DECIMAL(18, 6)) AS mean_gap_days,
            CAST(STDDEV_SAMP(gap) AS DECIMAL(18, 6)) AS std_gap_days,
-           MAX(gap) FILTER (WHERE rn_desc = 1) AS last_gap_days
+           MAX(gap) FILTER (WHERE rn_desc = 1) AS last_gap_days,
+           COUNT(*) AS repeat_purchase_days
     FROM purchase_days WHERE gap IS NOT NULL GROUP BY customer_id
+),
+-- Purchase days weighted by exp(-age / 30) and exp(-age / 90): frequency that forgets, so a thinning
+-- rhythm shows before the customer goes fully quiet.
+decay AS (
+    SELECT customer_id,
+           CAST(SUM(EXP(-CAST(CAST(:as_of AS DATE) - d AS DOUBLE PRECISION) / 30.0)) AS DECIMAL(18, 6)) AS purchase_days_decay_30,
+           CAST(SUM(EXP(-CAST(CAST(:as_of AS DATE) - d AS DOUBLE PRECISION) / 90.0)) AS DECIMAL(18, 6)) AS purchase_days_decay_90
+    FROM purchase_days GROUP BY customer_id
 ),
 rfm AS (
     SELECT customer_id,
@@ -137,6 +146,10 @@ SELECT
     CASE WHEN t.flows_90d > 0 THEN t.net_flow_90d END AS net_flow_90d,
     g.last_gap_days,
     r.last_purchase - r.first_purchase AS purchase_span_days,
+    CASE WHEN r.customer_id IS NULL THEN 0 ELSE COALESCE(g.repeat_purchase_days, 0) + 1 END AS purchase_days_total,
+    CAST(:as_of AS DATE) - r.first_purchase AS first_purchase_age_days,
+    COALESCE(dc.purchase_days_decay_30, 0) AS purchase_days_decay_30,
+    COALESCE(dc.purchase_days_decay_90, 0) AS purchase_days_decay_90,
     CASE WHEN CAST(:as_of AS DATE) - r.last_purchase >= :dormant_short THEN 1 ELSE 0 END AS dormant_short,
     CASE WHEN CAST(:as_of AS DATE) - r.last_purchase >= :dormant_long THEN 1 ELSE 0 END AS dormant_long,
     COALESCE(s.contacts_30d, 0) AS contacts_30d,
@@ -165,6 +178,7 @@ FROM population p
 LEFT JOIN profile pr ON pr.customer_id = p.customer_id
 LEFT JOIN rfm r ON r.customer_id = p.customer_id
 LEFT JOIN gaps g ON g.customer_id = p.customer_id
+LEFT JOIN decay dc ON dc.customer_id = p.customer_id
 LEFT JOIN txn_other t ON t.customer_id = p.customer_id
 LEFT JOIN service s ON s.customer_id = p.customer_id
 LEFT JOIN nps n ON n.customer_id = p.customer_id
