@@ -163,6 +163,14 @@ def churn_labels(engine: Engine, cfg: Config, cutoff: date, as_of: date) -> pd.D
     return read_frame(engine, sql, {"label_start": cutoff + timedelta(days=1), "label_end": label_end, **names})
 
 
+def first_data_day(engine: Engine, as_of: date) -> date | None:
+    """Return the day of the first transaction up to as_of, or None without any."""
+    found = read_frame(
+        engine, "SELECT MIN(ts) AS ts FROM stg_transactions WHERE ts < :next", {"next": as_of + timedelta(days=1)}
+    )["ts"].iloc[0]
+    return None if found is None or pd.isna(found) else pd.Timestamp(found).date()
+
+
 def customer_sample(ids: pd.Series, share: float) -> pd.Series:
     """Return a mask keeping about `share` of customers, the same customers on every run and cutoff."""
     if share >= 1:
@@ -184,7 +192,12 @@ def training_set(as_of: date, cfg: Config, engine: Engine) -> pd.DataFrame:
     horizon = cfg.churn.horizon_days
     per_cutoff = cfg.training.max_train_rows / max(1, cfg.training.n_cutoffs - 1)
     keep_cols = ["customer_id", "as_of_date", *FEATURES]
+    # A cutoff with only days of history behind it teaches nonsense (everyone looks recent): skip it.
+    first = first_data_day(engine, as_of)
+    min_history = cfg.training.min_history_days if cfg.training.min_history_days is not None else horizon
     for cutoff in cutoff_dates(as_of, cfg):
+        if first is None or cutoff < first + timedelta(days=min_history):
+            continue
         everyone = read_features(engine, cfg, cutoff)
         feats = active_population(everyone, cfg)
         if feats.empty:
@@ -199,7 +212,8 @@ def training_set(as_of: date, cfg: Config, engine: Engine) -> pd.DataFrame:
         frames.append(frame)
     if not frames:
         raise ChurnwatchError(
-            f"no training data before {as_of}: need transactions at least {horizon} days before the training date"
+            f"no training data before {as_of}: need transactions from at least {horizon + min_history} days "
+            f"before the training date (horizon {horizon} + training.min_history_days {min_history})"
         )
     # A fixed row order: the warehouse returns rows in any order, and fitting and fingerprints must not vary.
     data = pd.concat(frames, ignore_index=True)
@@ -347,7 +361,7 @@ def make_gradient_boosting(cfg: Config, features: list[str]) -> HistGradientBoos
 
 def make_blend(cfg: Config, features: list[str]) -> Blend:
     """Mean log-odds of the BG/NBD logistic regression and gradient boosting."""
-    return Blend((make_logistic_btyd(cfg, features), make_gradient_boosting(cfg, features)))
+    return Blend(tuple(CANDIDATES[m](cfg, features) for m in BLEND_OF))
 
 
 # Candidates from the simplest to the most complex; a more complex one must win by training.selection_margin.
@@ -360,7 +374,9 @@ CANDIDATES = {
     "gradient_boosting": make_gradient_boosting,
     "blend": make_blend,
 }
-# Candidates that need the BG/NBD inputs.
+# The blend's members; they come before it in CANDIDATES, so a fold fits them once.
+BLEND_OF = ("logistic_btyd", "gradient_boosting")
+# The input a candidate cannot do without.
 NEEDS = {"bgnbd": "btyd_p_no_purchase", "recency": "days_since_last_purchase"}
 
 
@@ -419,7 +435,12 @@ def _fit_candidates(train: pd.DataFrame, rows: pd.DataFrame, features: list[str]
     x_rows = rows[features].to_numpy(float)
     out = {}
     for name in names:
-        model = CANDIDATES[name](cfg, features).fit(x, y)
+        members = BLEND_OF if name == "blend" and all(m in out for m in BLEND_OF) else None
+        if members:  # the blend of members already fitted on the same rows: no second fit
+            model = Blend(tuple(out[m][0] for m in members))
+            model.classes_ = np.array([0, 1])
+        else:
+            model = CANDIDATES[name](cfg, features).fit(x, y)
         out[name] = (model, model.predict_proba(x_rows)[:, 1])
     return out
 

@@ -167,6 +167,11 @@ class ChurnConfig(_Strict):
 class TrainingConfig(_Strict):
     cutoff_every_days: int = Field(21, ge=1)
     n_cutoffs: int = Field(12, ge=3, le=60)
+    min_history_days: int | None = Field(
+        None,
+        ge=0,
+        description="days of data a cutoff needs after the first transaction (default: churn.horizon_days)",
+    )
     selection_folds: int = Field(
         3, ge=1, le=12, description="cutoffs before the newest on which candidates are compared (rolling origin)"
     )
