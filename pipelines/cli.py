@@ -23,7 +23,8 @@ models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
 app.add_typer(models_app, name="models")
 outcomes_app = typer.Typer(no_args_is_help=True, help="What retention teams did with their alerts.")
 app.add_typer(outcomes_app, name="outcomes")
-console = Console()
+# Piped output (logs, CI) gets room for the side-by-side tables instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[
