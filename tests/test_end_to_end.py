@@ -73,7 +73,9 @@ def test_nightly_dag_fills_scores_and_alerts(world):
     assert len(scores) > 1000
     assert scores["churn_probability"].between(0, 1).all()
     assert scores["model_version"].str.startswith(f"m{AS_OF:%Y%m%d}-").all()
-    assert scores["reason_1"].notna().mean() > 0.8
+    # Every customer worth a call carries a reason (a low score may have nothing above typical to name).
+    at_risk = scores[scores["risk_band"].isin(["high", "medium"])]
+    assert len(at_risk) > 50 and at_risk["reason_1"].notna().mean() > 0.95
     alerts = _read(cfg, "SELECT * FROM churn_alerts WHERE as_of_date = :d", {"d": AS_OF})
     assert set(alerts["team"]) >= {"north", "south"}
     assert (alerts.groupby("team")["status"].apply(lambda s: (s == "sent").sum()) <= 30).all()
