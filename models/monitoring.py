@@ -108,6 +108,23 @@ def matured_cohort(as_of: date, cfg: Config, engine: Engine) -> dict[str, Any] |
     }
 
 
+def _advice(engine: Engine, champion: str, scored_on: str) -> str:
+    """Return what to do about a degraded champion: retrain, unless a retrain since did not beat it."""
+    newest = read_frame(
+        engine,
+        "SELECT model_version, trained_on, status FROM model_registry WHERE model_version <> :v "
+        "ORDER BY created_at DESC LIMIT 1",
+        {"v": champion},
+    )
+    if len(newest) and str(newest["trained_on"].iloc[0]) >= scored_on and newest["status"].iloc[0] != "archived":
+        row = newest.iloc[0]
+        return (
+            f"the retrain of {row['trained_on']} ({row['model_version']}, {row['status']}) did not beat it on the "
+            "same rows; compare them (churnwatch models list) before rolling back"
+        )
+    return "retrain or roll back"
+
+
 def monitor_model(as_of: date, cfg: Config, engine: Engine) -> MonitorSummary:
     """Write model_monitoring rows for as_of: drift of scores and features, matured-cohort quality, a status."""
     mon = cfg.monitoring
@@ -171,7 +188,8 @@ def monitor_model(as_of: date, cfg: Config, engine: Engine) -> MonitorSummary:
         message = (
             f"model {matured['model_version']} degraded: realised AUC {matured['auc']:.3f} "
             f"(95 % interval {matured['auc_ci_low']:.3f}-{matured['auc_ci_high']:.3f}) on the cohort scored "
-            f"{matured['scored_on']} is below its validation AUC {matured['promised_auc']:.3f}; retrain or roll back"
+            f"{matured['scored_on']} is below its validation AUC {matured['promised_auc']:.3f}; "
+            + _advice(engine, version, matured["scored_on"])
         )
     elif matured and superseded and cohort_status == "superseded":
         message = (
