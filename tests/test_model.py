@@ -161,12 +161,18 @@ def test_psi_by_hand():
     assert psi([0.5, 0.5], [0.7, 0.3]) == pytest.approx(0.2 * np.log(1.4) - 0.2 * np.log(0.6))
 
 
-def test_monitoring_flags_drift_and_measures_matured_cohorts(full, dates):
-    cfg, engine = full
+def _score_two_nights(cfg, engine, dates) -> tuple[date, date]:
+    """Build features and scores one horizon before the last day and on it; return the two days."""
     early, late = dates[1] - timedelta(days=cfg.churn.horizon_days), dates[1]
     for day in (early, late):
         build_features(day, cfg, engine)
         score_customers(day, cfg, engine)
+    return early, late
+
+
+def test_monitoring_flags_drift_and_measures_matured_cohorts(full, dates):
+    cfg, engine = full
+    early, late = _score_two_nights(cfg, engine, dates)
     summary = monitor_model(late, cfg, engine)
     assert summary.matured["scored_on"] == early.isoformat() and 0.5 < summary.matured["auc"] <= 1.0
     rows = read_frame(engine, "SELECT * FROM model_monitoring WHERE as_of_date = :d", {"d": late})
@@ -192,10 +198,7 @@ def test_auc_interval_matches_the_noise_of_a_cohort():
 
 def test_monitoring_judges_a_cohort_against_the_model_that_scored_it(full, dates):
     cfg, engine = full
-    early, late = dates[1] - timedelta(days=cfg.churn.horizon_days), dates[1]
-    for day in (early, late):
-        build_features(day, cfg, engine)
-        score_customers(day, cfg, engine)
+    early, late = _score_two_nights(cfg, engine, dates)
     champion = read_frame(engine, "SELECT model_version FROM model_registry WHERE status = 'champion'")
     champion = champion["model_version"].iloc[0]
     original = read_frame(engine, "SELECT card FROM model_registry WHERE model_version = :v", {"v": champion})
