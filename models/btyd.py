@@ -75,7 +75,9 @@ def fit_bgnbd(x, t_x, T, weights=None, penalizer: float = 0.0) -> BGNBD:
     T = np.asarray(T, float) / DAYS_PER_UNIT
     w = np.ones_like(x) if weights is None else np.asarray(weights, float)
     ok = ~(np.isnan(x) | np.isnan(t_x) | np.isnan(T))
-    x, t_x, T, w = x[ok], t_x[ok], T[ok], w[ok]
+    # Sorted, so the likelihood's sums (and the fitted parameters) do not depend on the input's row order.
+    order = np.lexsort((T[ok], t_x[ok], x[ok]))
+    x, t_x, T, w = x[ok][order], t_x[ok][order], T[ok][order], w[ok][order]
     if len(x) == 0 or w.sum() < 2:
         raise ChurnwatchError("BG/NBD needs at least 2 customers with a purchase")
     if np.any(x < 0) or np.any(t_x < 0) or np.any(T < t_x - 1e-9):

@@ -424,10 +424,12 @@ def validation_plan(cutoffs: list[date], cfg: Config) -> tuple[list[date], date]
     return folds, held_out
 
 
-def _fit_candidates(train: pd.DataFrame, rows: pd.DataFrame, features: list[str], cfg: Config, names: list[str]):
-    """Return {name: (fitted model, raw scores on rows)} for candidates trained on `train`."""
-    if len(train) > cfg.training.max_train_rows:
-        train = train.sample(cfg.training.max_train_rows, random_state=cfg.training.random_state)
+def _fit_candidates(
+    train: pd.DataFrame, rows: pd.DataFrame, features: list[str], cfg: Config, names: list[str], max_rows: int
+):
+    """Return {name: (fitted model, raw scores on rows)} for candidates trained on at most max_rows of `train`."""
+    if len(train) > max_rows:
+        train = train.sample(max_rows, random_state=cfg.training.random_state)
     # An early fold may lack an input altogether (e.g. no BG/NBD fit yet); it learns without it.
     features = [c for c in features if train[c].notna().any()]
     names = [n for n in names if NEEDS.get(n, features[0]) in features]
@@ -480,7 +482,7 @@ def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
         y = rows["churned"].to_numpy(int)
         if len(np.unique(y)) < 2 or train["churned"].nunique() < 2:
             continue
-        fitted = _fit_candidates(train, rows, features, cfg, names)
+        fitted = _fit_candidates(train, rows, features, cfg, names, cfg.training.max_selection_rows)
         for name, (_, raw) in fitted.items():
             fold_aucs[name].append(float(roc_auc_score(y, raw)))
             oot[name].append((raw, y))
@@ -502,7 +504,7 @@ def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
     if len(np.unique(y_hold)) < 2:
         raise ChurnwatchError(f"validation cutoff {held_out} has a single class; widen the training span")
     hold_train = data[data["cutoff"].isin(matured_before(cutoffs, held_out, horizon))]
-    hold_fitted = _fit_candidates(hold_train, hold, features, cfg, names)
+    hold_fitted = _fit_candidates(hold_train, hold, features, cfg, names, cfg.training.max_selection_rows)
     p_hold = fold_calibrator.predict(hold_fitted[chosen][1])
     metrics = evaluate(y_hold, p_hold)
     metrics["model_kind"] = chosen
@@ -527,7 +529,7 @@ def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
     metrics["n_calibration_rows"] = int(sum(len(y) for _, y in oot[chosen]) + len(y_hold))
 
     # The kept model learns from every cutoff; its calibration from every out-of-time score.
-    final = _fit_candidates(data, hold, features, cfg, [chosen])[chosen][0]
+    final = _fit_candidates(data, hold, features, cfg, [chosen], cfg.training.max_train_rows)[chosen][0]
     calibrator = PlattCalibrator().fit(*_pooled([*oot[chosen], (hold_fitted[chosen][1], y_hold)]))
     x_all = data[features].to_numpy(float)
     artifact = {

@@ -183,6 +183,9 @@ class TrainingConfig(_Strict):
         0.0, ge=0.0, le=0.2, description="AUC a new model must gain over the champion, on the same validation rows"
     )
     max_train_rows: int = Field(400_000, ge=1000)
+    max_selection_rows: int = Field(
+        100_000, ge=1000, description="training rows per candidate in each selection fold and the held-out check"
+    )
     random_state: int = 0
 
 

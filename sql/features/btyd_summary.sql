@@ -6,3 +6,5 @@ SELECT purchase_days_total - 1 AS x, purchase_span_days AS t_x, first_purchase_a
 FROM customer_features
 WHERE as_of_date = :as_of AND purchase_days_total > 0
 GROUP BY purchase_days_total, purchase_span_days, first_purchase_age_days
+-- A fixed row order keeps the fit's floating-point sums, and so every re-run's scores, bit-identical.
+ORDER BY x, t_x, t_cal
