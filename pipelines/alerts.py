@@ -12,6 +12,7 @@ Per customer and night, in this order:
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import shutil
@@ -26,7 +27,12 @@ from sqlalchemy.engine import Engine
 
 from models.scoring import CATEGORY, fmt_number
 from pipelines.config import Config
+from pipelines.errors import ChurnwatchError
+from pipelines.safe import safe_cells, safe_name
 from pipelines.warehouse import read_bulk, read_frame, replace_partition
+
+# Spreadsheet number formats of the outbox columns (money with two decimals, probability as a percent).
+XLSX_FORMATS = {"churn_probability": "0.0%", "value_12m": "#,##0.00", "value_at_risk": "#,##0.00"}
 
 # What a retention team gets: no more personal data than it needs to act.
 OUTBOX_COLUMNS = [
@@ -147,7 +153,10 @@ def route(frame: pd.DataFrame, cfg: Config) -> pd.Series:
             match &= frame["value_12m"] >= rule.min_value
         team = team.where(team.notna() | ~match, rule.name)
     if "team" in frame:
-        team = team.fillna(frame["team"])
+        # A team from the customer data names a file and a sheet: it passes the one safe-name rule.
+        default = cfg.alerts.default_team
+        own = frame["team"].map(lambda v: None if v is None or pd.isna(v) else safe_name(v, default))
+        team = team.fillna(own)
     return team.fillna(cfg.alerts.default_team).astype(str)
 
 
@@ -295,17 +304,42 @@ def _in_cooldown(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) 
 
 
 def _write_xlsx(frame: pd.DataFrame, path: Path, team: str, as_of: date) -> None:
-    """One sheet per team list, with a header row that stays in view and readable column widths."""
+    """One sheet per team list: bold header that stays in view, filter, number formats, readable widths.
+
+    Every text cell is written as a string, never a formula, whatever it starts with.
+    """
+    from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
+    sheet_name = safe_name(team, "alerts")[:31]
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        frame.to_excel(writer, index=False, sheet_name=f"{team}"[:31])
-        sheet = writer.sheets[f"{team}"[:31]]
+        frame.to_excel(writer, index=False, sheet_name=sheet_name)
+        sheet = writer.sheets[sheet_name]
+        for row in sheet.iter_rows(min_row=2):
+            for cell in row:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
         sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = sheet.dimensions
         for i, col in enumerate(frame.columns, start=1):
             width = max([len(str(col))] + [len(str(v)) for v in frame[col].head(200)])
-            sheet.column_dimensions[get_column_letter(i)].width = min(max(10, width + 2), 80)
+            letter = get_column_letter(i)
+            sheet.column_dimensions[letter].width = min(max(10, width + 2), 80)
+            number_format = XLSX_FORMATS.get(col)
+            if number_format:
+                for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i):
+                    cell.number_format = number_format
         writer.book.properties.title = f"churnwatch {team} {as_of.isoformat()}"
+
+
+def _outbox_name(folder: Path, team: str) -> str:
+    """Return the file stem of a team's list; refuse anything that would leave the day's folder."""
+    name = safe_name(team, "")
+    if not name or name != team or (folder / name).resolve().parent != folder.resolve():
+        raise ChurnwatchError(f"churn_alerts holds team {team!r}, which is not a safe file name; re-run build_alerts")
+    return name
 
 
 def publish_outbox(as_of: date, cfg: Config, engine: Engine) -> dict:
@@ -327,11 +361,13 @@ def publish_outbox(as_of: date, cfg: Config, engine: Engine) -> dict:
             out["churn_probability"] = pd.to_numeric(out["churn_probability"]).round(3)
             out["value_at_risk"] = pd.to_numeric(out["value_at_risk"]).round(2)
             out["value_12m"] = pd.to_numeric(out["value_12m"]).round(2)
+            name = _outbox_name(staging, str(team))
             if "csv" in cfg.alerts.outbox_formats:
-                out.to_csv(staging / f"{team}.csv", index=False)
+                # Every text field quoted, so a line break or carriage return inside one cannot split a row.
+                safe_cells(out).to_csv(staging / f"{name}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
             if "xlsx" in cfg.alerts.outbox_formats:
-                _write_xlsx(out, staging / f"{team}.xlsx", str(team), as_of)
-            files[str(team)] = len(out)
+                _write_xlsx(out, staging / f"{name}.xlsx", name, as_of)
+            files[name] = len(out)
         # Swap folders so readers never see a half-written day.
         old = None
         if target.exists():

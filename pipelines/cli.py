@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Optional
@@ -418,6 +419,8 @@ def replay_history(cfg, as_of: date) -> None:
 
 def main() -> None:
     """Entry point: user mistakes print one line and exit 2; no traceback."""
+    # Great Expectations imports pyspark when it is installed; its pandas-version notice is not for users.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     try:
         app(standalone_mode=False)
     except ChurnwatchError as exc:

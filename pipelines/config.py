@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
+import math
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +18,9 @@ from pipelines.errors import ConfigError
 CONFIG_ENV = "CHURNWATCH_CONFIG"
 WAREHOUSE_URL_ENV = "CHURNWATCH_WAREHOUSE_URL"
 DEFAULT_CONFIG_NAME = "churnwatch.yaml"
+# Column names in files may hold spaces ("Customer ID"); names put into SQL may not.
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]{0,62}$")
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 # Canonical columns per dataset: (required, optional). Mapped from the user's own names in config.
 DATASET_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -73,8 +78,8 @@ class SqlSourceConfig(_Strict):
             raise ValueError("set exactly one of table or query")
         if self.table and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$", self.table):
             raise ValueError(f"table {self.table!r} is not a plain [schema.]table name")
-        if not _IDENTIFIER.match(self.watermark):
-            raise ValueError(f"watermark {self.watermark!r} is not a plain column name")
+        if not _PLAIN_NAME.match(self.watermark):
+            raise ValueError(f"watermark {self.watermark!r} is not a plain column name (letters, digits, '_')")
         return self
 
 
@@ -88,6 +93,15 @@ class DatasetConfig(_Strict):
     max_staleness_days: int | None = Field(
         None, ge=0, description="fail the batch if its newest timestamp is older than as_of minus this many days"
     )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, latin-1, cp1252)") from None
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetConfig:
@@ -113,6 +127,35 @@ def _default_datasets() -> dict[str, DatasetConfig]:
     }
 
 
+# Numeric columns whose accepted range is configurable (sources.value_bounds); NPS is always 0-10.
+BOUNDED_COLUMNS = ("amount", "wait_seconds", "handle_seconds")
+
+
+class Bounds(_Strict):
+    """Accepted range of a numeric column; a finite value outside it is quarantined as out_of_range_<column>."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        for v in (self.min, self.max):
+            if v is not None and not math.isfinite(v):
+                raise ValueError("bounds must be finite numbers")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+def _default_bounds() -> dict[str, Bounds]:
+    week = 7 * 24 * 3600.0
+    return {
+        "amount": Bounds(min=-1e9, max=1e9),
+        "wait_seconds": Bounds(min=0, max=week),
+        "handle_seconds": Bounds(min=0, max=week),
+    }
+
+
 class SourcesConfig(_Strict):
     landing_dir: Path = Path("data/landing")
     timezone: str = Field("UTC", description="zone of timestamps without an offset; all are stored in this zone")
@@ -121,7 +164,23 @@ class SourcesConfig(_Strict):
     min_volume_ratio: float = Field(0.2, ge=0, le=1, description="fail if a day's rows < ratio x trailing median")
     volume_trailing_days: int = Field(14, ge=3, le=90)
     unknown_customers: Literal["quarantine", "allow"] = "quarantine"
+    earliest_timestamp: date = Field(
+        date(1990, 1, 1), description="rows dated before this day are quarantined (timestamp_too_early)"
+    )
+    value_bounds: dict[str, Bounds] = Field(
+        default_factory=_default_bounds, description="accepted range per numeric column (amount, wait/handle seconds)"
+    )
     datasets: dict[str, DatasetConfig] = Field(default_factory=_default_datasets)
+
+    @field_validator("value_bounds")
+    @classmethod
+    def _known_bounds(cls, value: dict[str, Bounds]) -> dict[str, Bounds]:
+        unknown = sorted(set(value) - set(BOUNDED_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"unknown column(s) {', '.join(unknown)}; bounded columns are: {', '.join(BOUNDED_COLUMNS)}"
+            )
+        return {**_default_bounds(), **value}
 
     @field_validator("timezone")
     @classmethod

@@ -18,7 +18,10 @@ import csv
 import gzip
 import hashlib
 import io
+import json
+import logging
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,9 +37,12 @@ from pipelines.connections import redact, resolve_url
 from pipelines.errors import ChurnwatchError, DataQualityError
 from pipelines.warehouse import crash_point, insert_frame, read_frame
 
+log = logging.getLogger(__name__)
+
 DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 KINDS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 META = ["_source_file", "_source_row", "_batch_date", "_load_issue"]
+MAX_FIELD_CHARS = 2**31 - 1
 
 
 @dataclass
@@ -47,6 +53,7 @@ class LoadSummary:
     rows: dict[str, int] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -56,6 +63,7 @@ class LoadSummary:
             "rows": self.rows,
             "missing": self.missing,
             "ignored": self.ignored,
+            "removed": self.removed,
         }
 
 
@@ -104,24 +112,26 @@ def _sha256(path: Path) -> str:
 
 def landing_files(
     cfg: Config, engine: Engine, dataset: str, start: date, as_of: date, ignored: list[str]
-) -> tuple[list[LandingFile], bool]:
-    """Return the dataset's landing files whose batch day is in [start, as_of], oldest first.
+) -> tuple[list[LandingFile], set[tuple[date, str]]]:
+    """Return the dataset's landing files whose batch day is in [start, as_of], oldest first, and kept batches.
 
-    The flag tells whether a file was loaded into the as_of batch before (its content may since
-    have been replaced under the same undated name; its rows stay in raw_<dataset>).
+    Kept: (batch day, name) of earlier content of an undated file that is still there under the same
+    name (a daily `export.csv` overwritten each day): those rows stay. Files dated before the window
+    that were never loaded, or changed since, are named in `ignored`.
     """
     ds = cfg.sources.datasets[dataset]
     folder = cfg.resolve(cfg.sources.landing_dir) / (ds.folder or dataset)
     if not folder.is_dir():
-        return [], False
+        return [], set()
     ledger = read_frame(
         engine,
-        "SELECT file_name, sha256, batch_date FROM landing_files WHERE dataset = :ds",
+        "SELECT file_name, sha256, batch_date, loaded_at FROM landing_files WHERE dataset = :ds",
         {"ds": dataset},
     )
     seen = {(r.file_name, r.sha256): pd.Timestamp(r.batch_date).date() for r in ledger.itertuples()}
+    loaded_at = ledger.groupby("file_name")["loaded_at"].max().to_dict() if len(ledger) else {}
     latest = max(seen.values(), default=None)
-    found = []
+    found, undated = [], set()
     for path in sorted(folder.iterdir()):
         kind = file_kind(path.name)
         if kind is None or not path.is_file():
@@ -131,9 +141,13 @@ def landing_files(
             if named > as_of:
                 continue  # a later day's file: not visible as of this date
             if named < start:
+                late = _late_file_note(path, named, start, loaded_at.get(path.name))
+                if late:
+                    ignored.append(f"{dataset}/{path.name}: {late}")
                 continue
             found.append(LandingFile(path, kind, named, ""))
             continue
+        undated.add(path.name)
         digest = _sha256(path)
         batch = seen.get((path.name, digest))
         if batch is None:
@@ -143,7 +157,20 @@ def landing_files(
             batch = as_of
         if start <= batch <= as_of:
             found.append(LandingFile(path, kind, batch, digest))
-    return sorted(found, key=lambda f: (f.batch_date, f.path.name)), as_of in seen.values()
+    read = {(f.batch_date, f.path.name) for f in found}
+    kept = {(b, name) for (name, _), b in seen.items() if name in undated and start <= b <= as_of} - read
+    return sorted(found, key=lambda f: (f.batch_date, f.path.name)), kept
+
+
+def _late_file_note(path: Path, named: date, start: date, loaded_at) -> str | None:
+    """Return why a file dated before the look-back window needs a backfill, or None if it was loaded as it is."""
+    hint = f"load it with churnwatch run --date <run date> --since {named}"
+    if loaded_at is None or pd.isna(loaded_at):
+        return f"dated {named}, before the look-back window (from {start}), never loaded; {hint}"
+    modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
+    if modified > pd.Timestamp(loaded_at).to_pydatetime():
+        return f"dated {named}, before the look-back window (from {start}), changed since it was loaded; {hint}"
+    return None
 
 
 def _sniff_delimiter(header: str) -> str:
@@ -172,6 +199,7 @@ def read_csv_file(path: Path, dataset: str, encoding: str = "utf-8") -> pd.DataF
     if not text.strip():
         raise DataQualityError(f"{dataset}: file {path} is empty (no header)")
     first_line = text.split("\n", 1)[0]
+    csv.field_size_limit(MAX_FIELD_CHARS)  # long agent notes are data, not a broken file
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first_line), strict=True)
     try:
         header = [h.strip() for h in next(reader)]
@@ -191,7 +219,7 @@ def read_csv_file(path: Path, dataset: str, encoding: str = "utf-8") -> pd.DataF
             issues.append(issue)
     except csv.Error as exc:
         raise DataQualityError(
-            f"{dataset}: file {path} is unreadable at line {reader.line_num}: {exc} (truncated or unbalanced quotes)"
+            f"{dataset}: file {path} is unreadable at line {reader.line_num}: {exc} (a quote opened and never closed?)"
         ) from None
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
@@ -255,7 +283,8 @@ def to_canonical(frame: pd.DataFrame, dataset: str, ds: DatasetConfig, where: st
         actual = source if source in frame.columns else by_lower.get(source.lower())
         if actual is not None:
             out[canonical] = frame[actual].astype(object).where(frame[actual].notna(), None)
-        elif canonical in required:
+        elif canonical in required or canonical in ds.columns:
+            # A column the config maps by name must be there: dropping it would change meaning (e.g. type).
             mapped = f" (mapped from {canonical})" if source != canonical else ""
             raise DataQualityError(
                 f"{dataset}: {where} has no column {source!r}{mapped}; columns are: "
@@ -275,13 +304,14 @@ def read_sql_source(dataset: str, ds: DatasetConfig, start: date, as_of: date) -
     url = resolve_url(conn_id=src.conn_id, url_env=src.url_env, what=f"sources.datasets.{dataset}.sql")
     label = src.table or "query"
     base = src.table if src.table else f"({src.query}) src"
-    sql = f"SELECT * FROM {base} WHERE {src.watermark} >= :s AND {src.watermark} < :e"
     params = {
         "s": datetime.combine(start, datetime.min.time()),
         "e": datetime.combine(as_of + timedelta(1), datetime.min.time()),
     }
     try:
         source = sa.create_engine(url)
+        mark = source.dialect.identifier_preparer.quote(src.watermark)  # checked a plain name, quoted anyway
+        sql = f"SELECT * FROM {base} WHERE {mark} >= :s AND {mark} < :e"
         with source.connect() as conn:
             result = conn.execute(sa.text(sql), params)
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
@@ -304,73 +334,73 @@ def read_sql_source(dataset: str, ds: DatasetConfig, start: date, as_of: date) -
 
 
 def load_landing(as_of: date, cfg: Config, engine: Engine, since: date | None = None) -> LoadSummary:
-    """Load every dataset's batches in the run's window into raw_<dataset> in one transaction."""
+    """Load every dataset's batches in the run's window into raw_<dataset> in one transaction.
+
+    A batch day is exactly what its source holds now: the window's rows are replaced whole, so a file
+    that was removed or replaced (under any name) takes its rows with it. A dataset that cannot be
+    read stops the run with one line, recorded in dq_runs as a failed load.
+    """
     start, _ = load_window(as_of, cfg, since)
     summary = LoadSummary(as_of, (start, as_of))
-    writes: list[tuple[str, pd.DataFrame, list[tuple[date, str]], bool]] = []
+    writes: list[tuple[str, pd.DataFrame, set[tuple[date, str]] | None]] = []
     ledger_rows = []
     now = datetime.now(UTC).replace(tzinfo=None)
     for name, ds in cfg.sources.datasets.items():
+        try:
+            frame, files, kept = _read_dataset(name, ds, cfg, engine, start, as_of, summary)
+        except DataQualityError as exc:
+            record_load_failure(engine, as_of, name, exc)
+            raise
+        writes.append((name, frame, kept))
+        summary.rows[name] = len(frame)
+        summary.files[name] = len(files) if ds.sql is None else 1
+        ledger_rows += [
+            {
+                "dataset": name,
+                "file_name": f.path.name,
+                "sha256": f.sha256 or _sha256(f.path),
+                "batch_date": f.batch_date,
+                "rows": int((frame["_source_file"] == f.path.name).sum()),
+                "loaded_at": now,
+            }
+            for f in files
+        ]
+        # A file for the day counts even if it holds only a header: the volume check then says so.
+        delivered = {f.batch_date for f in files} | {b for b, _ in kept or ()}
         if ds.sql is not None:
-            frame = read_sql_source(name, ds, start, as_of)
-            frame = frame.assign(_source_file=f"sql:{ds.sql.table or 'query'}")
-            batch_dates = frame["_batch_date"]
-            canon = to_canonical(frame, name, ds, f"table {ds.sql.table or 'query'}")
-            canon["_batch_date"] = batch_dates
-            canon["_source_file"] = frame["_source_file"]
-            has_today = bool((batch_dates == as_of).any())
-            summary.files[name] = 1
-            writes.append((name, canon, [], True))
-            summary.rows[name] = len(canon)
-        else:
-            files, loaded_before = landing_files(cfg, engine, name, start, as_of, summary.ignored)
-            frames = []
-            for f in files:
-                raw = read_csv_file(f.path, name, ds.encoding) if f.kind == "csv" else read_parquet_file(f.path, name)
-                canon = to_canonical(raw, name, ds, f"file {f.path}")
-                canon["_source_file"] = f.path.name
-                canon["_batch_date"] = f.batch_date
-                frames.append(canon)
-                ledger_rows.append(
-                    {
-                        "dataset": name,
-                        "file_name": f.path.name,
-                        "sha256": f.sha256 or _sha256(f.path),
-                        "batch_date": f.batch_date,
-                        "rows": len(canon),
-                        "loaded_at": now,
-                    }
-                )
-            has_today = loaded_before or any(f.batch_date == as_of for f in files)
-            if files:
-                frame = pd.concat(frames, ignore_index=True)
-                writes.append((name, frame, [(f.batch_date, f.path.name) for f in files], False))
-                summary.files[name] = len(files)
-                summary.rows[name] = len(frame)
-        if not has_today:
-            where = (
-                f"table {ds.sql.table or 'query'}"
-                if ds.sql
-                else str(cfg.resolve(cfg.sources.landing_dir) / (ds.folder or name))
-            )
+            delivered = set(frame["_batch_date"])
+        if as_of not in delivered:
+            where = f"table {ds.sql.table or 'query'}" if ds.sql else str(_folder(cfg, name))
             if ds.required:
-                raise DataQualityError(f"{name}: no data for {as_of} in {where} (freshness check); batch stopped")
+                exc = DataQualityError(f"{name}: no data for {as_of} in {where} (freshness check); batch stopped")
+                record_load_failure(engine, as_of, name, exc, check="missing_batch")
+                raise exc
             summary.missing.append(name)
     with engine.begin() as conn:
-        for name, frame, files, whole_window in writes:
+        for name, frame, kept in writes:
             table = f"raw_{name}"
-            if whole_window:  # a source table re-read over the window replaces the window
-                conn.execute(
-                    sa.text(f"DELETE FROM {table} WHERE _batch_date BETWEEN :s AND :e"), {"s": start, "e": as_of}
+            window = {"s": start, "e": as_of}
+            if kept is None:  # a source table re-read over the window replaces the window
+                conn.execute(sa.text(f"DELETE FROM {table} WHERE _batch_date BETWEEN :s AND :e"), window)
+            else:  # the window becomes exactly the files present now (plus kept earlier undated content)
+                before = read_frame(
+                    conn,
+                    f"SELECT DISTINCT _batch_date, _source_file FROM {table} WHERE _batch_date BETWEEN :s AND :e",
+                    window,
                 )
-            else:  # landing files replace their own rows only (a rewritten undated file keeps its old batch)
-                for batch_date, file_name in files:
+                present = set(zip(frame["_batch_date"], frame["_source_file"])) if len(frame) else set()
+                for day, file in zip(pd.to_datetime(before["_batch_date"]).dt.date, before["_source_file"]):
+                    if (day, file) in kept:
+                        continue
+                    if (day, file) not in present:
+                        summary.removed.append(f"{name}/{file} ({day}): no longer delivered, its rows withdrawn")
                     conn.execute(
                         sa.text(f"DELETE FROM {table} WHERE _batch_date = :b AND _source_file = :f"),
-                        {"b": batch_date, "f": file_name},
+                        {"b": day, "f": file},
                     )
             crash_point("load_landing")
-            insert_frame(conn, table, frame)
+            if len(frame):
+                insert_frame(conn, table, frame)
         for row in ledger_rows:
             conn.execute(
                 sa.text("DELETE FROM landing_files WHERE dataset = :d AND file_name = :f AND batch_date = :b"),
@@ -378,4 +408,64 @@ def load_landing(as_of: date, cfg: Config, engine: Engine, since: date | None = 
             )
         if ledger_rows:
             insert_frame(conn, "landing_files", pd.DataFrame(ledger_rows))
+    for line in summary.removed + summary.ignored:
+        log.warning("%s", line)
     return summary
+
+
+def _folder(cfg: Config, dataset: str) -> Path:
+    return cfg.resolve(cfg.sources.landing_dir) / (cfg.sources.datasets[dataset].folder or dataset)
+
+
+def _read_dataset(
+    name: str, ds: DatasetConfig, cfg: Config, engine: Engine, start: date, as_of: date, summary: LoadSummary
+) -> tuple[pd.DataFrame, list[LandingFile], set[tuple[date, str]] | None]:
+    """Return the window's rows of one dataset in canonical columns, their landing files, and kept batches.
+
+    Kept batches (see landing_files) stay in raw_* as they are; None for a source table, whose
+    window is always replaced whole.
+    """
+    if ds.sql is not None:
+        frame = read_sql_source(name, ds, start, as_of)
+        frame = frame.assign(_source_file=f"sql:{ds.sql.table or 'query'}")
+        canon = to_canonical(frame, name, ds, f"table {ds.sql.table or 'query'}")
+        canon["_batch_date"] = frame["_batch_date"]
+        canon["_source_file"] = frame["_source_file"]
+        return canon, [], None
+    files, kept = landing_files(cfg, engine, name, start, as_of, summary.ignored)
+    frames = []
+    for f in files:
+        raw = read_csv_file(f.path, name, ds.encoding) if f.kind == "csv" else read_parquet_file(f.path, name)
+        canon = to_canonical(raw, name, ds, f"file {f.path}")
+        canon["_source_file"] = f.path.name
+        canon["_batch_date"] = f.batch_date
+        frames.append(canon)
+    if not frames:
+        required, optional = DATASET_COLUMNS[name]
+        columns = [*required, *optional, "_source_row", "_load_issue", "_source_file", "_batch_date"]
+        return pd.DataFrame(columns=columns), [], kept
+    return pd.concat(frames, ignore_index=True), files, kept
+
+
+def record_load_failure(engine: Engine, as_of: date, dataset: str, exc: Exception, check: str = "load_error") -> None:
+    """Record a dataset that could not be loaded as a failed dq_runs row of the night (replacing the dataset's row)."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    row = {
+        "run_id": uuid.uuid4().hex[:12],
+        "as_of_date": as_of,
+        "dataset": dataset,
+        "batch_date": as_of,
+        "source": None,
+        "rows_read": 0,
+        "rows_loaded": 0,
+        "rows_quarantined": 0,
+        "checks": json.dumps({check: 1}),
+        "status": "failed",
+        "message": message[:1000],
+        "created_at": datetime.now(UTC).replace(tzinfo=None),
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("DELETE FROM dq_runs WHERE as_of_date = :d AND dataset = :ds"), {"d": as_of, "ds": dataset}
+        )
+        insert_frame(conn, "dq_runs", pd.DataFrame([row]))

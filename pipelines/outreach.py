@@ -8,6 +8,8 @@ the difference with a 95 % confidence interval (Newcombe), and the revenue that 
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -30,18 +32,47 @@ Z95 = 1.959964
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    """Return the outcomes file as text cells ('' for blanks); raise one line for a file that cannot be read."""
     if not path.exists():
         raise ChurnwatchError(f"outcomes file not found: {path}")
     try:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
-            frame = pd.read_excel(path, dtype=str)
+            frame = pd.read_excel(path, dtype=object)
+            frame = frame.map(lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v))
         else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", sep=None, engine="python")
+            frame = _read_csv(path)
+    except ChurnwatchError:
+        raise
     except Exception as exc:  # a broken file is a user mistake: one line, no traceback
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ChurnwatchError(f"{path}: cannot read the outcomes file: {first}") from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
-    return frame.fillna("")
+    return frame.astype(object)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV of any common delimiter as text; a row with more or fewer fields than the header is refused."""
+    text = path.read_text(encoding="utf-8-sig")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ChurnwatchError(f"{path}: the outcomes file is empty")
+    delimiter = max((",", ";", "\t", "|"), key=lines[0].count)
+    rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
+    header, body = rows[0], rows[1:]
+    wrong = [
+        f"row {i + 2} has {len(r)} fields, the header {len(header)}"
+        for i, r in enumerate(body)
+        if len(r) != len(header)
+    ]
+    if wrong:
+        more = f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else ""
+        raise ChurnwatchError(f"{path}: nothing imported; " + "; ".join(wrong[:3]) + more)
+    return pd.DataFrame(body, columns=header, dtype=object)
+
+
+def _blank_to_none(values: pd.Series) -> pd.Series:
+    """Return text values with blanks as None (not NaN: pandas 3 would otherwise infer a str column)."""
+    return pd.Series([v if isinstance(v, str) and v else None for v in values], index=values.index, dtype=object)
 
 
 def parse_outcomes(path: Path, engine: Engine) -> pd.DataFrame:
@@ -67,8 +98,8 @@ def parse_outcomes(path: Path, engine: Engine) -> pd.DataFrame:
     out["contact_date"] = pd.to_datetime(frame["contact_date"].str.strip(), errors="coerce", format="ISO8601").dt.date
     text = frame["contacted"].str.strip().str.lower()
     out["contacted"] = text.map(lambda v: True if v in TRUE_WORDS else (False if v in FALSE_WORDS else None))
-    out["offer"] = frame["offer"].str.strip().replace("", None)
-    out["result"] = frame["result"].str.strip().str.lower().replace("", None)
+    out["offer"] = _blank_to_none(frame["offer"].str.strip())
+    out["result"] = _blank_to_none(frame["result"].str.strip().str.lower())
     for i, row in frame.iterrows():
         if not out.at[i, "customer_id"]:
             bad(i, "customer_id", "empty")
@@ -78,7 +109,7 @@ def parse_outcomes(path: Path, engine: Engine) -> pd.DataFrame:
             bad(i, "contact_date", f"{row['contact_date']!r} is not a date")
         if text[i] and out.at[i, "contacted"] is None:
             bad(i, "contacted", f"{row['contacted']!r} is not yes/no")
-        if out.at[i, "result"] is not None and out.at[i, "result"] not in RESULTS:
+        if pd.notna(out.at[i, "result"]) and out.at[i, "result"] not in RESULTS:
             bad(i, "result", f"{out.at[i, 'result']!r} is not one of {', '.join(RESULTS)}")
     dup = out.duplicated(["customer_id", "alert_date"], keep=False) & out["customer_id"].ne("")
     for i in out.index[dup]:

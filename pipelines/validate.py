@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 TRANSACTION_TYPES = ["purchase", "refund", "deposit", "withdrawal", "payment"]
 NEGATIVE_TYPES = {"refund", "withdrawal"}
 EVENT_TYPES = ["contact", "complaint", "call", "email", "chat", "visit"]
+NUMERIC_COLUMNS = ("amount", "wait_seconds", "handle_seconds", "nps_score")
+# Spellings of "no value" in a numeric field: missing, not a parse error.
+NULL_WORDS = {"na", "n/a", "null", "none"}
 TRUE_WORDS = {"true", "1", "yes", "y", "t"}
 FALSE_WORDS = {"false", "0", "no", "n", "f", ""}
 META = ["_source_file", "_source_row", "_batch_date"]
@@ -82,19 +86,26 @@ def _gx():
     return gx
 
 
-def build_suite(dataset: str, as_of: date, with_customers: bool = False):
+def build_suite(dataset: str, as_of: date, cfg: Config, with_customers: bool = False):
     """Return the row-level Great Expectations suite for one dataset, for rows validated on as_of."""
     gx = _gx()
     exp = gx.expectations
     suite = gx.ExpectationSuite(name=f"{dataset}_rows")
     latest = pd.Timestamp(as_of + timedelta(days=1)) - pd.Timedelta(microseconds=1)
-    required, _ = DATASET_COLUMNS[dataset]
+    earliest = pd.Timestamp(cfg.sources.earliest_timestamp)
+    required, optional = DATASET_COLUMNS[dataset]
     for col in required:
         suite.add_expectation(exp.ExpectColumnToExist(column=col))
         suite.add_expectation(exp.ExpectColumnValuesToNotBeNull(column=col))
     suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_shape_ok", value_set=[True]))
     if "ts" in required:
         suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="ts", max_value=latest))
+        suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="ts", min_value=earliest))
+    for col, bounds in cfg.sources.value_bounds.items():
+        if col in required + optional and (bounds.min is not None or bounds.max is not None):
+            suite.add_expectation(
+                exp.ExpectColumnValuesToBeBetween(column=col, min_value=bounds.min, max_value=bounds.max)
+            )
     if dataset in KEYS:
         key = KEYS[dataset][0]
         suite.add_expectation(
@@ -109,11 +120,10 @@ def build_suite(dataset: str, as_of: date, with_customers: bool = False):
         suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_sign_ok", value_set=[True]))
     elif dataset == "service_events":
         suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="event_type", value_set=EVENT_TYPES))
-        suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="wait_seconds", min_value=0))
-        suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="handle_seconds", min_value=0))
     elif dataset == "surveys":
         suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="nps_score", min_value=0, max_value=10))
     elif dataset == "customers":
+        suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="signup_date", min_value=earliest.date()))
         suite.add_expectation(
             exp.ExpectCompoundColumnsToBeUnique(
                 column_list=["_batch_date", "customer_id"], ignore_row_if="any_value_is_missing"
@@ -138,8 +148,8 @@ def _reason(config) -> str:
     col = config.kwargs.get("column", "")
     if col in _FLAG_REASONS:
         return _FLAG_REASONS[col]
-    if col == "ts" and kind == "be_between":
-        return "future_timestamp"
+    if col in ("ts", "signup_date") and kind == "be_between":
+        return "future_timestamp" if config.kwargs.get("max_value") is not None else "timestamp_too_early"
     if kind == "compound_columns_to_be_unique":
         return f"duplicate_key_{config.kwargs['column_list'][-1]}"
     names = {
@@ -243,13 +253,51 @@ def to_timestamp(values: pd.Series, fmt: str | None, tz: str) -> pd.Series:
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_convert(tz).dt.tz_localize(None)
         return parsed.astype("datetime64[us]")
-    aware = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True, na=False)
+    aware = text.str.contains(_OFFSET, regex=True, na=False)
     if (~aware).any():
-        out[~aware] = pd.to_datetime(text[~aware], errors="coerce", format="ISO8601").astype("datetime64[us]")
+        out[~aware] = _parse_iso(text[~aware], utc=False)
     if aware.any():
-        parsed = pd.to_datetime(text[aware], errors="coerce", format="ISO8601", utc=True)
-        out[aware] = parsed.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[us]")
+        out[aware] = _parse_iso(text[aware], utc=True).dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[us]")
     return out
+
+
+# A time of day followed by a UTC offset: Z, +02, +0200 or +02:00 (a date alone never has one).
+_OFFSET = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _parse_iso(text: pd.Series, utc: bool) -> pd.Series:
+    """Parse ISO 8601 texts (NaT where unparseable); values pandas cannot take together are parsed one by one."""
+    try:
+        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=utc)
+        return parsed if utc else parsed.astype("datetime64[us]")
+    except (ValueError, TypeError, OverflowError):
+        one = [_parse_one(v, utc) for v in text]
+        return pd.Series(one, index=text.index, dtype="datetime64[us, UTC]" if utc else "datetime64[us]")
+
+
+def _parse_one(value, utc: bool):
+    try:
+        ts = pd.to_datetime(value, format="ISO8601", utc=utc)
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    if not utc and ts is not pd.NaT and ts.tzinfo is not None:
+        return pd.NaT  # an offset form the pattern above does not know: unparseable, not guessed
+    return ts
+
+
+def _to_number(text: pd.Series, col: str, required: bool, flag) -> pd.Series:
+    """Parse a numeric column; flag non-finite values (inf, Infinity, NaN) and, if optional, unparseable ones."""
+    lower = text.str.lower()
+    blank = text.isna() | lower.isin(NULL_WORDS)
+    values = pd.to_numeric(text.where(~blank), errors="coerce").astype("Float64")
+    as_float = values.astype(float).to_numpy()
+    non_finite = ~blank & (
+        lower.str.lstrip("+-").eq("nan").fillna(False) | pd.Series(np.isinf(as_float), index=text.index)
+    )
+    flag(non_finite, f"non_finite_{col}")
+    if not required:
+        flag(~blank & values.isna() & ~non_finite, f"unparseable_{col}")
+    return values.mask(non_finite | blank)
 
 
 def type_rows(dataset: str, raw: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, dict[int, list[str]]]:
@@ -270,9 +318,9 @@ def type_rows(dataset: str, raw: pd.DataFrame, cfg: Config) -> tuple[pd.DataFram
     typed["_shape_ok"] = raw["_load_issue"].isna().to_numpy()
     if "ts" in raw:
         typed["ts"] = to_timestamp(typed["ts"], ds.timestamp_format, cfg.sources.timezone)
-    for col in ("amount", "wait_seconds", "handle_seconds", "nps_score"):
+    for col in NUMERIC_COLUMNS:
         if col in typed:
-            typed[col] = pd.to_numeric(typed[col], errors="coerce").astype("Float64")
+            typed[col] = _to_number(typed[col], col, col in required, flag)
     if dataset == "surveys":
         not_whole = typed["nps_score"].notna() & (typed["nps_score"] % 1 != 0)
         flag(not_whole, "out_of_range_nps_score")
@@ -478,17 +526,14 @@ def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | Non
             typed, reasons = type_rows(dataset, raw[~dup], cfg)
             customers = _customer_reference(cfg, engine, outputs) if dataset != "customers" else None
             add_reference_checks(dataset, typed, engine, start, customers)
-            result = gxr.validate(f"{dataset}_rows", typed, build_suite(dataset, as_of, customers is not None))
+            result = gxr.validate(f"{dataset}_rows", typed, build_suite(dataset, as_of, cfg, customers is not None))
             gx_fail, counts = row_failures(result, dataset)
             for rid, rs in gx_fail.items():
                 reasons.setdefault(rid, []).extend(rs)
             for rid in raw.loc[dup, ROW_ID]:
                 reasons[int(rid)] = ["duplicate_row"]
-            counts["duplicate_row"] = counts.get("duplicate_row", 0) + int(dup.sum())
-            for rs in reasons.values():
-                for r in set(rs):
-                    if r.startswith("unparseable") or r == "out_of_range_nps_score":
-                        counts[r] = counts.get(r, 0) + 1
+            reasons = {rid: _tidy(rs) for rid, rs in reasons.items()}
+            counts = dict(Counter(r for rs in reasons.values() for r in rs))
             # Batch-level checks on the run date's batch (rows before row-level filtering).
             failure, warning, batch_counts = _batch_checks(dataset, typed, as_of, cfg, engine, gxr)
             counts.update(batch_counts)
@@ -508,12 +553,8 @@ def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | Non
             n_read, n_good, n_bad = len(raw), len(good), len(quarantine)
             if n_read != n_good + n_bad:  # an invariant of the code above, checked on every run
                 raise DataQualityError(f"{dataset}: row accounting broken ({n_read} != {n_good} + {n_bad})")
-            if n_read and n_bad / n_read > cfg.sources.max_quarantine_share and failure is None:
-                top = Counter(r for rs in reasons.values() for r in rs).most_common(1)[0][0]
-                failure = (
-                    f"{dataset}: {n_bad} of {n_read} rows failed validation (most often: {top}) in "
-                    f"{quarantine['_source_file'].iloc[0]}; batch stopped, previous outputs untouched"
-                )
+            if failure is None:
+                failure = _mostly_bad(dataset, raw, quarantine, reasons, cfg.sources.max_quarantine_share)
             if failure:
                 problems.append(failure)
             outputs[dataset] = (good, quarantine)
@@ -548,6 +589,31 @@ def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | Non
         more = f" (and {len(problems) - 1} more: see dq_runs)" if len(problems) > 1 else ""
         raise DataQualityError(problems[0] + more)
     return summary
+
+
+def _tidy(reasons: list[str]) -> list[str]:
+    """Return a row's reasons once each; a non-finite number is not also reported as missing."""
+    out = list(dict.fromkeys(reasons))
+    return [r for r in out if not (r.startswith("missing_or_unparseable_") and f"non_finite_{r[23:]}" in out)]
+
+
+def _mostly_bad(dataset: str, raw: pd.DataFrame, quarantine: pd.DataFrame, reasons: dict, share: float) -> str | None:
+    """Return a failure message if more than `share` of any one batch day's rows failed validation."""
+    if raw.empty or quarantine.empty:
+        return None
+    read = raw.groupby("_batch_date").size()
+    bad = quarantine.groupby("_batch_date").size().reindex(read.index, fill_value=0)
+    worst = (bad / read)[bad / read > share]
+    if worst.empty:
+        return None
+    day = max(worst.index)  # the newest such batch: usually the run date's own
+    rows = quarantine[quarantine["_batch_date"] == day]
+    top = Counter(r for rid in rows[ROW_ID] for r in reasons[int(rid)]).most_common(1)[0][0]
+    files = ", ".join(sorted(set(rows["_source_file"])))
+    return (
+        f"{dataset}: {bad[day]} of {read[day]} rows of the {day} batch failed validation (most often: {top}) in "
+        f"{files}; more than {share:.0%} bad (sources.max_quarantine_share): batch stopped, previous outputs untouched"
+    )
 
 
 def _dq_rows(run_id, as_of, dataset, raw, quarantine, counts, status, message, now) -> list[dict]:

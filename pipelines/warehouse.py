@@ -58,7 +58,15 @@ def get_engine(cfg: Config) -> Engine:
     except sa.exc.ArgumentError:
         raise ChurnwatchError(f"warehouse.url is not a valid SQLAlchemy URL: {redact(url)}") from None
     if parsed.get_backend_name() == "duckdb" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder should be, no permission, read-only disk
+            raise ChurnwatchError(
+                f"warehouse.url: cannot create the DuckDB folder {folder}: {exc.strerror or type(exc).__name__}"
+            ) from None
+        if not os.access(folder, os.W_OK):
+            raise ChurnwatchError(f"warehouse.url: the DuckDB folder {folder} is not writable")
     connect_args: dict[str, Any] = {}
     if parsed.get_backend_name() == "duckdb" and cfg.warehouse.duckdb_memory_limit:
         # DuckDB would take up to 80 % of RAM; a limit makes it spill large joins and sorts to disk.

@@ -336,7 +336,7 @@ def test_mostly_broken_batch_fails_and_publishes_nothing(any_cfg, any_engine, tm
         + "t1,C1,2025-03-31 10:00:00,1,purchase,web\n"
         + "".join(f"t{i},C{i},bad,bad,purchase,web\n" for i in range(2, 6)),
     )
-    with pytest.raises(DataQualityError, match="4 of 5 rows failed validation"):
+    with pytest.raises(DataQualityError, match="4 of 5 rows of the 2025-03-31 batch failed validation"):
         run_dq(any_cfg, any_engine)
     assert read_frame(any_engine, "SELECT COUNT(*) AS n FROM stg_transactions")["n"][0] == 0
     dq = read_frame(any_engine, "SELECT status FROM dq_runs WHERE dataset = 'transactions'")
