@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,20 +20,34 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.errors import ChurnwatchError
+from pipelines.runtime import NIGHTLY
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="churnwatch: nightly churn early warning.")
-models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
+models_app = typer.Typer(help="The model registry.")
 app.add_typer(models_app, name="models")
-outcomes_app = typer.Typer(no_args_is_help=True, help="What retention teams did with their alerts.")
+outcomes_app = typer.Typer(help="What retention teams did with their alerts.")
 app.add_typer(outcomes_app, name="outcomes")
+
+
+def _needs_command(ctx: typer.Context) -> None:
+    """A command group called bare is a usage mistake: one line naming its commands."""
+    if ctx.invoked_subcommand is None:
+        names = ", ".join(sorted(ctx.command.commands))
+        raise ChurnwatchError(f"{ctx.command_path} needs a command: {names} (see {ctx.command_path} --help)")
+
+
+models_app.callback(invoke_without_command=True)(_needs_command)
+outcomes_app.callback(invoke_without_command=True)(_needs_command)
 # Piped output (logs, CI) gets room for the side-by-side tables instead of rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 140)
+_COLUMNS = os.environ.get("COLUMNS", "")
+console = Console(width=int(_COLUMNS) if _COLUMNS.isdigit() else (None if sys.stdout.isatty() else 140))
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[
     Optional[str],
     typer.Option("--config", "-c", help="Config file (default: $CHURNWATCH_CONFIG or ./churnwatch.yaml)."),
 ]
+STEPS_HELP = "Comma-separated subset of the steps: " + ", ".join(NIGHTLY) + "."
 DEMO_CUSTOMERS = 3000
 DEMO_DAYS = 450
 DEMO_SEED = 7
@@ -44,8 +60,39 @@ def _date(value: str, flag: str = "--date") -> date:
         raise ChurnwatchError(f"{flag} {value!r} is not a date like 2026-06-30") from None
 
 
-def _print(summary: dict) -> None:
-    console.print_json(json.dumps(summary, default=str))
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the full summary as JSON instead of a short one.")]
+
+
+def _print(summary: dict, as_json: bool = False) -> None:
+    """Print a summary: one short line per top-level entry, numbers rounded; the full JSON with --json."""
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+        return
+    for key, value in summary.items():
+        console.print(f"[bold]{escape(str(key))}[/]: {escape(_compact(value))}", highlight=False, soft_wrap=True)
+
+
+def _compact(value, depth: int = 0) -> str:
+    """Return a value as short text: floats to 3 decimals, dicts as 'key value' pairs, long texts cut."""
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if value == value else "n/a"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        if not value:
+            return "none"
+        if depth >= 2:
+            return f"{len(value)} entries"
+        parts = [f"{k} {_compact(v, depth + 1)}" for k, v in value.items()]
+        text = ", ".join(parts) if depth else "; ".join(parts)
+        return text if len(text) <= 400 else text[:397] + "..."
+    if isinstance(value, list | tuple):
+        if not value:
+            return "none"
+        text = ", ".join(_compact(v, depth + 1) for v in value[:5])
+        return text + (f" (+{len(value) - 5} more)" if len(value) > 5 else "")
+    text = str(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 @app.command()
@@ -60,6 +107,7 @@ def generate(
     world: Annotated[
         str, typer.Option(help="The churn process: default, or observable (drivers show in behaviour before churn).")
     ] = "default",
+    as_json: JsonOpt = False,
 ) -> None:
     """Generate a synthetic customer base with a known churn process."""
     from pipelines.generate import WORLDS, GeneratorSpec
@@ -85,7 +133,8 @@ def generate(
             "world": world,
             "rows": counts,
             "last_day": (spec.start + timedelta(days=days - 1)).isoformat(),
-        }
+        },
+        as_json,
     )
 
 
@@ -105,8 +154,9 @@ def run(
     since: Annotated[
         Optional[str], typer.Option(help="Also load landing files from this date (backfill/history).")
     ] = None,
-    steps: Annotated[Optional[str], typer.Option(help="Comma-separated subset of steps.")] = None,
+    steps: Annotated[Optional[str], typer.Option(help=STEPS_HELP)] = None,
     config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run the nightly steps for one date (load, validate, features, score, alerts, outbox)."""
     from pipelines.config import load_config
@@ -122,14 +172,14 @@ def run(
         with console.status(f"{step} for {as_of}"):
             results[step] = run_step(step, as_of, cfg=cfg, **kwargs)
         console.print(f"[green]✓[/] {step}")
-    _print(results)
+    _print(results, as_json)
 
 
 @app.command()
 def backfill(
     start: Annotated[str, typer.Option("--start", help="First as-of date.")],
     end: Annotated[str, typer.Option("--end", help="Last as-of date.")],
-    steps: Annotated[Optional[str], typer.Option(help="Comma-separated subset of steps.")] = None,
+    steps: Annotated[Optional[str], typer.Option(help=STEPS_HELP)] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run the nightly steps for every date from --start to --end in order, as the nightly runs would."""
@@ -154,6 +204,7 @@ def backfill(
 def train(
     date_: Annotated[str, typer.Option("--date", help="Training date: no row after it is read.")],
     config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train, validate (time-ordered) and register a model as of a date."""
     from pipelines.config import load_config
@@ -162,7 +213,7 @@ def train(
     as_of = _date(date_)
     with console.status(f"training as of {as_of}"):
         summary = run_step("train_model", as_of, cfg=load_config(config))
-    _print(summary)
+    _print(summary, as_json)
 
 
 @models_app.command("list")
@@ -173,10 +224,32 @@ def models_list(config: ConfigOpt = None) -> None:
     from pipelines.warehouse import get_engine
 
     frame = list_models(get_engine(load_config(config)))
-    table = Table(*frame.columns)
-    for row in frame.itertuples(index=False):
-        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
+    if frame.empty:
+        console.print("no models yet: train one with churnwatch train --date D")
+        return
+    # Fits 100 columns: the columns an owner compares; everything else is in the model card.
+    table = Table("version", "trained on", "status", "kind", "AUC", "champion AUC", "promoted", title="models")
+    for r in frame.itertuples(index=False):
+        table.add_row(
+            str(r.model_version),
+            _day(r.trained_on),
+            str(r.status),
+            str(r.model_kind or "-"),
+            _num(r.validation_auc),
+            _num(r.champion_auc_same_validation),
+            _day(r.promoted_at),
+        )
     console.print(table)
+
+
+def _num(v) -> str:
+    return "-" if v is None or v != v else f"{float(v):.3f}"
+
+
+def _day(v) -> str:
+    import pandas as pd
+
+    return "-" if v is None or pd.isna(v) else str(pd.Timestamp(v).date())
 
 
 @app.command()
@@ -287,7 +360,7 @@ def bench(
 
 
 @outcomes_app.command("import")
-def outcomes_import(file: str, config: ConfigOpt = None) -> None:
+def outcomes_import(file: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Import FILE (CSV or XLSX: customer_id, alert_date, contacted, contact_date, offer, result); all or nothing."""
     from pipelines.config import load_config
     from pipelines.outreach import import_outcomes
@@ -297,7 +370,7 @@ def outcomes_import(file: str, config: ConfigOpt = None) -> None:
     engine = get_engine(cfg)
     summary = import_outcomes(Path(file), cfg, engine)
     engine.dispose()
-    _print(summary)
+    _print(summary, as_json)
 
 
 @models_app.command("promote")
@@ -340,6 +413,7 @@ def demo(
     customers: Annotated[int, typer.Option(min=200)] = DEMO_CUSTOMERS,
     days: Annotated[int, typer.Option(min=200)] = DEMO_DAYS,
     config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Generate data, load its history, then train and score through the Airflow DAGs."""
     from pipelines.config import load_config
@@ -374,7 +448,7 @@ def demo(
     with console.status("airflow dags test churn_nightly"):
         _airflow("dags", "test", "churn_nightly", (as_of + timedelta(days=1)).isoformat())
     console.print(f"[green]✓[/] churn_nightly DAG scored and alerted as of {as_of}")
-    _print(demo_report(cfg, as_of, out))
+    _print(demo_report(cfg, as_of, out), as_json)
 
 
 def replay_history(cfg, as_of: date) -> None:
@@ -422,21 +496,42 @@ def main() -> None:
     # Great Expectations imports pyspark when it is installed; its pandas-version notice is not for users.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="churnwatch")
     except ChurnwatchError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own message and exit code
-        import click
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # click's usage errors, vendored by typer
+        _fail(usage_message(exc), getattr(exc, "exit_code", 2) or 2)
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def usage_message(exc: Exception) -> str:
+    """Return one line for a command-line usage error: what is wrong, a suggestion, and where help is."""
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "churnwatch"
+    group = getattr(ctx, "command", None) if ctx is not None else None
+    commands = sorted(getattr(group, "commands", {}) or {})
+    name = type(exc).__name__
+    if name == "NoArgsIsHelpError":
+        return f"{path} needs a command: {', '.join(commands)} (see {path} --help)"
+    if name == "MissingParameter":
+        param = getattr(exc, "param", None)
+        flag = (param.opts[0] if param is not None and param.opts else None) or "an argument"
+        return f"{path}: missing {flag} (see {path} --help)"
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    word = re.search(r"No such command '([^']+)'", message)
+    if word:
+        close = difflib.get_close_matches(word.group(1), commands, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; commands are: {', '.join(commands)}"
+        return f"{path}: no such command '{word.group(1)}'{hint}"
+    return f"{path}: {message.strip().splitlines()[0]} (see {path} --help)"
 
 
 if __name__ == "__main__":
