@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,22 +18,11 @@ from sqlalchemy.engine import Engine
 
 from pipelines.config import Config
 from pipelines.errors import ChurnwatchError, NoModelError
+from pipelines.publish import atomic_write
 from pipelines.warehouse import insert_frame, read_frame
 
 ARTIFACT = "model.joblib"
 CARD = "model_card.json"
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def predict(artifact: dict, frame: pd.DataFrame) -> np.ndarray:
@@ -121,8 +108,8 @@ def register_model(
         "min_improvement": cfg.training.min_improvement,
     }
     folder = cfg.resolve(cfg.paths.model_dir) / version
-    _atomic_write(folder / ARTIFACT, lambda p: joblib.dump(artifact, p))
-    _atomic_write(folder / CARD, lambda p: Path(p).write_text(json.dumps(card, indent=2, default=str)))
+    atomic_write(folder / ARTIFACT, lambda p: joblib.dump(artifact, p))
+    atomic_write(folder / CARD, lambda p: Path(p).write_text(json.dumps(card, indent=2, default=str)))
     now = datetime.now(UTC).replace(tzinfo=None)
     row = pd.DataFrame(
         [

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from sqlalchemy.engine import Engine
 from models.scoring import CATEGORY, fmt_number
 from pipelines.config import Config
 from pipelines.errors import ChurnwatchError
+from pipelines.publish import swap_folder
 from pipelines.safe import safe_cells, safe_name
 from pipelines.warehouse import read_bulk, read_frame, replace_partition
 
@@ -368,15 +368,7 @@ def publish_outbox(as_of: date, cfg: Config, engine: Engine) -> dict:
             if "xlsx" in cfg.alerts.outbox_formats:
                 _write_xlsx(out, staging / f"{name}.xlsx", name, as_of)
             files[name] = len(out)
-        # Swap folders so readers never see a half-written day.
-        old = None
-        if target.exists():
-            old = root / f".{as_of.isoformat()}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        os.replace(staging, target)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_folder(staging, target, *cfg.paths.modes)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"as_of": as_of.isoformat(), "folder": str(target), "files": files}

@@ -385,6 +385,20 @@ class PathsConfig(_Strict):
     outbox_dir: Path = Path("outbox")
     model_dir: Path = Path("var/models")
     report_dir: Path = Path("reports")
+    file_mode: str = Field("0640", description="permissions of published lists and reports (octal): group-readable")
+    dir_mode: str = Field("0750", description="permissions of their folders (octal)")
+
+    @field_validator("file_mode", "dir_mode")
+    @classmethod
+    def _octal(cls, value: str) -> str:
+        if not re.match(r"^0?[0-7]{3}$", str(value)):
+            raise ValueError(f"{value!r} is not an octal mode such as 0640")
+        return str(value)
+
+    @property
+    def modes(self) -> tuple[int, int]:
+        """Return (file mode, folder mode) as integers."""
+        return int(self.file_mode, 8), int(self.dir_mode, 8)
 
 
 class ScoringConfig(_Strict):

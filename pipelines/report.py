@@ -10,13 +10,14 @@ import html
 import io
 import json
 import os
-import tempfile
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 
 from pipelines.config import Config
+from pipelines.publish import atomic_write
 from pipelines.warehouse import read_frame
 
 CSS = """
@@ -228,8 +229,7 @@ def build_report(as_of: date, cfg: Config, engine: Engine) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     docs = "data_docs/index.html" if (folder / "data_docs" / "index.html").exists() else None
     page = render(as_of, report_data(as_of, cfg, engine), docs)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".index.", suffix=".html")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    os.replace(tmp, folder / "index.html")
+    file_mode, dir_mode = cfg.paths.modes
+    atomic_write(folder / "index.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"), file_mode)
+    os.chmod(folder, dir_mode)
     return {"as_of": as_of.isoformat(), "report": str(folder / "index.html"), "bytes": len(page)}

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from pipelines.config import DATASET_COLUMNS, Config
 from pipelines.errors import DataQualityError
 from pipelines.extract import load_window
+from pipelines.publish import swap_folder
 from pipelines.warehouse import crash_point, insert_frame, read_bulk, read_for_keys, read_frame
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def _reason(config) -> str:
 class GxRun:
     """One Great Expectations file context per validation run; its Data Docs go to a staged folder."""
 
-    def __init__(self, docs_dir: Path, run_name: str):
+    def __init__(self, docs_dir: Path, run_name: str, modes: tuple[int, int] = (0o644, 0o755)):
         gx = _gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -172,6 +173,7 @@ class GxRun:
         self.docs_dir = docs_dir
         self.staging = docs_dir.parent / f".{docs_dir.name}.{uuid.uuid4().hex[:6]}"
         self.run_name = run_name
+        self.modes = modes
         self.context = gx.get_context(mode="file", project_root_dir=str(self.root))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.context.variables.data_docs_sites = {
@@ -202,12 +204,7 @@ class GxRun:
     def publish(self) -> Path:
         """Build the Data Docs and swap them in place of the date's previous ones."""
         self.context.build_data_docs()
-        old = self.docs_dir.parent / f".{self.docs_dir.name}.old"
-        if self.docs_dir.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            self.docs_dir.rename(old)
-        self.staging.rename(self.docs_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_folder(self.staging, self.docs_dir, *self.modes)
         return self.docs_dir / "index.html"
 
     def close(self) -> None:
@@ -503,7 +500,7 @@ def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | Non
     now = datetime.now(UTC).replace(tzinfo=None)
     docs_dir = cfg.resolve(cfg.paths.report_dir) / as_of.isoformat() / "data_docs"
     docs_dir.parent.mkdir(parents=True, exist_ok=True)
-    gxr = GxRun(docs_dir, f"{as_of.isoformat()} {summary.run_id}")
+    gxr = GxRun(docs_dir, f"{as_of.isoformat()} {summary.run_id}", cfg.paths.modes)
     try:
         # Customers first: the other datasets are checked against the customers known after it.
         for dataset in sorted(cfg.sources.datasets, key=lambda d: d != "customers"):

@@ -434,3 +434,18 @@ def test_a_missing_required_day_is_recorded_in_dq_runs(cfg, engine):
 
 def test_earliest_timestamp_default_is_a_date():
     assert Config().sources.earliest_timestamp == date(1990, 1, 1)
+
+
+def test_published_lists_are_readable_by_the_group(tmp_path):
+    cfg = Config(base_dir=tmp_path, paths={"file_mode": "0644", "dir_mode": "0755"})
+    engine = get_engine(cfg)
+    with engine.begin() as conn:
+        insert_frame(conn, "churn_alerts", _alert_rows(["C1", "C2"]))
+    folder = Path(publish_outbox(AS_OF, cfg, engine)["folder"])
+    engine.dispose()
+    assert oct(folder.stat().st_mode & 0o777) == "0o755"
+    assert {oct(p.stat().st_mode & 0o777) for p in folder.iterdir()} == {"0o644"}
+    default = Config().paths.modes
+    assert default == (0o640, 0o750)
+    with pytest.raises(ValueError, match="not an octal mode"):
+        Config(paths={"file_mode": "rw-r--r--"})
