@@ -59,8 +59,10 @@ bench: $(STAMP)
 	$(BIN)/churnwatch bench --customers 100000 --name 100k
 	$(BIN)/churnwatch bench --customers 1000000 --name 1m
 
+# airflow standalone starts its scheduler, API server and DAG processor as `airflow` from PATH: the venv goes first.
+# Another port: AIRFLOW__API__PORT=8090 make airflow
 airflow: $(STAMP) var/airflow/airflow.db
-	$(BIN)/airflow standalone
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipelines models dags tests
