@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
 from models.btyd import BGNBD, fit_stored_features
+from models.reasons import REASON_COLUMNS, describe_reason, raises_risk
 from models.registry import binner, load_champion, predict, predict_binned, predict_matrix
 from models.training import active_population, add_model_features
 from pipelines.config import Config
@@ -58,27 +58,6 @@ DRIVERS: list[tuple[str, str, list[str]]] = [
     ("tenure", "inactivity", ["tenure_days", "purchases_total", "purchase_days_total", "first_purchase_age_days"]),
 ]
 CATEGORY = {code: cat for code, cat, _ in DRIVERS}
-# Values a reason text needs; a driver whose value is missing is not given as a reason.
-NEEDS = {"inactivity": ["days_since_last_purchase"], "long_waits": ["max_wait_90d"]}
-# Every column a reason text may quote.
-REASON_COLUMNS = [
-    "days_since_last_purchase",
-    "mean_gap_days",
-    "purchases_90d",
-    "purchases_prev_90d",
-    "spend_90d",
-    "spend_prev_90d",
-    "repeat_contacts_90d",
-    "contacts_90d",
-    "max_wait_90d",
-    "open_tickets",
-    "complaints_90d",
-    "negative_notes_90d",
-    "last_nps",
-    "nps_change",
-    "tenure_days",
-    "purchases_total",
-]
 SCORE_COLUMNS = [
     "as_of_date",
     "customer_id",
@@ -117,40 +96,6 @@ class ScoreSummary:
         }
 
 
-def fmt_number(v: Any, digits: int = 0) -> str:
-    """Format a number for a reason text ("n/a" when missing); shared with the alert rules' texts."""
-    return "n/a" if v is None or pd.isna(v) else f"{float(v):.{digits}f}"
-
-
-def describe_reason(code: str, row: pd.Series) -> str:
-    """Return a plain-language reason with the customer's own numbers."""
-    if code == "inactivity":
-        gap = row.get("mean_gap_days")
-        usual = f", usually every {fmt_number(gap)}" if pd.notna(gap) else ""
-        return f"no purchase for {fmt_number(row['days_since_last_purchase'])} days{usual}"
-    if code == "fewer_purchases":
-        return f"{fmt_number(row['purchases_90d'])} purchases in the last 90 days vs {fmt_number(row['purchases_prev_90d'])} the 90 before"
-    if code == "lower_spend":
-        return f"spent {fmt_number(row['spend_90d'])} in the last 90 days vs {fmt_number(row['spend_prev_90d'])} the 90 before"
-    if code == "repeat_contacts":
-        return f"{fmt_number(row['repeat_contacts_90d'])} repeat contacts within a week ({fmt_number(row['contacts_90d'])} contacts in 90 days)"
-    if code == "long_waits":
-        return f"waited up to {fmt_number(row['max_wait_90d'] / 60 if pd.notna(row['max_wait_90d']) else None)} min for service"
-    if code == "open_tickets":
-        return f"{fmt_number(row['open_tickets'])} unresolved tickets"
-    if code == "complaints":
-        return f"{fmt_number(row['complaints_90d'])} complaints and {fmt_number(row['negative_notes_90d'])} negative agent notes in 90 days"
-    if code == "low_nps":
-        if pd.isna(row.get("last_nps")):
-            return "no survey answer on record"
-        change = row.get("nps_change")
-        delta = f" (down {fmt_number(-change)})" if pd.notna(change) and change < 0 else ""
-        return f"last NPS answer {fmt_number(row['last_nps'])}{delta}"
-    if code == "tenure":
-        return f"customer for {fmt_number(row['tenure_days'])} days, {fmt_number(row['purchases_total'])} purchases in total"
-    return code
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-9, 1 - 1e-9)
     return np.log(p / (1 - p))
@@ -177,25 +122,27 @@ def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.
     return pd.DataFrame(effects, index=frame.index)
 
 
-def top_reasons(frame: pd.DataFrame, effects: pd.DataFrame, k: int = 3) -> pd.DataFrame:
-    """Return reason_1..k texts and reason_codes from the largest positive driver effects."""
+def top_reasons(
+    frame: pd.DataFrame, effects: pd.DataFrame, k: int = 3, currency: str = "", long_wait_seconds: float = 600
+) -> pd.DataFrame:
+    """Return reason_1..k texts and reason_codes from the largest positive driver effects.
+
+    A driver is a reason only if it lowers the customer's score when set to typical (the model's view)
+    and the customer's own numbers point to risk (no promoter's NPS, no long tenure as a churn reason).
+    """
     codes = effects.columns.to_numpy()
     # Rounded so that float noise between runs (threaded prediction) cannot flip near-ties.
     vals = np.round(effects.to_numpy(), 6)
     order = np.argsort(-vals, axis=1, kind="stable")
     out = {f"reason_{i + 1}": [None] * len(frame) for i in range(k)}
     out["reason_codes"] = [""] * len(frame)
-    needed = sorted({c for cols in NEEDS.values() for c in cols} | set(REASON_COLUMNS))
-    records = frame[[c for c in needed if c in frame.columns]].to_dict("records")  # much faster than iterrows
+    records = frame[[c for c in REASON_COLUMNS if c in frame.columns]].to_dict("records")  # faster than iterrows
     for r, row in enumerate(records):
-        # A reason must describe something the customer has (no "waited n/a minutes").
         picked = [
-            codes[j]
-            for j in order[r]
-            if vals[r, j] > MIN_EFFECT and all(pd.notna(row.get(c)) for c in NEEDS.get(codes[j], []))
+            codes[j] for j in order[r] if vals[r, j] > MIN_EFFECT and raises_risk(codes[j], row, long_wait_seconds)
         ][:k]
         for i, code in enumerate(picked):
-            out[f"reason_{i + 1}"][r] = describe_reason(code, row)
+            out[f"reason_{i + 1}"][r] = describe_reason(code, row, currency)
         out["reason_codes"][r] = ";".join(picked)
     return pd.DataFrame(out, index=frame.index)
 
@@ -219,7 +166,9 @@ def score_frame(artifact: dict, feats: pd.DataFrame, cfg: Config, as_of: date) -
         return pd.DataFrame(columns=SCORE_COLUMNS)
     feats = add_model_features(feats, artifact.get("btyd_fit"), cfg.churn.horizon_days)
     p = predict(artifact, feats)
-    reasons = top_reasons(feats, driver_effects(artifact, feats, p))
+    reasons = top_reasons(
+        feats, driver_effects(artifact, feats, p), 3, cfg.alerts.currency, cfg.features.long_wait_seconds
+    )
     value = feats["spend_365d"].clip(lower=0).fillna(0.0).to_numpy(float)
     scores = pd.DataFrame(
         {

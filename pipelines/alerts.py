@@ -6,8 +6,11 @@ Per customer and night, in this order:
 3. cooldown: a customer alerted (sent) within `cooldown_days` is not alerted again unless their risk
    band got worse (recorded with status `cooldown`);
 4. control group: a deterministic `control_fraction` of the eligible alerts is held out (status `control`);
-5. priority: value at risk (probability x 12-month value) ranks each team's list;
-6. capacity: the first `capacity` treated alerts of a team are `sent`, the rest `overflow`.
+5. two lists per team: `prevention` (customers still active: the model's scores, or rules on a
+   cold start) ranked by value at risk (probability x 12-month value), and `reactivation` (dormant
+   accounts the model does not score, 3-6 months quiet) ranked by the 12-month value a win-back restores;
+6. capacity: the first `capacity` (`reactivation_capacity`) treated alerts of each list are `sent`,
+   the rest `overflow`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from models.scoring import CATEGORY, fmt_number
+from models.reasons import rule_text
+from models.scoring import CATEGORY
 from pipelines.config import Config
 from pipelines.errors import ChurnwatchError
 from pipelines.publish import swap_folder
@@ -32,7 +36,7 @@ from pipelines.safe import safe_cells, safe_name
 from pipelines.warehouse import read_bulk, read_frame, replace_partition
 
 # Spreadsheet number formats of the outbox columns (money with two decimals, probability as a percent).
-XLSX_FORMATS = {"churn_probability": "0.0%", "value_12m": "#,##0.00", "value_at_risk": "#,##0.00"}
+XLSX_FORMATS = {"churn_probability": "0.0%", "value_12m": "money", "value_at_risk": "money"}
 
 # What a retention team gets: no more personal data than it needs to act.
 OUTBOX_COLUMNS = [
@@ -45,7 +49,23 @@ OUTBOX_COLUMNS = [
     "reasons",
     "recommended_action",
     "triggers",
+    "note",
 ]
+LISTS = ("prevention", "reactivation")
+# Column headers of the XLSX lists, in the words of the people who call.
+XLSX_HEADERS = {
+    "team_rank": "Rank",
+    "customer_id": "Customer",
+    "churn_probability": "Churn probability",
+    "risk_band": "Risk band",
+    "value_12m": "12-month value",
+    "value_at_risk": "Value at risk",
+    "reasons": "Reasons",
+    "recommended_action": "Recommended action",
+    "triggers": "Triggers",
+    "note": "Note",
+}
+SERVICE_RULES = ("repeat_contacts", "detractor_after_complaint")
 RULE_DRIVER = {
     "dormant_regular": "inactivity",
     "repeat_contacts": "repeat_contacts",
@@ -103,24 +123,6 @@ class AlertSummary:
         }
 
 
-def rule_text(rule: str, row: pd.Series) -> str:
-    """Plain-language text of a rule trigger, with the customer's numbers."""
-    if rule == "dormant_regular":
-        return (
-            f"regular customer, no purchase for {fmt_number(row['days_since_last_purchase'])} days "
-            f"(usually every {fmt_number(row['mean_gap_days'])}): worth a reactivation attempt"
-        )
-    if rule == "repeat_contacts":
-        return f"{fmt_number(row['repeat_contacts_90d'])} repeat contacts about the same problem in 90 days"
-    if rule == "detractor_after_complaint":
-        return f"NPS {fmt_number(row['last_nps'])} after {fmt_number(row['complaints_90d'])} complaint(s)"
-    if rule == "spend_halved":
-        return f"spent {fmt_number(row['spend_90d'])} in the last 90 days vs {fmt_number(row['spend_prev_90d'])} the 90 before"
-    if rule == "overdue_regular":
-        return f"regular customer {fmt_number(row['overdue_ratio'], 1)} usual gaps late"
-    return rule
-
-
 def rule_triggers(frame: pd.DataFrame, cfg: Config) -> pd.Series:
     """Return ';'-joined names of the enabled rules that fire for each customer (empty string if none)."""
     r = cfg.alerts.rules
@@ -161,10 +163,21 @@ def route(frame: pd.DataFrame, cfg: Config) -> pd.Series:
 
 
 def recommend(frame: pd.DataFrame, cfg: Config) -> pd.Series:
-    """Return the playbook action for each alert from its strongest reason and its value."""
+    """Return the playbook action of each alert: it follows the strongest reason and the triggers.
+
+    Reactivation lists get the reactivation play; a service trigger (repeat contacts, a detractor after
+    a complaint) asks for a service call whatever the model ranks first; otherwise the category of the
+    first reason decides. High-value customers get an account review on top.
+    """
     playbook = cfg.alerts.playbook
-    first = frame["reason_codes"].fillna("").str.split(";").str[0]
-    action = first.map(lambda c: playbook.get(CATEGORY.get(c, ""), playbook["default"]))
+    first = frame["reason_codes"].fillna("").str.split(";").str[0].map(lambda c: CATEGORY.get(c, ""))
+    triggers = frame["triggers"].fillna("")
+    service = triggers.map(lambda t: any(r in t.split(";") for r in SERVICE_RULES))
+    category = first.where(~service, "service")
+    category = category.where(~((category == "") & triggers.str.contains("spend_halved")), "declining_spend")
+    category = category.where(frame["list_name"] != "reactivation", "reactivation")
+    action = category.map(lambda c: playbook.get(c, playbook.get("inactivity" if c == "reactivation" else c, "")))
+    action = action.where(action != "", playbook["default"])
     high = frame["value_12m"] >= cfg.alerts.high_value_threshold
     if "high_value" in playbook:
         action = action.where(~high, playbook["high_value"] + " + " + action)
@@ -204,12 +217,13 @@ def _candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame,
     scored = frame["churn_probability"].notna()
     mode = "model" if scored.any() else "rules-only"
     version = frame.loc[scored, "model_version"].iloc[0] if scored.any() else "rules-only"
-    # Customers the model does not score: value (not value at risk) ranks them.
+    # Customers the model does not score have no value at risk; their 12-month value ranks them.
     value = frame["spend_365d"].clip(lower=0).fillna(0.0)
     frame["value_12m"] = frame["value_12m"].fillna(value)
-    frame["value_at_risk"] = frame["value_at_risk"].fillna(value)
+    frame["priority_value"] = frame["value_at_risk"].fillna(frame["value_12m"])
     frame["model_version"] = frame["model_version"].fillna(version)
     dormant = (frame["dormant_short"] == 1) & (frame["dormant_long"] == 0)
+    frame["list_name"] = np.where(dormant & ~scored, "reactivation", "prevention")
     frame["risk_band"] = frame["risk_band"].fillna(
         pd.Series(np.where(dormant, "dormant", "unscored"), index=frame.index)
     )
@@ -237,18 +251,7 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
         model_hit |= p >= p.quantile(1 - a.top_share)
     frame["triggers"] = [";".join(t for t in (m, r) if t) for m, r in zip(np.where(model_hit, "model", ""), rules)]
     frame = frame[frame["triggers"] != ""].copy()
-    # Reasons: the model's own for scored customers; for rule-only alerts, the rules in plain words.
-    rule_only = frame["reason_1"].isna()
-    if rule_only.any():
-        texts: dict[str, list] = {"reason_codes": [], "reason_1": [], "reason_2": [], "reason_3": []}
-        for row in frame.loc[rule_only].to_dict("records"):  # records: far faster than row-wise indexing
-            fired = [t for t in row["triggers"].split(";") if t != "model"]
-            texts["reason_codes"].append(";".join(RULE_DRIVER[t] for t in fired))
-            for i in range(3):
-                texts[f"reason_{i + 1}"].append(rule_text(fired[i], row) if i < len(fired) else None)
-        for col, values in texts.items():
-            frame[col] = frame[col].astype(object)
-            frame.loc[rule_only, col] = values
+    _add_rule_reasons(frame, cfg)
     # Suppression: never listed at all.
     blocked = frame["do_not_contact"].fillna(False).astype(bool) | (frame["in_campaign"].fillna(0) == 1)
     suppressed = int(blocked.sum())
@@ -256,25 +259,32 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     frame["team"] = route(frame, cfg)
     frame["recommended_action"] = recommend(frame, cfg) if len(frame) else pd.Series(dtype=str)
     frame["reasons"] = [
-        "; ".join(x for x in trio if isinstance(x, str) and x)
-        for trio in zip(frame["reason_1"], frame["reason_2"], frame["reason_3"])
+        "; ".join(dict.fromkeys(x for x in trio if isinstance(x, str) and x))
+        for trio in zip(frame["reason_1"], frame["reason_2"], frame["reason_3"], frame["_rule_reasons"])
     ]
     frame["status"] = "eligible"
     frame.loc[_in_cooldown(frame, as_of, cfg, engine), "status"] = "cooldown"
     eligible = frame["status"] == "eligible"
     frame.loc[eligible & in_control(frame["customer_id"], as_of, a.control_fraction), "status"] = "control"
     frame = frame.sort_values(
-        ["team", "value_at_risk", "churn_probability", "customer_id"],
-        ascending=[True, False, False, True],
+        ["team", "list_name", "priority_value", "churn_probability", "customer_id"],
+        ascending=[True, True, False, False, True],
         kind="stable",
         na_position="last",
     )
-    # team_rank orders every list by priority; capacity counts treated alerts only.
-    frame["team_rank"] = frame.groupby("team").cumcount() + 1
-    capacity = {t.name: t.capacity for t in a.teams}
+    # team_rank orders each list by priority; capacity counts treated alerts only, per list.
+    lists = [frame["team"], frame["list_name"]]
+    frame["team_rank"] = frame.groupby(lists).cumcount() + 1
+    capacity = {(t.name, "prevention"): t.capacity for t in a.teams}
+    capacity |= {
+        (t.name, "reactivation"): t.reactivation_capacity for t in a.teams if t.reactivation_capacity is not None
+    }
     treated = frame["status"] == "eligible"
-    treated_rank = treated.astype(int).groupby(frame["team"]).cumsum()
-    cap = frame["team"].map(lambda t: capacity.get(t, a.default_capacity))
+    treated_rank = treated.astype(int).groupby(lists).cumsum()
+    defaults = {"prevention": a.default_capacity, "reactivation": a.reactivation_capacity}
+    cap = pd.Series(
+        [capacity.get((t, n), defaults[n]) for t, n in zip(frame["team"], frame["list_name"])], index=frame.index
+    )
     frame.loc[treated & (treated_rank <= cap), "status"] = "sent"
     frame.loc[treated & (treated_rank > cap), "status"] = "overflow"
     replace_partition(engine, "churn_alerts", frame, as_of)
@@ -282,6 +292,36 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     for (team, status), n in frame.groupby(["team", "status"]).size().items():
         getattr(summary, status)[team] = int(n)
     return summary
+
+
+def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:
+    """Give every fired rule its reason: the whole text of rule-only alerts, and for scored customers the
+    rule's reason where the model's reasons do not already say it (a spend_halved trigger names the spend)."""
+    currency = cfg.alerts.currency
+    rule_only = frame["reason_1"].isna()
+    extra, codes_out, texts = [], [], {f"reason_{i}": [] for i in (1, 2, 3)}
+    for row in frame.to_dict("records"):  # records: far faster than row-wise indexing
+        fired = [t for t in row["triggers"].split(";") if t and t != "model"]
+        if pd.isna(row["reason_1"]):
+            # One reason per driver: two inactivity rules would otherwise say the same thing twice.
+            by_driver = list({RULE_DRIVER[t]: t for t in reversed(fired)}.items())[::-1]
+            codes_out.append(";".join(d for d, _ in by_driver))
+            for i in range(3):
+                texts[f"reason_{i + 1}"].append(
+                    rule_text(by_driver[i][1], row, currency) if i < len(by_driver) else None
+                )
+            extra.append(None)
+        else:
+            have = set(str(row["reason_codes"] or "").split(";"))
+            missing = [t for t in fired if RULE_DRIVER[t] not in have]
+            extra.append("; ".join(dict.fromkeys(rule_text(t, row, currency) for t in missing)) or None)
+    frame["_rule_reasons"] = pd.Series(extra, index=frame.index, dtype=object)
+    if rule_only.any():
+        frame["reason_codes"] = frame["reason_codes"].astype(object)
+        frame.loc[rule_only, "reason_codes"] = codes_out
+        for col, values in texts.items():
+            frame[col] = frame[col].astype(object)
+            frame.loc[rule_only, col] = values
 
 
 def _in_cooldown(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> pd.Series:
@@ -303,35 +343,55 @@ def _in_cooldown(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) 
     return before.notna() & ~worse
 
 
-def _write_xlsx(frame: pd.DataFrame, path: Path, team: str, as_of: date) -> None:
-    """One sheet per team list: bold header that stays in view, filter, number formats, readable widths.
+def _write_xlsx(sheets: dict[str, pd.DataFrame], path: Path, team: str, as_of: date, currency: str) -> None:
+    """One workbook per team, one sheet per list (prevention, reactivation).
 
-    Every text cell is written as a string, never a formula, whatever it starts with.
+    Bold header that stays in view, a filter, money and percent formats, readable widths. Every text
+    cell is written as a string, never a formula, whatever it starts with.
     """
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    sheet_name = safe_name(team, "alerts")[:31]
+    money_format = f'"{currency} "#,##0.00' if currency else "#,##0.00"
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        frame.to_excel(writer, index=False, sheet_name=sheet_name)
-        sheet = writer.sheets[sheet_name]
-        for row in sheet.iter_rows(min_row=2):
-            for cell in row:
-                if isinstance(cell.value, str):
-                    cell.data_type = "s"
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        sheet.freeze_panes = "A2"
-        sheet.auto_filter.ref = sheet.dimensions
-        for i, col in enumerate(frame.columns, start=1):
-            width = max([len(str(col))] + [len(str(v)) for v in frame[col].head(200)])
-            letter = get_column_letter(i)
-            sheet.column_dimensions[letter].width = min(max(10, width + 2), 80)
-            number_format = XLSX_FORMATS.get(col)
-            if number_format:
-                for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i):
-                    cell.number_format = number_format
+        for list_name, frame in sheets.items():
+            frame.rename(columns=XLSX_HEADERS).to_excel(writer, index=False, sheet_name=list_name)
+            sheet = writer.sheets[list_name]
+            for row in sheet.iter_rows(min_row=2):
+                for cell in row:
+                    if isinstance(cell.value, str):
+                        cell.data_type = "s"
+            for cell in sheet[1]:
+                cell.font = Font(bold=True)
+            sheet.freeze_panes = "A2"
+            sheet.auto_filter.ref = sheet.dimensions
+            for i, col in enumerate(frame.columns, start=1):
+                width = max([len(XLSX_HEADERS.get(col, col))] + [len(str(v)) for v in frame[col].head(200)])
+                sheet.column_dimensions[get_column_letter(i)].width = min(max(10, width + 2), 80)
+                number_format = XLSX_FORMATS.get(col)
+                if number_format:
+                    number_format = money_format if number_format == "money" else number_format
+                    for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i):
+                        cell.number_format = number_format
         writer.book.properties.title = f"churnwatch {team} {as_of.isoformat()}"
+
+
+def _outbox_rows(rows: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Return one list's rows as the team sees them: ranked, rounded, and a note wherever no probability is."""
+    out = rows.copy()
+    out["team_rank"] = range(1, len(out) + 1)
+    out["churn_probability"] = pd.to_numeric(out["churn_probability"]).round(3)
+    out["value_at_risk"] = pd.to_numeric(out["value_at_risk"]).round(2)
+    out["value_12m"] = pd.to_numeric(out["value_12m"]).round(2)
+    horizon = cfg.churn.horizon_days
+    notes = {
+        "reactivation": f"dormant: no probability (the model scores customers active in the last {horizon} days)",
+        "prevention": "no probability: no model yet, picked by rules and ranked by 12-month value",
+    }
+    out["note"] = [
+        None if pd.notna(p) else notes[list_name] for p, list_name in zip(out["churn_probability"], out["list_name"])
+    ]
+    return out[OUTBOX_COLUMNS]
 
 
 def _outbox_name(folder: Path, team: str) -> str:
@@ -355,19 +415,24 @@ def publish_outbox(as_of: date, cfg: Config, engine: Engine) -> dict:
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{as_of.isoformat()}."))
     files = {}
     try:
+        if "list_name" not in alerts:
+            alerts["list_name"] = "prevention"
+        alerts["list_name"] = alerts["list_name"].fillna("prevention")
         for team, part in alerts.groupby("team", sort=True):
-            out = part[OUTBOX_COLUMNS].copy()
-            out["team_rank"] = range(1, len(out) + 1)
-            out["churn_probability"] = pd.to_numeric(out["churn_probability"]).round(3)
-            out["value_at_risk"] = pd.to_numeric(out["value_at_risk"]).round(2)
-            out["value_12m"] = pd.to_numeric(out["value_12m"]).round(2)
             name = _outbox_name(staging, str(team))
-            if "csv" in cfg.alerts.outbox_formats:
-                # Every text field quoted, so a line break or carriage return inside one cannot split a row.
-                safe_cells(out).to_csv(staging / f"{name}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
+            sheets = {}
+            for list_name in LISTS:
+                rows = part[part["list_name"] == list_name]
+                if len(rows):
+                    sheets[list_name] = _outbox_rows(rows, cfg)
+            for list_name, out in sheets.items():
+                stem = name if list_name == "prevention" else f"{name}.{list_name}"
+                if "csv" in cfg.alerts.outbox_formats:
+                    # Every text field quoted, so a line break or carriage return inside one cannot split a row.
+                    safe_cells(out).to_csv(staging / f"{stem}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
+                files[stem] = len(out)
             if "xlsx" in cfg.alerts.outbox_formats:
-                _write_xlsx(out, staging / f"{name}.xlsx", name, as_of)
-            files[name] = len(out)
+                _write_xlsx(sheets, staging / f"{name}.xlsx", name, as_of, cfg.alerts.currency)
         swap_folder(staging, target, *cfg.paths.modes)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -305,6 +305,11 @@ class TeamRule(_Strict):
     regions: list[str] = Field(default_factory=list)
     segments: list[str] = Field(default_factory=list)
     min_value: float | None = None
+    reactivation_capacity: int | None = Field(
+        None,
+        ge=0,
+        description="dormant accounts on the team's reactivation list (default: alerts.reactivation_capacity)",
+    )
 
 
 class RuleConfig(_Strict):
@@ -350,13 +355,17 @@ class AlertConfig(_Strict):
         default_factory=lambda: {"high": 0.6, "medium": 0.3, "low": 0.0},
         description="band name -> lower probability bound, checked from the highest bound down",
     )
-    value_days: int = Field(365, ge=30)
     teams: list[TeamRule] = Field(default_factory=lambda: [TeamRule(name="retention")])
     default_team: str = "retention"
     default_capacity: int = Field(50, ge=0)
+    reactivation_capacity: int = Field(
+        20, ge=0, description="dormant accounts per team and night on the reactivation list (its own capacity)"
+    )
+    currency: str = Field("EUR", max_length=8, description="currency of amounts in reasons, lists and the report")
     playbook: dict[str, str] = Field(
         default_factory=lambda: {
             "inactivity": "win-back offer",
+            "reactivation": "reactivation offer",
             "declining_spend": "re-engagement message",
             "service": "service recovery call",
             "satisfaction": "service recovery call",

@@ -29,6 +29,8 @@ TRUE_WORDS = {"true", "1", "yes", "y", "t"}
 FALSE_WORDS = {"false", "0", "no", "n", "f"}
 OUTCOME_COLUMNS = ["customer_id", "alert_date", "contacted", "contact_date", "offer", "result"]
 Z95 = 1.959964
+# Fewer control customers than this cannot tell a call's effect from noise; the report says so.
+MIN_CONTROL = 30
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -191,10 +193,11 @@ def cohort_result(alert_date: date, as_of: date, cfg: Config, engine: Engine) ->
     """Compare churn of sent vs comparable control alerts of one day; None if either group is empty."""
     from models.training import churn_labels
 
+    # The prevention lists only: their customers were active, so "churned" has the same meaning for all.
     alerts = read_frame(
         engine,
         "SELECT customer_id, team, team_rank, status, value_12m FROM churn_alerts "
-        "WHERE as_of_date = :d AND status IN ('sent', 'control')",
+        "WHERE as_of_date = :d AND status IN ('sent', 'control') AND COALESCE(list_name, 'prevention') = 'prevention'",
         {"d": alert_date},
     )
     if alerts.empty:
@@ -225,8 +228,14 @@ def cohort_result(alert_date: date, as_of: date, cfg: Config, engine: Engine) ->
         "ci_high": high,
         "contacted": int(outcomes["contacted"].fillna(False).astype(bool).sum()) if len(outcomes) else 0,
         "reported_retained": int((outcomes["result"] == "retained").sum()) if len(outcomes) else 0,
-        "revenue_retained": float(diff * len(yt) * np.mean(value)) if len(value) else 0.0,
+        # No money figure from an interval that spans zero, or from groups too small to tell.
+        "revenue_retained": float(diff * len(yt) * np.mean(value)) if effect_is_clear(low, high, len(yc)) else None,
     }
+
+
+def effect_is_clear(low: float, high: float, n_control: int) -> bool:
+    """Return whether a measured churn reduction can be stated: enough control customers, interval off zero."""
+    return n_control >= MIN_CONTROL and (low > 0 or high < 0)
 
 
 def measure_outreach(as_of: date, cfg: Config, engine: Engine) -> OutreachSummary:

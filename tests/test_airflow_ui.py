@@ -51,7 +51,11 @@ def test_make_airflow_serves_both_dags(tmp_path):
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
             dags, errors = _get(f"{base}/dags"), _get(f"{base}/importErrors")
-            if dags and errors is not None and {d["dag_id"] for d in dags["dags"]} >= {"churn_nightly", "churn_retrain"}:
+            if (
+                dags
+                and errors is not None
+                and {d["dag_id"] for d in dags["dags"]} >= {"churn_nightly", "churn_retrain"}
+            ):
                 break
             time.sleep(3)
     finally:

@@ -140,8 +140,61 @@ def test_suppression_and_dormant_regulars(world):
     assert list(alerts.index) == ["sleeper"] and summary.suppressed == 2
     row = alerts.loc["sleeper"]
     assert row["triggers"] == "dormant_regular" and row["risk_band"] == "dormant"
-    assert row["reasons"].startswith("regular customer, no purchase for 120 days (usually every 15)")
-    assert row["recommended_action"] == "win-back offer" and pd.isna(row["churn_probability"])
+    assert (
+        row["reasons"]
+        == "regular customer, no purchase for 120 days (usually every 15 days): worth a reactivation attempt"
+    )
+    assert row["recommended_action"] == "reactivation offer" and pd.isna(row["churn_probability"])
+    # A dormant account is on its own list, ranked by its 12-month value; it has no value at risk.
+    assert row["list_name"] == "reactivation" and pd.isna(row["value_at_risk"]) and row["priority_value"] == 900.0
+
+
+def test_dormant_accounts_do_not_crowd_out_active_customers(world):
+    """Sleepers with large 12-month values get their own list and capacity; active at-risk customers are sent."""
+    cfg, engine = world
+    alerts_cfg = cfg.alerts.model_copy(
+        update={"teams": [cfg.alerts.teams[0].model_copy(update={"capacity": 3, "reactivation_capacity": 2})]}
+    )
+    cfg = cfg.model_copy(update={"alerts": alerts_cfg})
+    sleepers = [
+        {"id": f"S{i}", "p": None, "days": 100 + i, "gap": 10.0, "loyalty": "regular", "value": 5000.0 + i}
+        for i in range(5)
+    ]
+    active = [{"id": f"A{i}", "p": 0.7 + i / 100, "value": 300.0 + i} for i in range(4)]
+    _night(engine, DAY, sleepers + active)
+    build_alerts(DAY, cfg, engine)
+    alerts = _alerts(engine)
+    sent = alerts[alerts["status"] == "sent"]
+    assert sorted(sent.index[sent["list_name"] == "prevention"]) == ["A1", "A2", "A3"]  # highest value at risk
+    assert sorted(sent.index[sent["list_name"] == "reactivation"]) == ["S3", "S4"]  # highest 12-month value
+    assert (alerts.loc[alerts["list_name"] == "reactivation", "team_rank"].sort_values() == [1, 2, 3, 4, 5]).all()
+    publish_outbox(DAY, cfg, engine)
+    folder = cfg.resolve(cfg.paths.outbox_dir) / DAY.isoformat()
+    assert sorted(p.name for p in folder.iterdir()) == ["north.csv", "north.reactivation.csv", "north.xlsx"]
+    react = pd.read_csv(folder / "north.reactivation.csv")
+    assert react["customer_id"].tolist() == ["S4", "S3"]
+    assert react["note"].str.startswith("dormant: no probability").all()  # says in words why no probability
+    assert pd.read_csv(folder / "north.csv")["note"].isna().all()
+    assert pd.ExcelFile(folder / "north.xlsx").sheet_names == ["prevention", "reactivation"]
+
+
+def test_the_action_follows_the_triggers_and_the_strongest_reason(world):
+    cfg, engine = world
+    _night(engine, DAY, [{"id": "svc", "p": 0.8}, {"id": "spend", "p": 0.8}, {"id": "plain", "p": 0.8}])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE customer_features SET repeat_contacts_90d = 3 WHERE customer_id = 'svc'")
+        conn.exec_driver_sql("UPDATE customer_features SET spend_90d = 20 WHERE customer_id = 'spend'")
+    build_alerts(DAY, cfg, engine)
+    alerts = _alerts(engine)
+    # The model named inactivity first, but a repeat-contacts trigger asks for a service call.
+    assert alerts.loc["svc", "triggers"] == "model;repeat_contacts"
+    assert alerts.loc["svc", "recommended_action"] == "service recovery call"
+    assert "contacted us again about the same problem 3 times in 90 days" in alerts.loc["svc", "reasons"]
+    # A spend_halved trigger always comes with its spend reason, with the currency.
+    assert alerts.loc["spend", "reasons"] == (
+        "no purchase for 80 days; spent EUR 20 in the last 90 days, down from EUR 100 in the 90 days before"
+    )
+    assert alerts.loc["plain", "recommended_action"] == "win-back offer"
 
 
 def test_xlsx_matches_csv(world):
@@ -151,8 +204,14 @@ def test_xlsx_matches_csv(world):
     publish_outbox(DAY, cfg, engine)
     folder = cfg.resolve(cfg.paths.outbox_dir) / DAY.isoformat()
     csv = pd.read_csv(folder / "north.csv")
-    xlsx = pd.read_excel(folder / "north.xlsx")
-    pd.testing.assert_frame_equal(csv, xlsx, check_dtype=False)
+    xlsx = pd.read_excel(folder / "north.xlsx", sheet_name="prevention")
+    assert list(xlsx.columns[:3]) == ["Rank", "Customer", "Churn probability"]  # headers people read
+    pd.testing.assert_frame_equal(csv, xlsx.set_axis(csv.columns, axis=1), check_dtype=False)
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(folder / "north.xlsx")["prevention"]
+    assert sheet["A1"].font.bold and sheet.auto_filter.ref and sheet.freeze_panes == "A2"
+    assert sheet["C2"].number_format == "0.0%" and sheet["F2"].number_format == '"EUR "#,##0.00'
     assert csv["team_rank"].tolist() == [1, 2, 3, 4, 5] and csv["value_at_risk"].is_monotonic_decreasing
 
 
@@ -205,7 +264,10 @@ def test_outcomes_import_is_all_or_nothing(world, tmp_path):
     assert len(stored) == 4 and set(stored["team"]) == {"north"}
 
 
-def test_outreach_compares_treated_and_control_once_matured(world):
+def test_outreach_compares_treated_and_control_once_matured(world, monkeypatch):
+    import pipelines.outreach
+
+    monkeypatch.setattr(pipelines.outreach, "MIN_CONTROL", 5)  # this hand-made cohort has 18 control customers
     cfg, engine, alerts = _sent_alerts(world, n=60)
     as_of = DAY + timedelta(days=cfg.churn.horizon_days)
     # Treated customers buy again after the alert; control customers mostly do not.
@@ -231,6 +293,14 @@ def test_outreach_compares_treated_and_control_once_matured(world):
     assert row["revenue_retained"] == pytest.approx(diff * n_t * 100.0)
     assert summary.cohorts and measure_outreach(as_of, cfg, engine).cohorts == summary.cohorts  # re-run: same
     assert len(read_frame(engine, "SELECT * FROM outreach_results")) == 1
+
+
+def test_no_money_figure_from_an_unclear_effect():
+    from pipelines.outreach import MIN_CONTROL, effect_is_clear
+
+    assert not effect_is_clear(-0.27, 0.16, 500)  # the interval spans zero
+    assert not effect_is_clear(0.05, 0.3, MIN_CONTROL - 1)  # too few control customers
+    assert effect_is_clear(0.05, 0.3, MIN_CONTROL) and effect_is_clear(-0.3, -0.05, 100)
 
 
 def test_difference_ci_by_hand():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from models.reasons import reasons_frame_ok
 from pipelines.config import load_config
 from pipelines.demo import truth_comparison
 from pipelines.generate import GeneratorSpec, generate
@@ -78,7 +79,13 @@ def test_nightly_dag_fills_scores_and_alerts(world):
     assert len(at_risk) > 50 and at_risk["reason_1"].notna().mean() > 0.95
     alerts = _read(cfg, "SELECT * FROM churn_alerts WHERE as_of_date = :d", {"d": AS_OF})
     assert set(alerts["team"]) >= {"north", "south"}
-    assert (alerts.groupby("team")["status"].apply(lambda s: (s == "sent").sum()) <= 30).all()
+    sent = alerts[alerts["status"] == "sent"].groupby(["team", "list_name"]).size()
+    assert (sent.xs("prevention", level="list_name") <= 30).all()  # each list has its own capacity
+    assert (sent.xs("prevention", level="list_name") > 0).all()
+    # Dormant accounts never crowd the prevention list: every one of its rows has a probability.
+    prevention = alerts[(alerts["list_name"] == "prevention") & (alerts["status"] == "sent")]
+    assert prevention["churn_probability"].notna().all()
+    assert reasons_frame_ok(alerts["reasons"])
     steps = _read(cfg, "SELECT step, status FROM pipeline_runs WHERE as_of_date = :d", {"d": AS_OF})
     assert {
         "load_landing",
@@ -102,8 +109,13 @@ def test_outbox_csv_per_team(world):
     root, _, _, _ = world
     folder = root / "outbox" / AS_OF.isoformat()
     files = sorted(p.name for p in folder.glob("*.csv"))
-    assert files == ["north.csv", "south.csv"]
-    for name in files:
+    assert {"north.csv", "south.csv"} <= set(files) <= {
+        "north.csv",
+        "south.csv",
+        "north.reactivation.csv",
+        "south.reactivation.csv",
+    }
+    for name in ("north.csv", "south.csv"):
         csv = pd.read_csv(folder / name)
         assert 0 < len(csv) <= 30
         assert list(csv.columns) == [
@@ -116,8 +128,9 @@ def test_outbox_csv_per_team(world):
             "reasons",
             "recommended_action",
             "triggers",
+            "note",
         ]
-        assert csv["value_at_risk"].is_monotonic_decreasing
+        assert csv["value_at_risk"].is_monotonic_decreasing and csv["churn_probability"].notna().all()
         assert csv["reasons"].notna().all() and csv["recommended_action"].notna().all()
 
 

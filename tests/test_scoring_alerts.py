@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from models.scoring import describe_reason, driver_effects, predict, risk_band, top_reasons
+from models.reasons import describe_reason, raises_risk, reasons_frame_ok, rule_text
+from models.scoring import DRIVERS, driver_effects, predict, risk_band, top_reasons
 from models.training import FEATURES, PlattCalibrator, evaluate, top_share_metrics
-from pipelines.alerts import build_alerts, publish_outbox, route, rule_triggers
+from pipelines.alerts import RULE_DRIVER, build_alerts, publish_outbox, route, rule_triggers
 from pipelines.config import Config
 from pipelines.warehouse import insert_frame, read_frame
 
@@ -52,16 +53,46 @@ def test_reasons_are_faithful_to_the_model(artifact):
     assert set(codes[:2]) == {"inactivity", "low_nps"}
     for code in ("inactivity", "low_nps"):
         assert effects.loc[0, code] > 0  # setting the named driver to typical lowers this customer's score
-    assert "no purchase for 85 days, usually every 12" in reasons.loc[0].tolist()
+    assert "no purchase for 85 days, usually every 12 days" in reasons.loc[0].tolist()
 
 
 def test_reason_texts_carry_the_numbers():
-    row = pd.Series(
-        {"repeat_contacts_90d": 3, "contacts_90d": 5, "last_nps": 3, "nps_change": -5, "max_wait_90d": 1200.0}
+    row = {"repeat_contacts_90d": 3, "contacts_90d": 5, "last_nps": 3, "nps_change": -5, "max_wait_90d": 1200.0}
+    assert describe_reason("repeat_contacts", row) == "contacted us again within a week 3 times (5 contacts in 90 days)"
+    assert describe_reason("low_nps", row) == "rated us 3 out of 10 (a detractor's score), down 5 points"
+    assert describe_reason("long_waits", row) == "waited up to 20 minutes for service"
+
+
+def test_reason_texts_read_as_sentences():
+    one = {"purchases_90d": 1, "purchases_prev_90d": 4, "days_since_last_purchase": 1, "mean_gap_days": 52.4}
+    assert (
+        describe_reason("fewer_purchases", one) == "1 purchase in the last 90 days, down from 4 in the 90 days before"
     )
-    assert describe_reason("repeat_contacts", row) == "3 repeat contacts within a week (5 contacts in 90 days)"
-    assert describe_reason("low_nps", row) == "last NPS answer 3 (down 5)"
-    assert describe_reason("long_waits", row) == "waited up to 20 min for service"
+    assert describe_reason("inactivity", one) == "no purchase for 1 day, usually every 52 days"
+    money = {"spend_90d": 1234.567, "spend_prev_90d": 20000}
+    assert describe_reason("lower_spend", money, "EUR") == (
+        "spent EUR 1,235 in the last 90 days, down from EUR 20,000 in the 90 days before"
+    )
+    assert rule_text("detractor_after_complaint", {"last_nps": 4, "complaints_90d": 1}) == (
+        "rated us 4 out of 10 after 1 complaint in 90 days"
+    )
+    assert rule_text(
+        "overdue_regular", {"overdue_ratio": 52.0, "days_since_last_purchase": 104, "mean_gap_days": 2}
+    ) == ("regular customer, no purchase for 104 days: 52 times the usual gap of 2 days")
+    # Nothing missing ever shows as nan / None / n/a.
+    texts = pd.Series([describe_reason(c, {}) for c, _, _ in DRIVERS] + [rule_text(r, {}) for r in RULE_DRIVER])
+    assert reasons_frame_ok(texts), texts.tolist()
+
+
+def test_only_risk_raising_facts_are_reasons():
+    assert not raises_risk("low_nps", {"last_nps": 9})  # a promoter's answer is no churn reason
+    assert raises_risk("low_nps", {"last_nps": 5})
+    assert raises_risk("low_nps", {"last_nps": 7, "nps_change": -3})  # a passive who dropped
+    assert not raises_risk("tenure", {"tenure_days": 886})  # a long tenure is no churn reason
+    assert raises_risk("tenure", {"tenure_days": 20})
+    assert not raises_risk("fewer_purchases", {"purchases_90d": 3, "purchases_prev_90d": 3})
+    assert not raises_risk("inactivity", {"days_since_last_purchase": 5, "mean_gap_days": 20})
+    assert not raises_risk("long_waits", {"max_wait_90d": 60}, long_wait_seconds=600)
 
 
 def test_risk_bands():
@@ -256,8 +287,8 @@ def test_cold_start_scores_nothing_and_alerts_from_rules_saying_so(tmp_path):
     assert alerts["customer_id"].tolist() == ["C", "A"]  # ranked by value when there is no probability
     assert alerts["churn_probability"].isna().all() and set(alerts["model_version"]) == {"rules-only"}
     assert alerts["reasons"].tolist() == [
-        "spent 10 in the last 90 days vs 100 the 90 before",
-        "3 repeat contacts about the same problem in 90 days",
+        "spent EUR 10 in the last 90 days, down from EUR 100 in the 90 days before",
+        "contacted us again about the same problem 3 times in 90 days",
     ]
     assert alerts["recommended_action"].tolist() == ["re-engagement message", "service recovery call"]
     assert monitor_model(AS_OF, cfg, engine).status == "cold_start"

@@ -38,8 +38,9 @@ CREATE TABLE IF NOT EXISTS churn_scores (
 CREATE TABLE IF NOT EXISTS churn_alerts (
     as_of_date DATE NOT NULL, customer_id VARCHAR NOT NULL, team VARCHAR NOT NULL, team_rank INTEGER,
     status VARCHAR NOT NULL, churn_probability DOUBLE PRECISION, risk_band VARCHAR NOT NULL,
-    value_12m DOUBLE PRECISION, value_at_risk DOUBLE PRECISION NOT NULL, triggers VARCHAR NOT NULL,
-    reasons VARCHAR, recommended_action VARCHAR NOT NULL, model_version VARCHAR NOT NULL
+    value_12m DOUBLE PRECISION, value_at_risk DOUBLE PRECISION, triggers VARCHAR NOT NULL,
+    reasons VARCHAR, recommended_action VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
+    list_name VARCHAR, priority_value DOUBLE PRECISION
 );
 
 CREATE TABLE IF NOT EXISTS model_registry (

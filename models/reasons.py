@@ -1,0 +1,163 @@
+"""The words a retention agent reads: reason sentences for model drivers and rule triggers.
+
+One place for the wording so that model reasons and rule reasons read alike: plain sentences, correct
+plurals, rounded numbers, money with the configured currency. A driver is only given as a reason when
+the customer's own numbers point to risk (`raises_risk`): a promoter's NPS answer or a long tenure is
+never a churn reason, whatever the model's arithmetic says.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+# Columns a reason sentence may quote.
+REASON_COLUMNS = [
+    "days_since_last_purchase",
+    "mean_gap_days",
+    "purchases_90d",
+    "purchases_prev_90d",
+    "spend_90d",
+    "spend_prev_90d",
+    "repeat_contacts_90d",
+    "contacts_90d",
+    "max_wait_90d",
+    "open_tickets",
+    "complaints_90d",
+    "negative_notes_90d",
+    "last_nps",
+    "nps_change",
+    "tenure_days",
+    "purchases_total",
+    "overdue_ratio",
+]
+# A tenure below this is "a new customer" (a reason); above it, tenure is never a churn reason.
+NEW_CUSTOMER_DAYS = 90
+DETRACTOR_MAX = 6
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def count(n: Any, word: str, plural: str | None = None) -> str:
+    """Return '1 purchase', '3 purchases', '0 purchases' (whole numbers, thousands separated)."""
+    value = round(_num(n) or 0)
+    return f"{value:,} {word if value == 1 else (plural or word + 's')}"
+
+
+def money(v: Any, currency: str) -> str:
+    """Return an amount rounded to whole units with its currency, e.g. 'EUR 1,234'."""
+    value = _num(v) or 0.0
+    return f"{currency} {value:,.0f}".strip()
+
+
+def raises_risk(code: str, row: dict, long_wait_seconds: float = 600) -> bool:
+    """Return whether the customer's own numbers for a driver point to churn risk."""
+    g = lambda c: _num(row.get(c))  # noqa: E731
+    if code == "inactivity":
+        days, gap = g("days_since_last_purchase"), g("mean_gap_days")
+        return days is not None and (days > gap if gap else days >= 30)
+    if code == "fewer_purchases":
+        now, before = g("purchases_90d"), g("purchases_prev_90d")
+        return now is not None and before is not None and now < before
+    if code == "lower_spend":
+        now, before = g("spend_90d"), g("spend_prev_90d")
+        return now is not None and before is not None and before > 0 and now < before
+    if code == "repeat_contacts":
+        return (g("repeat_contacts_90d") or 0) >= 1
+    if code == "long_waits":
+        return (g("max_wait_90d") or 0) >= long_wait_seconds
+    if code == "open_tickets":
+        return (g("open_tickets") or 0) >= 1
+    if code == "complaints":
+        return (g("complaints_90d") or 0) >= 1 or (g("negative_notes_90d") or 0) >= 1
+    if code == "low_nps":
+        nps, change = g("last_nps"), g("nps_change")
+        return nps is not None and (nps <= DETRACTOR_MAX or (change is not None and change <= -2 and nps <= 8))
+    if code == "tenure":
+        tenure = g("tenure_days")
+        return tenure is not None and tenure < NEW_CUSTOMER_DAYS
+    return False
+
+
+def describe_reason(code: str, row: dict, currency: str = "") -> str:
+    """Return a plain-language reason with the customer's own numbers."""
+    g = lambda c: _num(row.get(c))  # noqa: E731
+    if code == "inactivity":
+        gap = g("mean_gap_days")
+        usual = f", usually every {count(gap, 'day')}" if gap else ""
+        return f"no purchase for {count(g('days_since_last_purchase'), 'day')}{usual}"
+    if code == "fewer_purchases":
+        return (
+            f"{count(g('purchases_90d'), 'purchase')} in the last 90 days, "
+            f"down from {round(g('purchases_prev_90d') or 0):,} in the 90 days before"
+        )
+    if code == "lower_spend":
+        return (
+            f"spent {money(g('spend_90d'), currency)} in the last 90 days, "
+            f"down from {money(g('spend_prev_90d'), currency)} in the 90 days before"
+        )
+    if code == "repeat_contacts":
+        return (
+            f"contacted us again within a week {count(g('repeat_contacts_90d'), 'time')} "
+            f"({count(g('contacts_90d'), 'contact')} in 90 days)"
+        )
+    if code == "long_waits":
+        return f"waited up to {count((g('max_wait_90d') or 0) / 60, 'minute')} for service"
+    if code == "open_tickets":
+        return f"{count(g('open_tickets'), 'unresolved ticket')}"
+    if code == "complaints":
+        parts = []
+        if (g("complaints_90d") or 0) >= 1:
+            parts.append(count(g("complaints_90d"), "complaint"))
+        if (g("negative_notes_90d") or 0) >= 1:
+            parts.append(count(g("negative_notes_90d"), "negative agent note"))
+        return " and ".join(parts) + " in 90 days" if parts else "complained recently"
+    if code == "low_nps":
+        nps, change = g("last_nps"), g("nps_change")
+        drop = f", down {round(-change)} points" if change is not None and change < 0 else ""
+        kind = "a detractor's score" if nps is not None and nps <= DETRACTOR_MAX else "a passive score"
+        return f"rated us {round(nps or 0)} out of 10 ({kind}){drop}"
+    if code == "tenure":
+        return f"new customer: first purchase {count(g('tenure_days'), 'day')} ago"
+    return code
+
+
+def rule_text(rule: str, row: dict, currency: str = "") -> str:
+    """Return the plain-language text of a rule trigger, with the customer's numbers."""
+    g = lambda c: _num(row.get(c))  # noqa: E731
+    if rule == "dormant_regular":
+        return (
+            f"regular customer, no purchase for {count(g('days_since_last_purchase'), 'day')} "
+            f"(usually every {count(g('mean_gap_days'), 'day')}): worth a reactivation attempt"
+        )
+    if rule == "repeat_contacts":
+        return f"contacted us again about the same problem {count(g('repeat_contacts_90d'), 'time')} in 90 days"
+    if rule == "detractor_after_complaint":
+        return (
+            f"rated us {round(g('last_nps') or 0)} out of 10 after {count(g('complaints_90d'), 'complaint')} in 90 days"
+        )
+    if rule == "spend_halved":
+        return describe_reason("lower_spend", row, currency)
+    if rule == "overdue_regular":
+        ratio = g("overdue_ratio") or 0
+        return (
+            f"regular customer, no purchase for {count(g('days_since_last_purchase'), 'day')}: "
+            f"{ratio:.0f} times the usual gap of {count(g('mean_gap_days'), 'day')}"
+        )
+    return rule
+
+
+def reasons_frame_ok(texts: pd.Series) -> bool:
+    """Return whether no reason text shows a missing number (used by tests and the report check)."""
+    bad = texts.dropna().str.contains(r"\b(?:nan|None|n/a|NaT)\b", regex=True)
+    return not bool(bad.any())
