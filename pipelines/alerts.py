@@ -66,12 +66,13 @@ XLSX_HEADERS = {
     "note": "Note",
 }
 SERVICE_RULES = ("repeat_contacts", "detractor_after_complaint")
+# Rule -> the driver whose reason it gives, in the order their reasons are listed.
 RULE_DRIVER = {
     "dormant_regular": "inactivity",
+    "overdue_regular": "inactivity",
     "repeat_contacts": "repeat_contacts",
     "detractor_after_complaint": "low_nps",
     "spend_halved": "lower_spend",
-    "overdue_regular": "inactivity",
 }
 FEATURE_COLUMNS = [
     "region",
@@ -301,7 +302,8 @@ def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:
     rule_only = frame["reason_1"].isna()
     extra, codes_out, texts = [], [], {f"reason_{i}": [] for i in (1, 2, 3)}
     for row in frame.to_dict("records"):  # records: far faster than row-wise indexing
-        fired = [t for t in row["triggers"].split(";") if t and t != "model"]
+        # Inactivity first (what a reactivation call opens with), then service, then spend.
+        fired = sorted((t for t in row["triggers"].split(";") if t and t != "model"), key=list(RULE_DRIVER).index)
         if pd.isna(row["reason_1"]):
             # One reason per driver: two inactivity rules would otherwise say the same thing twice.
             by_driver = list({RULE_DRIVER[t]: t for t in reversed(fired)}.items())[::-1]

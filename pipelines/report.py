@@ -32,7 +32,57 @@ th,td{border-bottom:1px solid #e3e6ea;padding:4px 6px;text-align:left;vertical-a
 img{max-width:100%;height:auto}.ok{color:#2a7d2e}.warn{color:#b26a00}.bad{color:#b3261e;font-weight:600}
 .note{color:#5a6472;font-size:12px}
 """
-STATUS_CLASS = {"ok": "ok", "warn": "warn", "missing": "warn", "drift": "warn", "failed": "bad", "degraded": "bad"}
+STATUS_CLASS = {
+    "ok": "ok",
+    "warn": "warn",
+    "not provided": "",
+    "drift": "warn",
+    "failed": "bad",
+    "degraded": "bad",
+    "not significant": "warn",
+    "too few customers": "warn",
+    "significant": "ok",
+}
+# Column headers in the words of the people who read the report.
+HEADERS = {
+    "segment_type": "by",
+    "segment": "group",
+    "customers_active_start": "customers at start",
+    "customers_lost": "customers lost",
+    "churn_rate": "churn rate",
+    "lost_revenue": "lost revenue",
+    "nps": "NPS",
+    "dataset": "dataset",
+    "rows_read": "rows read",
+    "rows_loaded": "rows loaded",
+    "rows_quarantined": "rows quarantined",
+    "metric": "metric",
+    "subject": "of",
+    "value": "value",
+    "threshold": "threshold",
+    "status": "status",
+    "team": "team",
+    "list_name": "list",
+    "customer_id": "customer",
+    "churn_probability": "churn probability",
+    "risk_band": "risk band",
+    "value_at_risk": "value at risk",
+    "reasons": "reasons",
+    "recommended_action": "recommended action",
+}
+MIN_CONTROL_TEXT = "too few customers"
+METRIC_NAMES = {
+    "psi": "drift (PSI)",
+    "mean_score": "mean score",
+    "mean_predicted": "mean predicted churn",
+    "observed_churn_rate": "observed churn",
+    "promised_auc": "promised AUC (validation)",
+    "realised_auc": "realised AUC",
+    "realised_auc_ci_low": "realised AUC, 95 % interval low",
+    "realised_auc_ci_high": "realised AUC, 95 % interval high",
+    "realised_precision_top10": "realised precision, top 10 %",
+    "status": "status",
+}
 
 
 def _png(fig) -> str:
@@ -97,7 +147,7 @@ def _calibration_chart(calibration: list[dict]) -> str:
 def _table(frame: pd.DataFrame, status_col: str | None = None, max_rows: int = 50) -> str:
     if frame.empty:
         return '<p class="note">nothing to show</p>'
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    head = "".join(f"<th>{html.escape(HEADERS.get(str(c), str(c)))}</th>" for c in frame.columns)
     rows = []
     for _, row in frame.head(max_rows).iterrows():
         cells = []
@@ -105,6 +155,8 @@ def _table(frame: pd.DataFrame, status_col: str | None = None, max_rows: int = 5
             text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else value
             if isinstance(text, float):
                 text = f"{text:,.3f}" if abs(text) < 10 else f"{text:,.0f}"
+            elif isinstance(text, int) and not isinstance(text, bool):
+                text = f"{text:,}"
             cls = STATUS_CLASS.get(str(text), "") if col == status_col else ""
             cells.append(
                 f'<td class="{cls}">{html.escape(str(text))}</td>' if cls else f"<td>{html.escape(str(text))}</td>"
@@ -122,7 +174,25 @@ def report_data(as_of: date, cfg: Config, engine: Engine) -> dict:
     q = lambda sql, **p: read_frame(engine, sql, {"d": as_of, **p})  # noqa: E731
     champion = q("SELECT model_version, card FROM model_registry WHERE status = 'champion'")
     card = json.loads(champion["card"].iloc[0]) if len(champion) and champion["card"].iloc[0] else {}
+    runs = q(
+        "SELECT message FROM pipeline_runs WHERE as_of_date = :d AND step = 'monitor_model' AND status = 'ok' "
+        "ORDER BY finished_at DESC LIMIT 1"
+    )
+    try:
+        monitor_message = json.loads(runs["message"].iloc[0]).get("message", "") if len(runs) else ""
+    except (ValueError, AttributeError):
+        monitor_message = ""
     return {
+        "currency": cfg.alerts.currency,
+        "period_days": cfg.features.kpi_period_days,
+        "horizon_days": cfg.churn.horizon_days,
+        "capacity": {
+            t.name: (t.capacity, t.reactivation_capacity or cfg.alerts.reactivation_capacity) for t in cfg.alerts.teams
+        },
+        "control_fraction": cfg.alerts.control_fraction,
+        "cooldown_days": cfg.alerts.cooldown_days,
+        "datasets": list(cfg.sources.datasets),
+        "monitor_message": monitor_message,
         "kpis": q(
             "SELECT as_of_date, churn_rate, lost_revenue, nps, customers_lost, customers_active_start "
             "FROM churn_kpis_daily WHERE segment_type = 'all' AND as_of_date <= :d AND as_of_date > :a "
@@ -145,12 +215,15 @@ def report_data(as_of: date, cfg: Config, engine: Engine) -> dict:
             "AND (metric <> 'psi' OR status <> 'ok') ORDER BY metric, subject"
         ),
         "alerts": q(
-            "SELECT team, status, COUNT(*) AS alerts FROM churn_alerts WHERE as_of_date = :d "
-            "GROUP BY team, status ORDER BY team, status"
+            "SELECT team, COALESCE(list_name, 'prevention') AS list_name, status, COUNT(*) AS alerts "
+            "FROM churn_alerts WHERE as_of_date = :d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ),
+        # The first customers of every team's prevention list, in the order the team calls them.
         "top": q(
-            "SELECT team, customer_id, churn_probability, risk_band, value_at_risk, reasons, recommended_action "
-            "FROM churn_alerts WHERE as_of_date = :d AND status = 'sent' ORDER BY value_at_risk DESC LIMIT 25"
+            "SELECT team, team_rank, customer_id, churn_probability, risk_band, value_at_risk, reasons, "
+            "recommended_action FROM churn_alerts WHERE as_of_date = :d AND status = 'sent' "
+            "AND COALESCE(list_name, 'prevention') = 'prevention' AND team_rank <= :k ORDER BY team, team_rank",
+            k=TOP_PER_TEAM,
         ),
         "outreach": q(
             "SELECT alert_date, n_treated, n_control, churn_rate_treated, churn_rate_control, churn_reduction, "
@@ -160,27 +233,128 @@ def report_data(as_of: date, cfg: Config, engine: Engine) -> dict:
     }
 
 
+TOP_PER_TEAM = 8
+
+
+def _money(v, currency: str) -> str:
+    return "n/a" if v is None or pd.isna(v) else f"{currency} {float(v):,.0f}".strip()
+
+
+def _quality(data: dict) -> tuple[str, pd.DataFrame]:
+    """Return the data-quality card text and table; datasets not configured or not delivered say so."""
+    dq = data["dq"].copy()
+    provided = set(dq.loc[dq["status"] != "missing", "dataset"]) if len(dq) else set()
+    absent = sorted(set(data["datasets"]) - provided)
+    if len(dq):
+        dq["status"] = dq["status"].replace({"missing": "not provided"})
+    statuses = set(dq.loc[dq["dataset"].isin(provided), "status"]) if len(dq) else set()
+    card = "failed" if "failed" in statuses else ("warnings" if "warn" in statuses else "ok")
+    if absent:
+        card += f" (not provided: {', '.join(absent)})"
+    return card, dq
+
+
+def _outreach(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """Return the outreach table as a reader needs it: effect, interval, group sizes and a verdict."""
+    if frame.empty:
+        return frame
+    from pipelines.outreach import MIN_CONTROL, effect_is_clear
+
+    rows = []
+    for r in frame.itertuples(index=False):
+        if r.n_control < MIN_CONTROL:
+            verdict = MIN_CONTROL_TEXT
+        else:
+            verdict = "significant" if effect_is_clear(r.ci_low, r.ci_high, r.n_control) else "not significant"
+        clear = verdict == "significant"
+        rows.append(
+            {
+                "alert day": str(r.alert_date),
+                "customers sent": f"{int(r.n_treated):,}",
+                "control customers": f"{int(r.n_control):,}",
+                "churn, sent": f"{r.churn_rate_treated:.0%}",
+                "churn, control": f"{r.churn_rate_control:.0%}",
+                "reduction (95 % interval)": f"{r.churn_reduction:+.0%} ({r.ci_low:+.0%} to {r.ci_high:+.0%})",
+                "verdict": verdict,
+                "revenue kept (12 months)": _money(r.revenue_retained, currency) if clear else "—",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _alert_counts(alerts: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per team and list with its sent, overflow, control and cooldown counts."""
+    if alerts.empty:
+        return alerts
+    wide = alerts.pivot_table(index=["team", "list_name"], columns="status", values="alerts", aggfunc="sum")
+    wide = wide.reindex(columns=["sent", "overflow", "control", "cooldown"]).fillna(0).astype(int)
+    return wide.reset_index()
+
+
+def _monitoring(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    return frame.assign(metric=frame["metric"].map(lambda m: METRIC_NAMES.get(m, m.replace("_", " "))))
+
+
+def _segments(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    out = frame.copy()
+    out["churn_rate"] = [("n/a" if pd.isna(v) else f"{v:.1%}") for v in out["churn_rate"]]
+    out["lost_revenue"] = [_money(v, currency) for v in out["lost_revenue"]]
+    out["nps"] = [("n/a" if pd.isna(v) else f"{v:.0f}") for v in out["nps"]]
+    return out
+
+
+def _top(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    out = frame.drop(columns=["team_rank"]).copy()
+    out["churn_probability"] = [f"{v:.0%}" for v in pd.to_numeric(out["churn_probability"])]
+    out["value_at_risk"] = [_money(v, currency) for v in out["value_at_risk"]]
+    return out
+
+
 def render(as_of: date, data: dict, docs_link: str | None) -> str:
     """Return the HTML page."""
     kpis, scores, card = data["kpis"], data["scores"], data["card"]
     metrics = card.get("metrics", {})
     latest = kpis.iloc[-1] if len(kpis) else None
     status = data["monitoring"].query("metric == 'status'")["status"].tolist() if len(data["monitoring"]) else []
-    dq_status = data["dq"]["status"].tolist() if len(data["dq"]) else []
+    currency, period = data["currency"], data["period_days"]
+    quality_card, dq = _quality(data)
     alerts = data["alerts"]
     sent = int(alerts.loc[alerts["status"] == "sent", "alerts"].sum()) if len(alerts) else 0
     tiles = [
         _tile("customers scored", f"{len(scores):,}"),
-        _tile("alerts sent", f"{sent:,}"),
+        _tile("customers sent to teams", f"{sent:,}"),
         _tile(
-            "churn rate", "n/a" if latest is None or pd.isna(latest["churn_rate"]) else f"{latest['churn_rate']:.1%}"
+            f"churn rate, last {period} days",
+            "n/a" if latest is None or pd.isna(latest["churn_rate"]) else f"{latest['churn_rate']:.1%}",
         ),
-        _tile("lost revenue", "n/a" if latest is None else f"{latest['lost_revenue']:,.0f}"),
+        _tile(
+            f"lost revenue, last {period} days", "n/a" if latest is None else _money(latest["lost_revenue"], currency)
+        ),
         _tile("NPS", "n/a" if latest is None or pd.isna(latest["nps"]) else f"{latest['nps']:.0f}"),
-        _tile("model", card.get("model_version", "none (rules only)")),
+        _tile(
+            "model",
+            f"{card.get('model_kind', '')}, trained {card.get('trained_on', '')}" if card else "none (rules only)",
+        ),
         _tile("model status", status[0] if status else "n/a"),
-        _tile("data quality", "failed" if "failed" in dq_status else ("warn" if "warn" in dq_status else "ok")),
+        _tile("data quality", quality_card),
     ]
+    status_line = data["monitor_message"] or (
+        "model quality as promised on the latest matured cohort" if status == ["ok"] else ""
+    )
+    capacity = "; ".join(f"{team} {a} + {b}" for team, (a, b) in data["capacity"].items())
+    alerts_note = (
+        "sent: in the team's file today; overflow: above the list's capacity (per team, prevention + reactivation: "
+        f"{capacity}); control: held out at random ({data['control_fraction']:.0%}) to measure what calls achieve, "
+        f"never sent; cooldown: alerted within the last {data['cooldown_days']} days and risk not worse. "
+        "Prevention lists customers still active, ranked by value at risk; reactivation lists dormant accounts "
+        "(3-6 months quiet), ranked by their 12-month value."
+    )
     model_line = (
         f"{card.get('model_kind', '')} trained {card.get('trained_on', '')}: held-out AUC "
         f"{metrics.get('auc', float('nan')):.3f} vs recency-only {metrics.get('recency_auc', float('nan')):.3f}, "
@@ -190,27 +364,34 @@ def render(as_of: date, data: dict, docs_link: str | None) -> str:
     )
     docs = f' · <a href="{html.escape(docs_link)}">Great Expectations Data Docs</a>' if docs_link else ""
     sections = [
-        f'<section><h2>Today</h2><div class="tiles">{"".join(tiles)}</div></section>',
+        f'<section><h2>Today</h2><div class="tiles">{"".join(tiles)}</div>'
+        f'<p class="note">{html.escape(status_line)}</p></section>',
         '<section><h2>KPI trends</h2><div class="grid">'
-        f'<img alt="churn rate trend" src="{_trend_chart(kpis, "churn_rate", "Churn rate")}">'
-        f'<img alt="lost revenue trend" src="{_trend_chart(kpis, "lost_revenue", "Lost revenue", "{:,.0f}")}">'
+        f'<img alt="churn rate trend" src="{_trend_chart(kpis, "churn_rate", f"Churn rate ({period} days)")}">'
+        f'<img alt="lost revenue trend" src="{_trend_chart(kpis, "lost_revenue", f"Lost revenue ({currency}, {period} days)", "{:,.0f}")}">'
         f'<img alt="NPS trend" src="{_trend_chart(kpis, "nps", "NPS", "{:.0f}")}">'
         "</div>"
-        f"<h2>By segment</h2>{_table(data['segments'])}</section>",
+        f"<h2>By segment</h2>{_table(_segments(data['segments'], currency))}"
+        f'<p class="note">churn rate = customers lost in the last {period} days / customers active at its start; '
+        f"lost revenue = what those customers would have spent in the period ({currency})</p></section>",
         '<section><h2>Scores and calibration</h2><div class="grid">'
         f'<img alt="score distribution" src="{_score_chart(scores)}">'
         f'<img alt="calibration plot" src="{_calibration_chart(metrics.get("calibration", []))}">'
         f'</div><p class="note">{html.escape(model_line)}</p></section>',
-        f'<section><h2>Data quality</h2>{_table(data["dq"], "status")}<p class="note">rows of the day\'s batch; '
+        f'<section><h2>Data quality</h2>{_table(dq, "status")}<p class="note">rows of the day\'s batch; '
         f"rows read = loaded + quarantined{docs}</p></section>",
-        f"<section><h2>Model monitoring</h2>{_table(data['monitoring'], 'status')}"
+        f"<section><h2>Model monitoring</h2>{_table(_monitoring(data['monitoring']), 'status')}"
         '<p class="note">drift (PSI) rows are shown when not ok; realised quality of the cohort scored one '
         "horizon ago</p></section>",
-        f"<section><h2>Alerts by team</h2>{_table(data['alerts'])}</section>",
-        f"<section><h2>Top at-risk customers</h2>{_table(data['top'])}</section>",
-        f"<section><h2>Measured outreach (treated vs control)</h2>{_table(data['outreach'])}"
-        '<p class="note">churn_reduction = control churn rate − treated churn rate, with a 95 % interval; '
-        "shown once an alert day's horizon has passed</p></section>",
+        f"<section><h2>Alerts by team</h2>{_table(_alert_counts(alerts))}"
+        f'<p class="note">{html.escape(alerts_note)}</p></section>',
+        f"<section><h2>Top at-risk customers</h2>{_table(_top(data['top'], currency), max_rows=200)}"
+        f'<p class="note">the first {TOP_PER_TEAM} customers of each team\'s prevention list; value at risk = churn '
+        f"probability × 12-month value ({currency})</p></section>",
+        f"<section><h2>Measured outreach (sent vs control)</h2>{_table(_outreach(data['outreach'], currency), 'verdict')}"
+        '<p class="note">reduction = churn of the control group − churn of the customers sent to teams, with a 95 % '
+        f"interval; shown once an alert day's {data['horizon_days']}-day horizon has passed. A money figure is "
+        "given only when the interval excludes zero and the control group has at least 30 customers.</p></section>",
     ]
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

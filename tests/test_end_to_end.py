@@ -182,3 +182,13 @@ def test_run_report_renders_in_chromium(world):
     assert shot.exists() and shot.stat().st_size > 20_000
     html = page.read_text()
     assert "no purchase for" in html  # top customers come with their reasons
+    # Cards and tables in a reader's words: money with currency and period, the alert statuses explained.
+    for text in (
+        "lost revenue, last 30 days<b>EUR ",
+        "churn rate, last 30 days",
+        "overflow: above the list&#x27;s capacity",
+        "the first 8 customers of each team's prevention list",
+        "<th>churn probability</th>",
+    ):
+        assert text in html, text
+    assert "<th>churn_probability</th>" not in html and "nan" not in html.lower().split("<img")[0]
