@@ -109,12 +109,16 @@ def test_outbox_csv_per_team(world):
     root, _, _, _ = world
     folder = root / "outbox" / AS_OF.isoformat()
     files = sorted(p.name for p in folder.glob("*.csv"))
-    assert {"north.csv", "south.csv"} <= set(files) <= {
-        "north.csv",
-        "south.csv",
-        "north.reactivation.csv",
-        "south.reactivation.csv",
-    }
+    assert (
+        {"north.csv", "south.csv"}
+        <= set(files)
+        <= {
+            "north.csv",
+            "south.csv",
+            "north.reactivation.csv",
+            "south.reactivation.csv",
+        }
+    )
     for name in ("north.csv", "south.csv"):
         csv = pd.read_csv(folder / name)
         assert 0 < len(csv) <= 30
