@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
+from notify import failure_callbacks, nightly_deadline
 
 
 def _step(name: str, logical_date) -> dict:
@@ -34,7 +35,13 @@ def _step(name: str, logical_date) -> dict:
     max_active_runs=1,
     tags=["churnwatch", "nightly"],
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "owner": "churnwatch"},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "owner": "churnwatch",
+        "on_failure_callback": failure_callbacks(),
+    },
+    deadline=nightly_deadline(),
 )
 def churn_nightly():
     @task

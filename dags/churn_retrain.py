@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
+from notify import failure_callbacks
 
 
 @dag(
@@ -22,7 +23,12 @@ from airflow.sdk import dag, task
     max_active_runs=1,
     tags=["churnwatch", "training"],
     doc_md=__doc__,
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=10), "owner": "churnwatch"},
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(minutes=10),
+        "owner": "churnwatch",
+        "on_failure_callback": failure_callbacks(),
+    },
 )
 def churn_retrain():
     @task

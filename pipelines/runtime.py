@@ -100,3 +100,9 @@ def _rows(summary: dict) -> int | None:
         if isinstance(summary.get(key), int):
             return summary[key]
     return None
+
+
+async def log_missed_deadline(context: dict | None = None, **kwargs: Any) -> None:
+    """Deadline callback without an alert address: the missed deadline goes to the triggerer's log."""
+    run = (context or {}).get("dag_run")
+    log.error("churnwatch: the nightly run %s has not finished by its deadline", getattr(run, "run_id", run))

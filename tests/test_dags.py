@@ -1,9 +1,13 @@
-from datetime import UTC
+import sys
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Airflow puts the DAGs folder on sys.path (the DAGs import dags/notify.py); so does this test module.
+if str(REPO / "dags") not in sys.path:
+    sys.path.append(str(REPO / "dags"))
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +65,42 @@ def test_as_of_is_the_day_before_the_logical_date():
     from pipelines.runtime import as_of_for_run
 
     assert as_of_for_run(datetime(2026, 3, 2, 2, 0, tzinfo=UTC)) == date(2026, 3, 1)
+
+
+def test_nightly_has_a_deadline_and_failures_are_logged_without_an_address(dagbag, monkeypatch):
+    from airflow.sdk import DeadlineReference
+
+    dag = dagbag.get_dag("churn_nightly")
+    deadlines = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    assert len(deadlines) == 1
+    alert = deadlines[0]
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT  # a backfill of past days is not late
+    assert alert.interval == timedelta(hours=6)  # the 02:00 run must be done by 08:00
+    assert "log_missed_deadline" in str(alert.callback.path if hasattr(alert.callback, "path") else alert.callback)
+    assert dag.get_task("load_landing").on_failure_callback in (None, [])
+
+
+def test_an_alert_address_wires_smtp_notifiers_on_failure_and_deadline(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    monkeypatch.setenv("CHURNWATCH_ALERT_EMAIL", "oncall@example.com, lead@example.com")
+    monkeypatch.setenv("CHURNWATCH_NIGHTLY_DEADLINE_HOURS", "4.5")
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    for dag_id in ("churn_nightly", "churn_retrain"):
+        callbacks = bag.get_dag(dag_id).tasks[0].on_failure_callback
+        assert len(callbacks) == 1 and isinstance(callbacks[0], SmtpNotifier)
+        assert callbacks[0].to == ["oncall@example.com", "lead@example.com"]
+    dag = bag.get_dag("churn_nightly")
+    alert = dag.deadline[0] if isinstance(dag.deadline, list) else dag.deadline
+    assert alert.interval == timedelta(hours=4.5)
+    assert "SmtpNotifier" in str(alert.callback.path if hasattr(alert.callback, "path") else alert.callback)
+
+
+def test_a_bad_deadline_is_an_import_error_naming_the_variable(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("CHURNWATCH_NIGHTLY_DEADLINE_HOURS", "soon")
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert any("CHURNWATCH_NIGHTLY_DEADLINE_HOURS='soon' is not a number" in e for e in bag.import_errors.values())

@@ -1,0 +1,89 @@
+"""Who hears about a failed task or a late night: Airflow notifiers, set from the environment.
+
+Read when the DAG files are parsed (environment only, no I/O):
+
+- `CHURNWATCH_ALERT_EMAIL`: address(es), comma-separated. A failed task of either DAG, and a nightly
+  run that misses its deadline, are mailed there through Airflow's SMTP notifier and the connection
+  `CHURNWATCH_SMTP_CONN_ID` (default `smtp_default`). Without an address both are logged only.
+- `CHURNWATCH_NIGHTLY_DEADLINE_HOURS` (default 6): a nightly run must have finished this many hours
+  after it was queued (the scheduled run at 02:00 UTC: by 08:00 UTC) or the deadline alert fires.
+
+Not a DAG file (listed in .airflowignore); the DAGs import it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+DEADLINE_ENV = "CHURNWATCH_NIGHTLY_DEADLINE_HOURS"
+EMAIL_ENV = "CHURNWATCH_ALERT_EMAIL"
+CONN_ENV = "CHURNWATCH_SMTP_CONN_ID"
+DEFAULT_DEADLINE_HOURS = 6.0
+
+
+def alert_addresses() -> list[str]:
+    """Return the configured alert addresses (none: failures are only logged)."""
+    return [a.strip() for a in os.environ.get(EMAIL_ENV, "").split(",") if a.strip()]
+
+
+def _smtp_conn() -> str:
+    return os.environ.get(CONN_ENV, "smtp_default")
+
+
+def failure_callbacks() -> list:
+    """Return the on_failure_callback list of every churnwatch task."""
+    to = alert_addresses()
+    if not to:
+        return []
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    return [
+        SmtpNotifier(
+            to=to,
+            subject="churnwatch: {{ ti.dag_id }}.{{ ti.task_id }} failed for the run of {{ ds }}",
+            html_content="Task {{ ti.task_id }} of {{ ti.dag_id }} failed (try {{ ti.try_number }}). "
+            "See its log in Airflow; a data problem is named in its last line.",
+            smtp_conn_id=_smtp_conn(),
+        )
+    ]
+
+
+def deadline_hours() -> float:
+    """Return the nightly deadline in hours after the scheduled start; a bad value names the variable."""
+    raw = os.environ.get(DEADLINE_ENV, "")
+    try:
+        hours = float(raw) if raw else DEFAULT_DEADLINE_HOURS
+    except ValueError:
+        raise ValueError(f"{DEADLINE_ENV}={raw!r} is not a number of hours") from None
+    if not 0 < hours <= 24:
+        raise ValueError(f"{DEADLINE_ENV}={raw!r} must be between 0 and 24 hours")
+    return hours
+
+
+def nightly_deadline() -> DeadlineAlert:
+    """Return the deadline alert of churn_nightly: finished N hours after it was queued (02:00 for the nightly)."""
+    to = alert_addresses()
+    if to:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        callback = AsyncCallback(
+            SmtpNotifier,
+            kwargs={
+                "to": to,
+                "subject": "churnwatch: the nightly run has not finished by its deadline",
+                "html_content": "The churn_nightly run is late: the morning lists may be missing. Check Airflow.",
+                "smtp_conn_id": _smtp_conn(),
+            },
+        )
+    else:
+        callback = AsyncCallback("pipelines.runtime.log_missed_deadline")
+    return DeadlineAlert(
+        # From when the run was queued, not its logical date: a backfill of past days is not "late".
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=deadline_hours()),
+        callback=callback,
+        name="churn_nightly finished",
+    )
