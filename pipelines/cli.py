@@ -81,10 +81,10 @@ def _compact(value, depth: int = 0) -> str:
     if isinstance(value, dict):
         if not value:
             return "none"
-        if depth >= 2:
+        if depth >= 3:
             return f"{len(value)} entries"
         parts = [f"{k} {_compact(v, depth + 1)}" for k, v in value.items()]
-        text = ", ".join(parts) if depth else "; ".join(parts)
+        text = "; ".join(parts) if depth == 0 else (", ".join(parts) if depth == 1 else f"({', '.join(parts)})")
         return text if len(text) <= 400 else text[:397] + "..."
     if isinstance(value, list | tuple):
         if not value:

@@ -144,9 +144,11 @@ def _calibration_chart(calibration: list[dict]) -> str:
     return _png(fig)
 
 
-def _table(frame: pd.DataFrame, status_col: str | None = None, max_rows: int = 50) -> str:
+def _table(
+    frame: pd.DataFrame, status_col: str | None = None, max_rows: int = 50, empty: str = "nothing to show"
+) -> str:
     if frame.empty:
-        return '<p class="note">nothing to show</p>'
+        return f'<p class="note">{html.escape(empty)}</p>'
     head = "".join(f"<th>{html.escape(HEADERS.get(str(c), str(c)))}</th>" for c in frame.columns)
     rows = []
     for _, row in frame.head(max_rows).iterrows():
@@ -210,6 +212,9 @@ def report_data(as_of: date, cfg: Config, engine: Engine) -> dict:
             "SUM(rows_quarantined) AS rows_quarantined, MAX(status) AS status FROM dq_runs "
             "WHERE as_of_date = :d AND batch_date = :d GROUP BY dataset ORDER BY dataset"
         ),
+        "checks": q(
+            "SELECT dataset, checks FROM dq_runs WHERE as_of_date = :d AND batch_date = :d AND checks IS NOT NULL"
+        ),
         "monitoring": q(
             "SELECT metric, subject, value, threshold, status FROM model_monitoring WHERE as_of_date = :d "
             "AND (metric <> 'psi' OR status <> 'ok') ORDER BY metric, subject"
@@ -252,6 +257,20 @@ def _quality(data: dict) -> tuple[str, pd.DataFrame]:
     if absent:
         card += f" (not provided: {', '.join(absent)})"
     return card, dq
+
+
+def _failed_checks(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the night's failing checks per dataset, named as a reader would name them."""
+    from pipelines.validate import check_name
+
+    rows = []
+    for r in frame.itertuples(index=False):
+        try:
+            counts = json.loads(r.checks) if r.checks else {}
+        except ValueError:
+            continue
+        rows += [{"dataset": r.dataset, "check": check_name(k), "rows": int(v)} for k, v in counts.items() if v]
+    return pd.DataFrame(rows)
 
 
 def _outreach(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
@@ -362,7 +381,12 @@ def render(as_of: date, data: dict, docs_link: str | None) -> str:
         if metrics
         else "no champion model: alerts come from rule triggers only"
     )
-    docs = f' · <a href="{html.escape(docs_link)}">Great Expectations Data Docs</a>' if docs_link else ""
+    docs = (
+        f' · every expectation: <a href="{html.escape(docs_link)}">Great Expectations Data Docs</a> '
+        "(its styles load from the internet)"
+        if docs_link
+        else ""
+    )
     sections = [
         f'<section><h2>Today</h2><div class="tiles">{"".join(tiles)}</div>'
         f'<p class="note">{html.escape(status_line)}</p></section>',
@@ -378,7 +402,9 @@ def render(as_of: date, data: dict, docs_link: str | None) -> str:
         f'<img alt="score distribution" src="{_score_chart(scores)}">'
         f'<img alt="calibration plot" src="{_calibration_chart(metrics.get("calibration", []))}">'
         f'</div><p class="note">{html.escape(model_line)}</p></section>',
-        f'<section><h2>Data quality</h2>{_table(dq, "status")}<p class="note">rows of the day\'s batch; '
+        f"<section><h2>Data quality</h2>{_table(dq, 'status')}"
+        f"<h3>What failed today</h3>{_table(_failed_checks(data['checks']), empty='no check failed')}"
+        '<p class="note">rows of the day\'s batch; '
         f"rows read = loaded + quarantined{docs}</p></section>",
         f"<section><h2>Model monitoring</h2>{_table(_monitoring(data['monitoring']), 'status')}"
         '<p class="note">drift (PSI) rows are shown when not ok; realised quality of the cohort scored one '

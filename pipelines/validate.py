@@ -56,6 +56,29 @@ KEYS = {
     "cancellations": ("cancel_id", ("customer_id", "ts")),
 }
 DEFAULT_STALENESS_DAYS = 7
+# Every check code in the words of the person who reads the report or the Data Docs.
+CHECK_NAMES = {
+    "amount_sign_inconsistent_with_type": "amount's sign does not fit the type (refunds negative, purchases positive)",
+    "unknown_customer": "customer not in the customers dataset",
+    "duplicate_row": "row already delivered (exact duplicate)",
+    "conflicting_key": "same id delivered before with other values",
+    "wrong_field_count": "line with too few or too many fields",
+    "future_timestamp": "dated after the run date",
+    "timestamp_too_early": "dated before sources.earliest_timestamp",
+    "volume_collapse": "far fewer rows than on the days before",
+    "stale_data": "newest row too old (stale delivery)",
+    "load_error": "file could not be read",
+    "missing_batch": "no data delivered for the day",
+}
+CHECK_PREFIXES = {
+    "missing_or_unparseable_": "missing or unreadable",
+    "non_finite_": "not a finite number:",
+    "unparseable_": "unreadable",
+    "out_of_range_": "out of range:",
+    "invalid_": "not an allowed value:",
+    "duplicate_key_": "id repeated in one batch:",
+    "wrong_field_count_": "wrong number of fields:",
+}
 _FLAG_REASONS = {
     "_sign_ok": "amount_sign_inconsistent_with_type",
     "_customer_known": "unknown_customer",
@@ -98,7 +121,7 @@ def build_suite(dataset: str, as_of: date, cfg: Config, with_customers: bool = F
     for col in required:
         suite.add_expectation(exp.ExpectColumnToExist(column=col))
         suite.add_expectation(exp.ExpectColumnValuesToNotBeNull(column=col))
-    suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_shape_ok", value_set=[True]))
+    suite.add_expectation(_flag_check(exp, "_shape_ok"))
     if "ts" in required:
         suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="ts", max_value=latest))
         suite.add_expectation(exp.ExpectColumnValuesToBeBetween(column="ts", min_value=earliest))
@@ -112,13 +135,13 @@ def build_suite(dataset: str, as_of: date, cfg: Config, with_customers: bool = F
         suite.add_expectation(
             exp.ExpectCompoundColumnsToBeUnique(column_list=["_batch_date", key], ignore_row_if="any_value_is_missing")
         )
-        suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_not_loaded_before", value_set=[True]))
-        suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_key_consistent", value_set=[True]))
+        suite.add_expectation(_flag_check(exp, "_not_loaded_before"))
+        suite.add_expectation(_flag_check(exp, "_key_consistent"))
     if with_customers:
-        suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_customer_known", value_set=[True]))
+        suite.add_expectation(_flag_check(exp, "_customer_known"))
     if dataset == "transactions":
         suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="type", value_set=TRANSACTION_TYPES))
-        suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="_sign_ok", value_set=[True]))
+        suite.add_expectation(_flag_check(exp, "_sign_ok"))
     elif dataset == "service_events":
         suite.add_expectation(exp.ExpectColumnValuesToBeInSet(column="event_type", value_set=EVENT_TYPES))
     elif dataset == "surveys":
@@ -131,6 +154,21 @@ def build_suite(dataset: str, as_of: date, cfg: Config, with_customers: bool = F
             )
         )
     return suite
+
+
+def _flag_check(exp, flag: str):
+    """Return the expectation on a computed flag column, described in a reader's words (not 'values in {True}')."""
+    return exp.ExpectColumnValuesToBeInSet(column=flag, value_set=[True], description=CHECK_NAMES[_FLAG_REASONS[flag]])
+
+
+def check_name(code: str) -> str:
+    """Return a quarantine reason or check code in a reader's words (e.g. for the report)."""
+    if code in CHECK_NAMES:
+        return CHECK_NAMES[code]
+    for prefix, text in CHECK_PREFIXES.items():
+        if code.startswith(prefix):
+            return f"{text} {code[len(prefix) :].replace('_', ' ')}".strip()
+    return code.replace("_", " ")
 
 
 def build_batch_suite(dataset: str, min_rows: int | None, newest_after: date | None):

@@ -77,6 +77,7 @@ def test_page_texts_have_currency_period_and_human_headers():
         "cooldown_days": 14,
         "datasets": ["transactions"],
         "monitor_message": "",
+        "checks": pd.DataFrame(columns=["dataset", "checks"]),
     }
     page = render(date(2026, 3, 26), data, None)
     assert "lost revenue, last 30 days<b>EUR 10,965</b>" in page
@@ -84,3 +85,19 @@ def test_page_texts_have_currency_period_and_human_headers():
     assert "overflow: above the list&#x27;s capacity" in page and "north 3 + 20" in page
     assert "<th>overflow</th>" in page and "<th>list</th>" in page
     assert "_" not in "".join(part.split("</th>")[0] for part in page.split("<th>")[1:])  # no snake_case headers
+
+
+def test_failed_checks_are_named_as_a_reader_would():
+    from pipelines.report import _failed_checks
+    from pipelines.validate import check_name
+
+    assert check_name("_customer_known") != "_customer_known values must belong to this set: True"
+    assert check_name("unknown_customer") == "customer not in the customers dataset"
+    assert check_name("non_finite_amount") == "not a finite number: amount"
+    assert check_name("missing_or_unparseable_ts") == "missing or unreadable ts"
+    frame = pd.DataFrame({"dataset": ["transactions"], "checks": ['{"duplicate_row": 2, "out_of_range_amount": 1}']})
+    out = _failed_checks(frame)
+    assert out.to_dict("records") == [
+        {"dataset": "transactions", "check": "row already delivered (exact duplicate)", "rows": 2},
+        {"dataset": "transactions", "check": "out of range: amount", "rows": 1},
+    ]
