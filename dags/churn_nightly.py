@@ -19,13 +19,13 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
-from notify import failure_callbacks, nightly_deadline
+from notify import AS_OF_PARAM, failure_callbacks, nightly_deadline
 
 
-def _step(name: str, logical_date) -> dict:
+def _step(name: str, logical_date, params) -> dict:
     from pipelines.runtime import as_of_for_run, run_step
 
-    return run_step(name, as_of_for_run(logical_date))
+    return run_step(name, as_of_for_run(logical_date, (params or {}).get("as_of")))
 
 
 @dag(
@@ -42,42 +42,43 @@ def _step(name: str, logical_date) -> dict:
         "on_failure_callback": failure_callbacks(),
     },
     deadline=nightly_deadline(),
+    params=AS_OF_PARAM,
 )
 def churn_nightly():
     @task
-    def load_landing(logical_date=None) -> dict:
-        return _step("load_landing", logical_date)
+    def load_landing(logical_date=None, params=None) -> dict:
+        return _step("load_landing", logical_date, params)
 
     @task(retries=0)
-    def validate_data(logical_date=None) -> dict:
-        return _step("validate_data", logical_date)
+    def validate_data(logical_date=None, params=None) -> dict:
+        return _step("validate_data", logical_date, params)
 
     @task
-    def build_features(logical_date=None) -> dict:
-        return _step("build_features", logical_date)
+    def build_features(logical_date=None, params=None) -> dict:
+        return _step("build_features", logical_date, params)
 
     @task
-    def build_kpis(logical_date=None) -> dict:
-        return _step("build_kpis", logical_date)
+    def build_kpis(logical_date=None, params=None) -> dict:
+        return _step("build_kpis", logical_date, params)
 
     @task
-    def score_customers(logical_date=None) -> dict:
-        return _step("score_customers", logical_date)
+    def score_customers(logical_date=None, params=None) -> dict:
+        return _step("score_customers", logical_date, params)
 
     @task
-    def monitor_model(logical_date=None) -> dict:
-        return _step("monitor_model", logical_date)
+    def monitor_model(logical_date=None, params=None) -> dict:
+        return _step("monitor_model", logical_date, params)
 
     @task
-    def build_alerts(logical_date=None) -> dict:
-        return _step("build_alerts", logical_date)
+    def build_alerts(logical_date=None, params=None) -> dict:
+        return _step("build_alerts", logical_date, params)
 
     @task
-    def publish_outbox(logical_date=None) -> dict:
-        return _step("publish_outbox", logical_date)
+    def publish_outbox(logical_date=None, params=None) -> dict:
+        return _step("publish_outbox", logical_date, params)
 
     @task
-    def email_outbox(logical_date=None) -> dict:
+    def email_outbox(logical_date=None, params=None) -> dict:
         """Mail each team its files through the Airflow SMTP connection; nothing to do without alerts.email."""
         from pipelines.config import load_config
         from pipelines.runtime import as_of_for_run
@@ -87,7 +88,7 @@ def churn_nightly():
             return {"sent": 0, "note": "alerts.email is empty"}
         from airflow.utils.email import send_email
 
-        as_of = as_of_for_run(logical_date)
+        as_of = as_of_for_run(logical_date, (params or {}).get("as_of"))
         folder = cfg.resolve(cfg.paths.outbox_dir) / as_of.isoformat()
         sent = 0
         for team, address in cfg.alerts.email.items():
@@ -104,12 +105,12 @@ def churn_nightly():
         return {"sent": sent}
 
     @task
-    def measure_outreach(logical_date=None) -> dict:
-        return _step("measure_outreach", logical_date)
+    def measure_outreach(logical_date=None, params=None) -> dict:
+        return _step("measure_outreach", logical_date, params)
 
     @task
-    def build_report(logical_date=None) -> dict:
-        return _step("build_report", logical_date)
+    def build_report(logical_date=None, params=None) -> dict:
+        return _step("build_report", logical_date, params)
 
     features = build_features()
     load_landing() >> validate_data() >> features

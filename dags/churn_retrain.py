@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
-from notify import failure_callbacks
+from notify import AS_OF_PARAM, failure_callbacks
 
 
 @dag(
@@ -29,13 +29,14 @@ from notify import failure_callbacks
         "owner": "churnwatch",
         "on_failure_callback": failure_callbacks(),
     },
+    params=AS_OF_PARAM,
 )
 def churn_retrain():
     @task
-    def train_model(logical_date=None) -> dict:
+    def train_model(logical_date=None, params=None) -> dict:
         from pipelines.runtime import as_of_for_run, run_step
 
-        return run_step("train_model", as_of_for_run(logical_date))
+        return run_step("train_model", as_of_for_run(logical_date, (params or {}).get("as_of")))
 
     train_model()
 

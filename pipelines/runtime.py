@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import Config, load_config
+from pipelines.errors import ChurnwatchError
 from pipelines.warehouse import get_engine, insert_frame
 
 log = logging.getLogger("churnwatch")
@@ -45,8 +46,15 @@ NIGHTLY = [
 ]
 
 
-def as_of_for_run(logical_date: datetime | date) -> date:
-    """Return the as-of date a scheduled run covers: the last complete day before its logical date."""
+def as_of_for_run(logical_date: datetime | date, as_of: str | date | None = None) -> date:
+    """Return the as-of date a run covers: the one it was given, else the last complete day before its logical date."""
+    if as_of:
+        if isinstance(as_of, date):
+            return as_of
+        try:
+            return date.fromisoformat(str(as_of))
+        except ValueError:
+            raise ChurnwatchError(f"run parameter as_of {as_of!r} is not a date like 2026-06-30") from None
     day = logical_date.date() if isinstance(logical_date, datetime) else logical_date
     return day - timedelta(days=1)
 
