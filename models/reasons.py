@@ -132,6 +132,25 @@ def describe_reason(code: str, row: dict, currency: str = "") -> str:
     return code
 
 
+# What each driver measures, for a customer whose risk no single fact explains.
+DRIVER_LABELS = {
+    "inactivity": "time since the last purchase",
+    "fewer_purchases": "how often they buy",
+    "lower_spend": "how much they spend",
+    "repeat_contacts": "repeat contacts",
+    "long_waits": "waiting times",
+    "open_tickets": "open tickets",
+    "complaints": "complaints",
+    "low_nps": "survey answers",
+    "tenure": "how long they have been a customer",
+}
+
+
+def pattern_reason(code: str) -> str:
+    """Return the reason of a score that no single risk-raising fact explains, naming the strongest signal."""
+    return f"no single clear reason: the overall pattern (strongest signal: {DRIVER_LABELS.get(code, code)})"
+
+
 def rule_text(rule: str, row: dict, currency: str = "") -> str:
     """Return the plain-language text of a rule trigger, with the customer's numbers."""
     g = lambda c: _num(row.get(c))  # noqa: E731

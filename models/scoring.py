@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from models.btyd import BGNBD, fit_stored_features
-from models.reasons import REASON_COLUMNS, describe_reason, raises_risk
+from models.reasons import REASON_COLUMNS, describe_reason, pattern_reason, raises_risk
 from models.registry import binner, load_champion, predict, predict_binned, predict_matrix
 from models.training import active_population, add_model_features
 from pipelines.config import Config
@@ -143,6 +143,10 @@ def top_reasons(
         ][:k]
         for i, code in enumerate(picked):
             out[f"reason_{i + 1}"][r] = describe_reason(code, row, currency)
+        if not picked and len(codes) and vals[r, order[r][0]] > MIN_EFFECT:
+            # The model's drivers raise the score, yet none is a fact one could tell the customer: say so.
+            picked = [codes[order[r][0]]]
+            out["reason_1"][r] = pattern_reason(picked[0])
         out["reason_codes"][r] = ";".join(picked)
     return pd.DataFrame(out, index=frame.index)
 

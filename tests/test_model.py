@@ -315,7 +315,10 @@ def test_scores_carry_band_percentile_version_and_reasons(full, dates):
     assert set(s["risk_band"]) <= set(cfg.alerts.risk_bands)
     top = s.sort_values("churn_probability", ascending=False).head(20)
     assert top["reason_1"].notna().all()
-    assert pd.Series(top["reason_1"]).str.contains(r"\d").all()  # reasons carry the customer's numbers
+    # Reasons carry the customer's numbers, or say that no single fact explains the score.
+    reason = pd.Series(top["reason_1"])
+    assert (reason.str.contains(r"\d") | reason.str.startswith("no single clear reason")).all()
+    assert reason.str.contains(r"\d").mean() >= 0.9
 
 
 def test_contractual_churn_trains_on_cancellations(small_dataset, tmp_path, dates):

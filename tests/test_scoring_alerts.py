@@ -293,3 +293,14 @@ def test_cold_start_scores_nothing_and_alerts_from_rules_saying_so(tmp_path):
     assert alerts["recommended_action"].tolist() == ["re-engagement message", "service recovery call"]
     assert monitor_model(AS_OF, cfg, engine).status == "cold_start"
     engine.dispose()
+
+
+def test_a_score_no_single_fact_explains_says_so():
+    frame = pd.DataFrame([{"days_since_last_purchase": 5, "mean_gap_days": 20, "last_nps": 10}])
+    effects = pd.DataFrame([{"inactivity": 0.9, "low_nps": 0.4}])
+    out = top_reasons(frame, effects)
+    assert (
+        out.loc[0, "reason_1"]
+        == "no single clear reason: the overall pattern (strongest signal: time since the last purchase)"
+    )
+    assert out.loc[0, "reason_codes"] == "inactivity" and out.loc[0, "reason_2"] is None
