@@ -43,6 +43,14 @@ def test_repository_config_is_valid():
         ("engine: sparkle\n", "engine: Input should be 'duckdb', 'postgres' or 'spark'"),
         ("spark:\n  masterr: yarn\n", "spark.masterr: unknown key"),
         ("scoring:\n  chunk_rows: 5\n", "scoring.chunk_rows"),
+        # Hostile-input cases: each used to end in a traceback or in SQL built from the value.
+        ("sources:\n  datasets:\n    transactions:\n      encoding: klingon\n", "unknown encoding 'klingon'"),
+        (
+            "sources:\n  datasets:\n    transactions:\n      sql: {url_env: X, table: t, watermark: 'ts or true'}\n",
+            "watermark 'ts or true' is not a plain column name",
+        ),
+        ("sources:\n  earliest_timestamp: yesterday\n", "sources.earliest_timestamp"),
+        ("paths:\n  file_mode: rw-r--r--\n", "not an octal mode"),
     ],
 )
 def test_bad_config_names_the_key_in_one_line(tmp_path, text, expected):

@@ -20,7 +20,7 @@ import pytest
 
 from pipelines.alerts import publish_outbox, route
 from pipelines.config import Config, load_config
-from pipelines.errors import ChurnwatchError, ConfigError, DataQualityError
+from pipelines.errors import ChurnwatchError, DataQualityError
 from pipelines.extract import load_landing
 from pipelines.features import build_features
 from pipelines.outreach import parse_outcomes
@@ -333,23 +333,7 @@ def test_a_mapped_optional_column_missing_from_the_file_stops_the_load(tmp_path)
     engine.dispose()
 
 
-@pytest.mark.parametrize(
-    ("yaml_text", "expected"),
-    [
-        ("sources:\n  datasets:\n    transactions:\n      encoding: klingon\n", "unknown encoding 'klingon'"),
-        (
-            "sources:\n  datasets:\n    transactions:\n      sql: {url_env: X, table: t, watermark: 'ts or true'}\n",
-            "watermark 'ts or true' is not a plain column name",
-        ),
-        ("sources:\n  earliest_timestamp: yesterday\n", "sources.earliest_timestamp"),
-    ],
-)
-def test_config_mistakes_are_one_line(tmp_path, yaml_text, expected):
-    path = tmp_path / "churnwatch.yaml"
-    path.write_text(yaml_text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    assert expected in str(info.value) and "\n" not in str(info.value)
+# Config mistakes (unknown encoding, a watermark with SQL in it, a bad earliest_timestamp) are in test_config.py.
 
 
 def test_a_warehouse_path_under_a_file_is_one_line(tmp_path):
