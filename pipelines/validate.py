@@ -250,10 +250,9 @@ class GxRun:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
-def row_failures(result, dataset: str) -> tuple[dict[int, list[str]], dict[str, int]]:
-    """Return (row id -> reasons, failing rows per check) from a row-suite result."""
+def row_failures(result, dataset: str) -> dict[int, list[str]]:
+    """Return row id -> reasons from a row-suite result (the per-check counts come from the tidied reasons)."""
     failures: dict[int, list[str]] = {}
-    counts: dict[str, int] = {}
     for res in result.results:
         if res.success:
             continue
@@ -263,10 +262,9 @@ def row_failures(result, dataset: str) -> tuple[dict[int, list[str]], dict[str, 
                 f"{dataset}: check {reason} could not run: {res.exception_info.get('exception_message')}"
             )
         rows = [int(item[ROW_ID]) for item in res.result.get("unexpected_index_list") or []]
-        counts[reason] = len(rows)
         for rid in rows:
             failures.setdefault(rid, []).append(reason)
-    return failures, counts
+    return failures
 
 
 def _to_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -562,7 +560,7 @@ def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | Non
             customers = _customer_reference(cfg, engine, outputs) if dataset != "customers" else None
             add_reference_checks(dataset, typed, engine, start, customers)
             result = gxr.validate(f"{dataset}_rows", typed, build_suite(dataset, as_of, cfg, customers is not None))
-            gx_fail, counts = row_failures(result, dataset)
+            gx_fail = row_failures(result, dataset)
             for rid, rs in gx_fail.items():
                 reasons.setdefault(rid, []).extend(rs)
             for rid in raw.loc[dup, ROW_ID]:
