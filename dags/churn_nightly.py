@@ -23,7 +23,7 @@ from notify import AS_OF_PARAM, failure_callbacks, nightly_deadline
 
 
 def _step(name: str, logical_date, params) -> dict:
-    from pipelines.runtime import as_of_for_run, run_step
+    from pipelines.core.runtime import as_of_for_run, run_step
 
     return run_step(name, as_of_for_run(logical_date, (params or {}).get("as_of")))
 
@@ -80,8 +80,8 @@ def churn_nightly():
     @task
     def email_outbox(logical_date=None, params=None) -> dict:
         """Mail each team its files through the Airflow SMTP connection; nothing to do without alerts.email."""
-        from pipelines.config import load_config
-        from pipelines.runtime import as_of_for_run
+        from pipelines.core.config import load_config
+        from pipelines.core.runtime import as_of_for_run
 
         cfg = load_config()
         if not cfg.alerts.email:

@@ -34,7 +34,7 @@ from notify import AS_OF_PARAM, failure_callbacks
 def churn_retrain():
     @task
     def train_model(logical_date=None, params=None) -> dict:
-        from pipelines.runtime import as_of_for_run, run_step
+        from pipelines.core.runtime import as_of_for_run, run_step
 
         return run_step("train_model", as_of_for_run(logical_date, (params or {}).get("as_of")))
 

@@ -92,7 +92,7 @@ def nightly_deadline() -> DeadlineAlert | None:
             },
         )
     else:
-        callback = AsyncCallback("pipelines.runtime.log_missed_deadline")
+        callback = AsyncCallback("pipelines.core.runtime.log_missed_deadline")
     return DeadlineAlert(
         # From when the run was queued, not its logical date: a backfill of past days is not "late".
         reference=DeadlineReference.DAGRUN_QUEUED_AT,

@@ -34,10 +34,10 @@ from models.training import (
     fit_population_btyd,
     training_set,
 )
-from pipelines.config import Config
-from pipelines.errors import ChurnwatchError
-from pipelines.features import read_features
-from pipelines.warehouse import insert_frame, read_frame
+from pipelines.core.config import Config
+from pipelines.core.errors import ChurnwatchError
+from pipelines.core.warehouse import insert_frame, read_frame
+from pipelines.features.customer_features import read_features
 
 # Methods judged side by side; the first is the product, the rest are baselines.
 METHODS = ["churnwatch", "bgnbd_p_no_purchase", "bgnbd_expected_purchases", "bgnbd_p_alive", "log_rfm", "recency"]
@@ -117,7 +117,7 @@ def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None
 
     Returns (summary row, metric rows). With generator truth, a *ceiling* model is fitted too: the same
     recipe labelled with the true churn instead of what the data shows. The *reference* is the Bayes
-    probability given the history plus revealed latents (pipelines.reference): about the best any
+    probability given the history plus revealed latents (pipelines.synth.reference): about the best any
     model could do. The oracle knows every latent.
     """
     horizon = cfg.churn.horizon_days
@@ -160,8 +160,8 @@ def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None
 
 
 def _judge_against_truth(day, cfg, data, artifact, feats, scores, truth_dir: Path) -> tuple[dict, list[dict]]:
-    from pipelines.generate import load_truth, oracle_probability
-    from pipelines.reference import bayes_reference
+    from pipelines.synth.generate import load_truth, oracle_probability
+    from pipelines.synth.reference import bayes_reference
 
     horizon = cfg.churn.horizon_days
     known = load_truth(truth_dir)

@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1
 
-from pipelines.errors import ChurnwatchError
+from pipelines.core.errors import ChurnwatchError
 
 DAYS_PER_UNIT = 7.0
 # Columns of the feature SQL that give the BG/NBD summary.
@@ -175,7 +175,7 @@ def btyd_features(frame: pd.DataFrame, m: BGNBD, horizon_days: int) -> pd.DataFr
 
 def fit_stored_features(engine, as_of) -> BGNBD:
     """Return a BG/NBD fitted on the stored customer_features partition of as_of (aggregated in SQL)."""
-    from pipelines.warehouse import read_frame, sql_text
+    from pipelines.core.warehouse import read_frame, sql_text
 
     counts = read_frame(engine, sql_text("features/btyd_summary.sql"), {"as_of": as_of})
     if counts.empty:

@@ -16,10 +16,10 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from sqlalchemy.engine import Engine
 
-from pipelines.config import Config
-from pipelines.errors import ChurnwatchError, NoModelError
-from pipelines.publish import atomic_write
-from pipelines.warehouse import insert_frame, read_frame
+from pipelines.core.config import Config
+from pipelines.core.errors import ChurnwatchError, NoModelError
+from pipelines.core.publish import atomic_write
+from pipelines.core.warehouse import insert_frame, read_frame
 
 ARTIFACT = "model.joblib"
 CARD = "model_card.json"

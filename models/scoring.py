@@ -14,10 +14,10 @@ from models.btyd import BGNBD, fit_stored_features
 from models.reasons import REASON_COLUMNS, describe_reason, pattern_reason, raises_risk
 from models.registry import binner, load_champion, predict, predict_binned, predict_matrix
 from models.training import active_population, add_model_features
-from pipelines.config import Config
-from pipelines.errors import ChurnwatchError, NoModelError
-from pipelines.features import feature_chunks
-from pipelines.warehouse import replace_partition
+from pipelines.core.config import Config
+from pipelines.core.errors import ChurnwatchError, NoModelError
+from pipelines.core.warehouse import replace_partition
+from pipelines.features.customer_features import feature_chunks
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
     # The BG/NBD inputs come from a fit as of tonight, on everyone who ever bought.
     artifact = {**artifact, "btyd_fit": btyd_fit_or_none(engine, as_of)}
     if cfg.compute_engine == "spark":
-        from pipelines.spark_engine import score_with_spark
+        from pipelines.engines.spark import score_with_spark
 
         scores = score_with_spark(artifact, as_of, cfg, engine)
     else:

@@ -24,11 +24,11 @@ from sqlalchemy.engine import Engine
 
 from models.btyd import BGNBD, BTYD_FEATURES, btyd_features, fit_from_features
 from models.registry import register_model
-from pipelines.config import Config
-from pipelines.errors import ChurnwatchError
-from pipelines.features import read_features
-from pipelines.kpis import activity_params
-from pipelines.warehouse import read_frame, sql_text
+from pipelines.core.config import Config
+from pipelines.core.errors import ChurnwatchError
+from pipelines.core.warehouse import read_frame, sql_text
+from pipelines.features.customer_features import read_features
+from pipelines.features.kpis import activity_params
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.errors import ChurnwatchError
-from pipelines.runtime import NIGHTLY
+from pipelines.core.errors import ChurnwatchError
+from pipelines.core.runtime import NIGHTLY
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="churnwatch: nightly churn early warning.")
 models_app = typer.Typer(help="The model registry.")
@@ -110,8 +110,8 @@ def generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a synthetic customer base with a known churn process."""
-    from pipelines.generate import WORLDS, GeneratorSpec
-    from pipelines.generate import generate as run_generate
+    from pipelines.synth.generate import WORLDS, GeneratorSpec
+    from pipelines.synth.generate import generate as run_generate
 
     if format not in ("csv", "parquet"):
         raise ChurnwatchError(f"--format must be csv or parquet, not {format!r}")
@@ -139,7 +139,7 @@ def generate(
 
 
 def _steps(steps: str | None) -> list[str]:
-    from pipelines.runtime import NIGHTLY
+    from pipelines.core.runtime import NIGHTLY
 
     chosen = [s.strip() for s in steps.split(",")] if steps else NIGHTLY
     unknown = [s for s in chosen if s not in NIGHTLY]
@@ -159,8 +159,8 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the nightly steps for one date (load, validate, features, score, alerts, outbox)."""
-    from pipelines.config import load_config
-    from pipelines.runtime import run_step
+    from pipelines.core.config import load_config
+    from pipelines.core.runtime import run_step
 
     as_of = _date(date_)
     start = _date(since, "--since") if since else None
@@ -183,8 +183,8 @@ def backfill(
     config: ConfigOpt = None,
 ) -> None:
     """Run the nightly steps for every date from --start to --end in order, as the nightly runs would."""
-    from pipelines.config import load_config
-    from pipelines.runtime import run_step
+    from pipelines.core.config import load_config
+    from pipelines.core.runtime import run_step
 
     first, last = _date(start, "--start"), _date(end, "--end")
     if last < first:
@@ -207,8 +207,8 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train, validate (time-ordered) and register a model as of a date."""
-    from pipelines.config import load_config
-    from pipelines.runtime import run_step
+    from pipelines.core.config import load_config
+    from pipelines.core.runtime import run_step
 
     as_of = _date(date_)
     with console.status(f"training as of {as_of}"):
@@ -220,8 +220,8 @@ def train(
 def models_list(config: ConfigOpt = None) -> None:
     """List registered model versions, newest first."""
     from models.registry import list_models
-    from pipelines.config import load_config
-    from pipelines.warehouse import get_engine
+    from pipelines.core.config import load_config
+    from pipelines.core.warehouse import get_engine
 
     frame = list_models(get_engine(load_config(config)))
     if frame.empty:
@@ -267,8 +267,8 @@ def backtest(
 ) -> None:
     """Replay training and scoring over past dates; store the metrics in backtest_results and print them."""
     from models.backtest import backtest as run_backtest
-    from pipelines.config import load_config
-    from pipelines.warehouse import get_engine
+    from pipelines.core.config import load_config
+    from pipelines.core.warehouse import get_engine
 
     cfg = load_config(config)
     engine = get_engine(cfg)
@@ -338,7 +338,7 @@ def bench(
     reuse: Annotated[bool, typer.Option(help="Keep the data and history of an earlier run of this name.")] = False,
 ) -> None:
     """Time one nightly increment and one retrain on N generated customers; write bench/results/<name>.json."""
-    from pipelines.bench import run_bench
+    from pipelines.synth.bench import run_bench
 
     name = name or f"{customers // 1000}k"
     folder = Path(workdir) if workdir else Path("var/bench") / name
@@ -362,9 +362,9 @@ def bench(
 @outcomes_app.command("import")
 def outcomes_import(file: str, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Import FILE (CSV or XLSX: customer_id, alert_date, contacted, contact_date, offer, result); all or nothing."""
-    from pipelines.config import load_config
-    from pipelines.outreach import import_outcomes
-    from pipelines.warehouse import get_engine
+    from pipelines.core.config import load_config
+    from pipelines.core.warehouse import get_engine
+    from pipelines.deliver.outreach import import_outcomes
 
     cfg = load_config(config)
     engine = get_engine(cfg)
@@ -377,8 +377,8 @@ def outcomes_import(file: str, config: ConfigOpt = None, as_json: JsonOpt = Fals
 def models_promote(version: str, config: ConfigOpt = None) -> None:
     """Make VERSION the champion; the current champion is archived (and can be restored by rollback)."""
     from models.registry import promote
-    from pipelines.config import load_config
-    from pipelines.warehouse import get_engine
+    from pipelines.core.config import load_config
+    from pipelines.core.warehouse import get_engine
 
     previous = promote(get_engine(load_config(config)), version)
     console.print(f"[green]✓[/] {version} is the champion" + (f" (was {previous})" if previous else ""))
@@ -388,8 +388,8 @@ def models_promote(version: str, config: ConfigOpt = None) -> None:
 def models_rollback(config: ConfigOpt = None) -> None:
     """Put back the previous champion; the current one is marked rolled_back."""
     from models.registry import rollback
-    from pipelines.config import load_config
-    from pipelines.warehouse import get_engine
+    from pipelines.core.config import load_config
+    from pipelines.core.warehouse import get_engine
 
     retired, restored = rollback(get_engine(load_config(config)))
     console.print(f"[green]✓[/] {restored} is the champion again ({retired} rolled back)")
@@ -416,11 +416,11 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate data, load its history, then train and score through the Airflow DAGs."""
-    from pipelines.config import load_config
-    from pipelines.demo import demo_report
-    from pipelines.generate import GeneratorSpec
-    from pipelines.generate import generate as run_generate
-    from pipelines.runtime import run_step
+    from pipelines.core.config import load_config
+    from pipelines.core.runtime import run_step
+    from pipelines.synth.demo import demo_report
+    from pipelines.synth.generate import GeneratorSpec
+    from pipelines.synth.generate import generate as run_generate
 
     cfg = load_config(config)
     landing = cfg.resolve(cfg.sources.landing_dir)
@@ -461,9 +461,9 @@ def replay_history(cfg, as_of: date) -> None:
     import numpy as np
     import pandas as pd
 
-    from pipelines.outreach import import_outcomes
-    from pipelines.runtime import run_step
-    from pipelines.warehouse import get_engine, read_frame
+    from pipelines.core.runtime import run_step
+    from pipelines.core.warehouse import get_engine, read_frame
+    from pipelines.deliver.outreach import import_outcomes
 
     past = as_of - timedelta(days=cfg.churn.horizon_days)
     run_step("train_model", past - timedelta(days=1), cfg=cfg)

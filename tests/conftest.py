@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.config import Config
-from pipelines.generate import GeneratorSpec, generate
-from pipelines.warehouse import get_engine, insert_frame
+from pipelines.core.config import Config
+from pipelines.core.warehouse import get_engine, insert_frame
+from pipelines.synth.generate import GeneratorSpec, generate
 from tests.pgserver import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]

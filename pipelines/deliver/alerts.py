@@ -1,0 +1,441 @@
+"""Turn scores into per-team alert lists: triggers, value at risk, routing, capacity, cooldown, control group.
+
+Per customer and night, in this order:
+1. triggers: the model (probability threshold, or the top share of scores) and the rule triggers;
+2. suppression: do-not-contact and customers already in a campaign are never listed;
+3. cooldown: a customer alerted (sent) within `cooldown_days` is not alerted again unless their risk
+   band got worse (recorded with status `cooldown`);
+4. control group: a deterministic `control_fraction` of the eligible alerts is held out (status `control`);
+5. two lists per team: `prevention` (customers still active: the model's scores, or rules on a
+   cold start) ranked by value at risk (probability x 12-month value), and `reactivation` (dormant
+   accounts the model does not score, 3-6 months quiet) ranked by the 12-month value a win-back restores;
+6. capacity: the first `capacity` (`reactivation_capacity`) treated alerts of each list are `sent`,
+   the rest `overflow`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from models.reasons import rule_text
+from models.scoring import CATEGORY
+from pipelines.core.config import Config
+from pipelines.core.errors import ChurnwatchError
+from pipelines.core.publish import swap_folder
+from pipelines.core.safe import safe_cells, safe_name
+from pipelines.core.warehouse import read_bulk, read_frame, replace_partition
+
+# Spreadsheet number formats of the outbox columns (money with two decimals, probability as a percent).
+XLSX_FORMATS = {"churn_probability": "0.0%", "value_12m": "money", "value_at_risk": "money"}
+
+# What a retention team gets: no more personal data than it needs to act.
+OUTBOX_COLUMNS = [
+    "team_rank",
+    "customer_id",
+    "churn_probability",
+    "risk_band",
+    "value_12m",
+    "value_at_risk",
+    "reasons",
+    "recommended_action",
+    "triggers",
+    "note",
+]
+LISTS = ("prevention", "reactivation")
+# Column headers of the XLSX lists, in the words of the people who call.
+XLSX_HEADERS = {
+    "team_rank": "Rank",
+    "customer_id": "Customer",
+    "churn_probability": "Churn probability",
+    "risk_band": "Risk band",
+    "value_12m": "12-month value",
+    "value_at_risk": "Value at risk",
+    "reasons": "Reasons",
+    "recommended_action": "Recommended action",
+    "triggers": "Triggers",
+    "note": "Note",
+}
+SERVICE_RULES = ("repeat_contacts", "detractor_after_complaint")
+# Rule -> the driver whose reason it gives, in the order their reasons are listed.
+RULE_DRIVER = {
+    "dormant_regular": "inactivity",
+    "overdue_regular": "inactivity",
+    "repeat_contacts": "repeat_contacts",
+    "detractor_after_complaint": "low_nps",
+    "spend_halved": "lower_spend",
+}
+FEATURE_COLUMNS = [
+    "region",
+    "segment",
+    "team",
+    "do_not_contact",
+    "in_campaign",
+    "repeat_contacts_90d",
+    "contacts_90d",
+    "last_nps",
+    "complaints_90d",
+    "spend_90d",
+    "spend_prev_90d",
+    "spend_365d",
+    "purchases_365d",
+    "overdue_ratio",
+    "mean_gap_days",
+    "days_since_last_purchase",
+    "dormant_short",
+    "dormant_long",
+    "loyalty_type",
+    "cancelled",
+]
+TEXT_COLUMNS = {"region", "segment", "team", "do_not_contact", "loyalty_type"}
+NUMERIC = ["churn_probability", "value_12m", "value_at_risk"] + [c for c in FEATURE_COLUMNS if c not in TEXT_COLUMNS]
+
+
+@dataclass
+class AlertSummary:
+    as_of: date
+    alerts: int
+    sent: dict[str, int] = field(default_factory=dict)
+    overflow: dict[str, int] = field(default_factory=dict)
+    control: dict[str, int] = field(default_factory=dict)
+    cooldown: dict[str, int] = field(default_factory=dict)
+    suppressed: int = 0
+    mode: str = "model"
+
+    def as_dict(self) -> dict:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "mode": self.mode,
+            "alerts": self.alerts,
+            "sent": self.sent,
+            "overflow": self.overflow,
+            "control": self.control,
+            "cooldown": self.cooldown,
+            "suppressed": self.suppressed,
+        }
+
+
+def rule_triggers(frame: pd.DataFrame, cfg: Config) -> pd.Series:
+    """Return ';'-joined names of the enabled rules that fire for each customer (empty string if none)."""
+    r = cfg.alerts.rules
+    regular = frame["loyalty_type"].isin(["regular", "long-term"]) if "loyalty_type" in frame else False
+    rules = {
+        "dormant_regular": regular & (frame.get("dormant_short", 0) == 1) & (frame.get("dormant_long", 0) == 0),
+        "repeat_contacts": frame["repeat_contacts_90d"].fillna(0) >= r.repeat_contacts_min,
+        "detractor_after_complaint": (frame["last_nps"] <= 6) & (frame["complaints_90d"].fillna(0) >= 1),
+        "spend_halved": (frame["spend_prev_90d"] > 0) & (frame["spend_90d"] <= r.spend_drop * frame["spend_prev_90d"]),
+        "overdue_regular": (frame["purchases_365d"] >= 6) & (frame["overdue_ratio"] >= r.overdue_ratio),
+    }
+    names = pd.Series("", index=frame.index, dtype=object)
+    for name, mask in rules.items():
+        if name in r.enabled:
+            hit = pd.Series(mask, index=frame.index).fillna(False).astype(bool).to_numpy()
+            names = names + np.where(hit, name + ";", "")
+    return names.str.rstrip(";")
+
+
+def route(frame: pd.DataFrame, cfg: Config) -> pd.Series:
+    """Return the team of each customer: first matching rule, then the customer's own team, then default."""
+    team = pd.Series(pd.NA, index=frame.index, dtype="object")
+    for rule in cfg.alerts.teams:
+        match = pd.Series(True, index=frame.index)
+        if rule.regions:
+            match &= frame["region"].isin(rule.regions)
+        if rule.segments:
+            match &= frame["segment"].isin(rule.segments)
+        if rule.min_value is not None:
+            match &= frame["value_12m"] >= rule.min_value
+        team = team.where(team.notna() | ~match, rule.name)
+    if "team" in frame:
+        # A team from the customer data names a file and a sheet: it passes the one safe-name rule.
+        default = cfg.alerts.default_team
+        own = frame["team"].map(lambda v: None if v is None or pd.isna(v) else safe_name(v, default))
+        team = team.fillna(own)
+    return team.fillna(cfg.alerts.default_team).astype(str)
+
+
+def recommend(frame: pd.DataFrame, cfg: Config) -> pd.Series:
+    """Return the playbook action of each alert: it follows the strongest reason and the triggers.
+
+    Reactivation lists get the reactivation play; a service trigger (repeat contacts, a detractor after
+    a complaint) asks for a service call whatever the model ranks first; otherwise the category of the
+    first reason decides. High-value customers get an account review on top.
+    """
+    playbook = cfg.alerts.playbook
+    first = frame["reason_codes"].fillna("").str.split(";").str[0].map(lambda c: CATEGORY.get(c, ""))
+    triggers = frame["triggers"].fillna("")
+    service = triggers.map(lambda t: any(r in t.split(";") for r in SERVICE_RULES))
+    category = first.where(~service, "service")
+    category = category.where(~((category == "") & triggers.str.contains("spend_halved")), "declining_spend")
+    category = category.where(frame["list_name"] != "reactivation", "reactivation")
+    action = category.map(lambda c: playbook.get(c, playbook.get("inactivity" if c == "reactivation" else c, "")))
+    action = action.where(action != "", playbook["default"])
+    high = frame["value_12m"] >= cfg.alerts.high_value_threshold
+    if "high_value" in playbook:
+        action = action.where(~high, playbook["high_value"] + " + " + action)
+    return action
+
+
+def in_control(customer_ids: pd.Series, as_of: date, fraction: float) -> pd.Series:
+    """Deterministic hold-out: the same customer and date always land on the same side."""
+    if fraction <= 0:
+        return pd.Series(False, index=customer_ids.index)
+    u = customer_ids.map(
+        lambda c: int(hashlib.sha256(f"{c}|{as_of.isoformat()}".encode()).hexdigest()[:12], 16) / 16**12
+    )
+    return u < fraction
+
+
+def band_rank(bands: pd.Series, cfg: Config) -> pd.Series:
+    """Severity of risk bands: higher is worse; unscored bands rank lowest."""
+    order = {name: i + 1 for i, (name, _) in enumerate(sorted(cfg.alerts.risk_bands.items(), key=lambda kv: kv[1]))}
+    return bands.map(lambda b: order.get(b, 0))
+
+
+def _candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame, str]:
+    """Return every customer of as_of with features and, when scored, the model's score and reasons."""
+    cols = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS)
+    frame = read_bulk(
+        engine,
+        f"SELECT f.as_of_date, f.customer_id, {cols}, s.churn_probability, s.risk_band, s.value_12m, s.value_at_risk, "
+        "s.reason_1, s.reason_2, s.reason_3, s.reason_codes, s.model_version "
+        "FROM customer_features f LEFT JOIN churn_scores s "
+        "ON s.customer_id = f.customer_id AND s.as_of_date = f.as_of_date WHERE f.as_of_date = :d",
+        {"d": as_of},
+    )
+    frame["as_of_date"] = as_of
+    for col in NUMERIC:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    scored = frame["churn_probability"].notna()
+    mode = "model" if scored.any() else "rules-only"
+    version = frame.loc[scored, "model_version"].iloc[0] if scored.any() else "rules-only"
+    # Customers the model does not score have no value at risk; their 12-month value ranks them.
+    value = frame["spend_365d"].clip(lower=0).fillna(0.0)
+    frame["value_12m"] = frame["value_12m"].fillna(value)
+    frame["priority_value"] = frame["value_at_risk"].fillna(frame["value_12m"])
+    frame["model_version"] = frame["model_version"].fillna(version)
+    dormant = (frame["dormant_short"] == 1) & (frame["dormant_long"] == 0)
+    frame["list_name"] = np.where(dormant & ~scored, "reactivation", "prevention")
+    frame["risk_band"] = frame["risk_band"].fillna(
+        pd.Series(np.where(dormant, "dormant", "unscored"), index=frame.index)
+    )
+    if cfg.churn.kind == "contractual":
+        still_customer = frame["cancelled"].fillna(0) == 0
+    else:
+        still_customer = frame["days_since_last_purchase"] < cfg.churn.horizon_days
+    # Unscored customers may only be picked by rules, and only if they are still customers or a
+    # dormant account worth a reactivation attempt.
+    frame["_eligible_rules"] = scored | (still_customer & ~scored & (mode == "rules-only")) | dormant
+    return frame, mode
+
+
+def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
+    """Select, suppress, cool down, hold out, rank, route and cap alerts; replace as_of's churn_alerts."""
+    frame, mode = _candidates(as_of, cfg, engine)
+    if frame.empty:
+        replace_partition(engine, "churn_alerts", pd.DataFrame(), as_of)
+        return AlertSummary(as_of, 0, mode=mode)
+    a = cfg.alerts
+    rules = rule_triggers(frame, cfg).where(frame["_eligible_rules"], "")
+    p = frame["churn_probability"]
+    model_hit = p >= a.probability_threshold
+    if a.top_share and p.notna().any():
+        model_hit |= p >= p.quantile(1 - a.top_share)
+    frame["triggers"] = [";".join(t for t in (m, r) if t) for m, r in zip(np.where(model_hit, "model", ""), rules)]
+    frame = frame[frame["triggers"] != ""].copy()
+    _add_rule_reasons(frame, cfg)
+    # Suppression: never listed at all.
+    blocked = frame["do_not_contact"].fillna(False).astype(bool) | (frame["in_campaign"].fillna(0) == 1)
+    suppressed = int(blocked.sum())
+    frame = frame[~blocked].copy()
+    frame["team"] = route(frame, cfg)
+    frame["recommended_action"] = recommend(frame, cfg) if len(frame) else pd.Series(dtype=str)
+    frame["reasons"] = [
+        "; ".join(dict.fromkeys(x for x in trio if isinstance(x, str) and x))
+        for trio in zip(frame["reason_1"], frame["reason_2"], frame["reason_3"], frame["_rule_reasons"])
+    ]
+    frame["status"] = "eligible"
+    frame.loc[_in_cooldown(frame, as_of, cfg, engine), "status"] = "cooldown"
+    eligible = frame["status"] == "eligible"
+    frame.loc[eligible & in_control(frame["customer_id"], as_of, a.control_fraction), "status"] = "control"
+    frame = frame.sort_values(
+        ["team", "list_name", "priority_value", "churn_probability", "customer_id"],
+        ascending=[True, True, False, False, True],
+        kind="stable",
+        na_position="last",
+    )
+    # team_rank orders each list by priority; capacity counts treated alerts only, per list.
+    lists = [frame["team"], frame["list_name"]]
+    frame["team_rank"] = frame.groupby(lists).cumcount() + 1
+    capacity = {(t.name, "prevention"): t.capacity for t in a.teams}
+    capacity |= {
+        (t.name, "reactivation"): t.reactivation_capacity for t in a.teams if t.reactivation_capacity is not None
+    }
+    treated = frame["status"] == "eligible"
+    treated_rank = treated.astype(int).groupby(lists).cumsum()
+    defaults = {"prevention": a.default_capacity, "reactivation": a.reactivation_capacity}
+    cap = pd.Series(
+        [capacity.get((t, n), defaults[n]) for t, n in zip(frame["team"], frame["list_name"])], index=frame.index
+    )
+    frame.loc[treated & (treated_rank <= cap), "status"] = "sent"
+    frame.loc[treated & (treated_rank > cap), "status"] = "overflow"
+    replace_partition(engine, "churn_alerts", frame, as_of)
+    summary = AlertSummary(as_of, len(frame), suppressed=suppressed, mode=mode)
+    for (team, status), n in frame.groupby(["team", "status"]).size().items():
+        getattr(summary, status)[team] = int(n)
+    return summary
+
+
+def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:
+    """Give every fired rule its reason: the whole text of rule-only alerts, and for scored customers the
+    rule's reason where the model's reasons do not already say it (a spend_halved trigger names the spend)."""
+    currency = cfg.alerts.currency
+    rule_only = frame["reason_1"].isna()
+    extra, codes_out, texts = [], [], {f"reason_{i}": [] for i in (1, 2, 3)}
+    for row in frame.to_dict("records"):  # records: far faster than row-wise indexing
+        # Inactivity first (what a reactivation call opens with), then service, then spend.
+        fired = sorted((t for t in row["triggers"].split(";") if t and t != "model"), key=list(RULE_DRIVER).index)
+        if pd.isna(row["reason_1"]):
+            # One reason per driver: two inactivity rules would otherwise say the same thing twice.
+            by_driver = list({RULE_DRIVER[t]: t for t in reversed(fired)}.items())[::-1]
+            codes_out.append(";".join(d for d, _ in by_driver))
+            for i in range(3):
+                texts[f"reason_{i + 1}"].append(
+                    rule_text(by_driver[i][1], row, currency) if i < len(by_driver) else None
+                )
+            extra.append(None)
+        else:
+            have = set(str(row["reason_codes"] or "").split(";"))
+            missing = [t for t in fired if RULE_DRIVER[t] not in have]
+            extra.append("; ".join(dict.fromkeys(rule_text(t, row, currency) for t in missing)) or None)
+    frame["_rule_reasons"] = pd.Series(extra, index=frame.index, dtype=object)
+    if rule_only.any():
+        frame["reason_codes"] = frame["reason_codes"].astype(object)
+        frame.loc[rule_only, "reason_codes"] = codes_out
+        for col, values in texts.items():
+            frame[col] = frame[col].astype(object)
+            frame.loc[rule_only, col] = values
+
+
+def _in_cooldown(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> pd.Series:
+    """Customers sent an alert in the cooldown window whose risk band has not worsened since."""
+    days = cfg.alerts.cooldown_days
+    if days <= 0 or frame.empty:
+        return pd.Series(False, index=frame.index)
+    recent = read_frame(
+        engine,
+        "SELECT customer_id, risk_band, as_of_date FROM churn_alerts "
+        "WHERE status = 'sent' AND as_of_date >= :a AND as_of_date < :d",
+        {"a": as_of - timedelta(days=days), "d": as_of},
+    )
+    if recent.empty:
+        return pd.Series(False, index=frame.index)
+    last = recent.sort_values("as_of_date").groupby("customer_id")["risk_band"].last()
+    before = frame["customer_id"].map(last)
+    worse = band_rank(frame["risk_band"], cfg) > band_rank(before.fillna(""), cfg)
+    return before.notna() & ~worse
+
+
+def _write_xlsx(sheets: dict[str, pd.DataFrame], path: Path, team: str, as_of: date, currency: str) -> None:
+    """One workbook per team, one sheet per list (prevention, reactivation).
+
+    Bold header that stays in view, a filter, money and percent formats, readable widths. Every text
+    cell is written as a string, never a formula, whatever it starts with.
+    """
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    money_format = f'"{currency} "#,##0.00' if currency else "#,##0.00"
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        for list_name, frame in sheets.items():
+            frame.rename(columns=XLSX_HEADERS).to_excel(writer, index=False, sheet_name=list_name)
+            sheet = writer.sheets[list_name]
+            for row in sheet.iter_rows(min_row=2):
+                for cell in row:
+                    if isinstance(cell.value, str):
+                        cell.data_type = "s"
+            for cell in sheet[1]:
+                cell.font = Font(bold=True)
+            sheet.freeze_panes = "A2"
+            sheet.auto_filter.ref = sheet.dimensions
+            for i, col in enumerate(frame.columns, start=1):
+                width = max([len(XLSX_HEADERS.get(col, col))] + [len(str(v)) for v in frame[col].head(200)])
+                sheet.column_dimensions[get_column_letter(i)].width = min(max(10, width + 2), 80)
+                number_format = XLSX_FORMATS.get(col)
+                if number_format:
+                    number_format = money_format if number_format == "money" else number_format
+                    for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i):
+                        cell.number_format = number_format
+        writer.book.properties.title = f"churnwatch {team} {as_of.isoformat()}"
+
+
+def _outbox_rows(rows: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Return one list's rows as the team sees them: ranked, rounded, and a note wherever no probability is."""
+    out = rows.copy()
+    out["team_rank"] = range(1, len(out) + 1)
+    out["churn_probability"] = pd.to_numeric(out["churn_probability"]).round(3)
+    out["value_at_risk"] = pd.to_numeric(out["value_at_risk"]).round(2)
+    out["value_12m"] = pd.to_numeric(out["value_12m"]).round(2)
+    horizon = cfg.churn.horizon_days
+    notes = {
+        "reactivation": f"dormant: no probability (the model scores customers active in the last {horizon} days)",
+        "prevention": "no probability: no model yet, picked by rules and ranked by 12-month value",
+    }
+    out["note"] = [
+        None if pd.notna(p) else notes[list_name] for p, list_name in zip(out["churn_probability"], out["list_name"])
+    ]
+    return out[OUTBOX_COLUMNS]
+
+
+def _outbox_name(folder: Path, team: str) -> str:
+    """Return the file stem of a team's list; refuse anything that would leave the day's folder."""
+    name = safe_name(team, "")
+    if not name or name != team or (folder / name).resolve().parent != folder.resolve():
+        raise ChurnwatchError(f"churn_alerts holds team {team!r}, which is not a safe file name; re-run build_alerts")
+    return name
+
+
+def publish_outbox(as_of: date, cfg: Config, engine: Engine) -> dict:
+    """Write outbox/<as_of>/<team>.csv and .xlsx (sent alerts, highest priority first), replacing the day whole."""
+    alerts = read_frame(
+        engine,
+        "SELECT * FROM churn_alerts WHERE as_of_date = :d AND status = 'sent' ORDER BY team, team_rank",
+        {"d": as_of},
+    )
+    root = cfg.resolve(cfg.paths.outbox_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / as_of.isoformat()
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{as_of.isoformat()}."))
+    files = {}
+    try:
+        if "list_name" not in alerts:
+            alerts["list_name"] = "prevention"
+        alerts["list_name"] = alerts["list_name"].fillna("prevention")
+        for team, part in alerts.groupby("team", sort=True):
+            name = _outbox_name(staging, str(team))
+            sheets = {}
+            for list_name in LISTS:
+                rows = part[part["list_name"] == list_name]
+                if len(rows):
+                    sheets[list_name] = _outbox_rows(rows, cfg)
+            for list_name, out in sheets.items():
+                stem = name if list_name == "prevention" else f"{name}.{list_name}"
+                if "csv" in cfg.alerts.outbox_formats:
+                    # Every text field quoted, so a line break or carriage return inside one cannot split a row.
+                    safe_cells(out).to_csv(staging / f"{stem}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
+                files[stem] = len(out)
+            if "xlsx" in cfg.alerts.outbox_formats:
+                _write_xlsx(sheets, staging / f"{name}.xlsx", name, as_of, cfg.alerts.currency)
+        swap_folder(staging, target, *cfg.paths.modes)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"as_of": as_of.isoformat(), "folder": str(target), "files": files}

@@ -1,0 +1,442 @@
+"""One self-contained HTML page per run: KPIs, scores, calibration, data quality, monitoring, outreach, top risks.
+
+Charts are drawn with matplotlib and embedded as PNG data, so the page needs no network and no script.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from pipelines.core.config import Config
+from pipelines.core.publish import atomic_write
+from pipelines.core.warehouse import read_frame
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2530;background:#f6f7f9}
+header{background:#1d3557;color:#fff;padding:18px 28px}header h1{margin:0;font-size:22px}
+header p{margin:4px 0 0;opacity:.85}main{padding:18px 28px;max-width:1200px}
+section{background:#fff;border-radius:8px;padding:14px 18px;margin:0 0 16px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+h2{font-size:17px;margin:0 0 10px}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:12px}
+.tiles{display:flex;flex-wrap:wrap;gap:10px}.tile{background:#eef2f7;border-radius:6px;padding:8px 12px;min-width:140px}
+.tile b{display:block;font-size:20px}table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{border-bottom:1px solid #e3e6ea;padding:4px 6px;text-align:left;vertical-align:top}th{background:#f0f2f5}
+img{max-width:100%;height:auto}.ok{color:#2a7d2e}.warn{color:#b26a00}.bad{color:#b3261e;font-weight:600}
+.note{color:#5a6472;font-size:12px}
+"""
+STATUS_CLASS = {
+    "ok": "ok",
+    "warn": "warn",
+    "not provided": "",
+    "drift": "warn",
+    "failed": "bad",
+    "degraded": "bad",
+    "not significant": "warn",
+    "too few customers": "warn",
+    "significant": "ok",
+}
+# Column headers in the words of the people who read the report.
+HEADERS = {
+    "segment_type": "by",
+    "segment": "group",
+    "customers_active_start": "customers at start",
+    "customers_lost": "customers lost",
+    "churn_rate": "churn rate",
+    "lost_revenue": "lost revenue",
+    "nps": "NPS",
+    "dataset": "dataset",
+    "rows_read": "rows read",
+    "rows_loaded": "rows loaded",
+    "rows_quarantined": "rows quarantined",
+    "metric": "metric",
+    "subject": "of",
+    "value": "value",
+    "threshold": "threshold",
+    "status": "status",
+    "team": "team",
+    "list_name": "list",
+    "customer_id": "customer",
+    "churn_probability": "churn probability",
+    "risk_band": "risk band",
+    "value_at_risk": "value at risk",
+    "reasons": "reasons",
+    "recommended_action": "recommended action",
+}
+MIN_CONTROL_TEXT = "too few customers"
+METRIC_NAMES = {
+    "psi": "drift (PSI)",
+    "mean_score": "mean score",
+    "mean_predicted": "mean predicted churn",
+    "observed_churn_rate": "observed churn",
+    "promised_auc": "promised AUC (validation)",
+    "realised_auc": "realised AUC",
+    "realised_auc_ci_low": "realised AUC, 95 % interval low",
+    "realised_auc_ci_high": "realised AUC, 95 % interval high",
+    "realised_precision_top10": "realised precision, top 10 %",
+    "status": "status",
+}
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _figure(width: float = 5.2, height: float = 2.8):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def _trend_chart(kpis: pd.DataFrame, column: str, title: str, fmt: str = "{:.1%}") -> str:
+    fig, ax = _figure()
+    if len(kpis) and kpis[column].notna().any():
+        ax.plot(pd.to_datetime(kpis["as_of_date"]), kpis[column].astype(float), marker="o", ms=3, color="#1d3557")
+        last = kpis[column].dropna().iloc[-1]
+        ax.set_title(f"{title}: {fmt.format(float(last))}", fontsize=10)
+        fig.autofmt_xdate()
+    else:
+        ax.set_title(f"{title}: no data yet", fontsize=10)
+    return _png(fig)
+
+
+def _score_chart(scores: pd.DataFrame) -> str:
+    fig, ax = _figure()
+    if len(scores):
+        ax.hist(scores["churn_probability"].astype(float), bins=30, color="#457b9d")
+        ax.set_xlabel("churn probability")
+        ax.set_ylabel("customers")
+        ax.set_title(f"Score distribution ({len(scores):,} customers)", fontsize=10)
+    else:
+        ax.set_title("Score distribution: no scores (cold start)", fontsize=10)
+    return _png(fig)
+
+
+def _calibration_chart(calibration: list[dict]) -> str:
+    fig, ax = _figure(4.2, 3.2)
+    ax.plot([0, 1], [0, 1], ls="--", color="#999", lw=1)
+    if calibration:
+        pred = [c["mean_predicted"] for c in calibration]
+        obs = [c["observed_rate"] for c in calibration]
+        ax.plot(pred, obs, marker="o", color="#e63946")
+        ax.set_title("Calibration on held-out data (deciles)", fontsize=10)
+    else:
+        ax.set_title("Calibration: no model yet", fontsize=10)
+    ax.set_xlabel("predicted churn")
+    ax.set_ylabel("observed churn")
+    return _png(fig)
+
+
+def _table(
+    frame: pd.DataFrame, status_col: str | None = None, max_rows: int = 50, empty: str = "nothing to show"
+) -> str:
+    if frame.empty:
+        return f'<p class="note">{html.escape(empty)}</p>'
+    head = "".join(f"<th>{html.escape(HEADERS.get(str(c), str(c)))}</th>" for c in frame.columns)
+    rows = []
+    for _, row in frame.head(max_rows).iterrows():
+        cells = []
+        for col, value in row.items():
+            text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else value
+            if isinstance(text, float):
+                text = f"{text:,.3f}" if abs(text) < 10 else f"{text:,.0f}"
+            elif isinstance(text, int) and not isinstance(text, bool):
+                text = f"{text:,}"
+            cls = STATUS_CLASS.get(str(text), "") if col == status_col else ""
+            cells.append(
+                f'<td class="{cls}">{html.escape(str(text))}</td>' if cls else f"<td>{html.escape(str(text))}</td>"
+            )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _tile(label: str, value: str) -> str:
+    return f'<div class="tile">{html.escape(label)}<b>{html.escape(value)}</b></div>'
+
+
+def report_data(as_of: date, cfg: Config, engine: Engine) -> dict:
+    """Return everything the page shows, read from the warehouse (only rows dated up to as_of)."""
+    q = lambda sql, **p: read_frame(engine, sql, {"d": as_of, **p})  # noqa: E731
+    champion = q("SELECT model_version, card FROM model_registry WHERE status = 'champion'")
+    card = json.loads(champion["card"].iloc[0]) if len(champion) and champion["card"].iloc[0] else {}
+    runs = q(
+        "SELECT message FROM pipeline_runs WHERE as_of_date = :d AND step = 'monitor_model' AND status = 'ok' "
+        "ORDER BY finished_at DESC LIMIT 1"
+    )
+    try:
+        monitor_message = json.loads(runs["message"].iloc[0]).get("message", "") if len(runs) else ""
+    except (ValueError, AttributeError):
+        monitor_message = ""
+    return {
+        "currency": cfg.alerts.currency,
+        "period_days": cfg.features.kpi_period_days,
+        "horizon_days": cfg.churn.horizon_days,
+        "capacity": {
+            t.name: (t.capacity, t.reactivation_capacity or cfg.alerts.reactivation_capacity) for t in cfg.alerts.teams
+        },
+        "control_fraction": cfg.alerts.control_fraction,
+        "cooldown_days": cfg.alerts.cooldown_days,
+        "datasets": list(cfg.sources.datasets),
+        "monitor_message": monitor_message,
+        "kpis": q(
+            "SELECT as_of_date, churn_rate, lost_revenue, nps, customers_lost, customers_active_start "
+            "FROM churn_kpis_daily WHERE segment_type = 'all' AND as_of_date <= :d AND as_of_date > :a "
+            "ORDER BY as_of_date",
+            a=as_of - timedelta(days=365),
+        ),
+        "segments": q(
+            "SELECT segment_type, segment, customers_active_start, customers_lost, churn_rate, lost_revenue, nps "
+            "FROM churn_kpis_daily WHERE as_of_date = :d AND segment_type <> 'all' ORDER BY segment_type, segment"
+        ),
+        "scores": q("SELECT churn_probability, risk_band FROM churn_scores WHERE as_of_date = :d"),
+        "card": card,
+        "dq": q(
+            "SELECT dataset, SUM(rows_read) AS rows_read, SUM(rows_loaded) AS rows_loaded, "
+            "SUM(rows_quarantined) AS rows_quarantined, MAX(status) AS status FROM dq_runs "
+            "WHERE as_of_date = :d AND batch_date = :d GROUP BY dataset ORDER BY dataset"
+        ),
+        "checks": q(
+            "SELECT dataset, checks FROM dq_runs WHERE as_of_date = :d AND batch_date = :d AND checks IS NOT NULL"
+        ),
+        "monitoring": q(
+            "SELECT metric, subject, value, threshold, status FROM model_monitoring WHERE as_of_date = :d "
+            "AND (metric <> 'psi' OR status <> 'ok') ORDER BY metric, subject"
+        ),
+        "alerts": q(
+            "SELECT team, COALESCE(list_name, 'prevention') AS list_name, status, COUNT(*) AS alerts "
+            "FROM churn_alerts WHERE as_of_date = :d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ),
+        # The first customers of every team's prevention list, in the order the team calls them.
+        "top": q(
+            "SELECT team, team_rank, customer_id, churn_probability, risk_band, value_at_risk, reasons, "
+            "recommended_action FROM churn_alerts WHERE as_of_date = :d AND status = 'sent' "
+            "AND COALESCE(list_name, 'prevention') = 'prevention' AND team_rank <= :k ORDER BY team, team_rank",
+            k=TOP_PER_TEAM,
+        ),
+        "outreach": q(
+            "SELECT alert_date, n_treated, n_control, churn_rate_treated, churn_rate_control, churn_reduction, "
+            "ci_low, ci_high, revenue_retained FROM outreach_results WHERE as_of_date <= :d "
+            "ORDER BY alert_date DESC LIMIT 12"
+        ),
+    }
+
+
+TOP_PER_TEAM = 8
+
+
+def _money(v, currency: str) -> str:
+    return "n/a" if v is None or pd.isna(v) else f"{currency} {float(v):,.0f}".strip()
+
+
+def _quality(data: dict) -> tuple[str, pd.DataFrame]:
+    """Return the data-quality card text and table; datasets not configured or not delivered say so."""
+    dq = data["dq"].copy()
+    provided = set(dq.loc[dq["status"] != "missing", "dataset"]) if len(dq) else set()
+    absent = sorted(set(data["datasets"]) - provided)
+    if len(dq):
+        dq["status"] = dq["status"].replace({"missing": "not provided"})
+    statuses = set(dq.loc[dq["dataset"].isin(provided), "status"]) if len(dq) else set()
+    card = "failed" if "failed" in statuses else ("warnings" if "warn" in statuses else "ok")
+    if absent:
+        card += f" (not provided: {', '.join(absent)})"
+    return card, dq
+
+
+def _failed_checks(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the night's failing checks per dataset, named as a reader would name them."""
+    from pipelines.ingest.validation import check_name
+
+    rows = []
+    for r in frame.itertuples(index=False):
+        try:
+            counts = json.loads(r.checks) if r.checks else {}
+        except ValueError:
+            continue
+        rows += [{"dataset": r.dataset, "check": check_name(k), "rows": int(v)} for k, v in counts.items() if v]
+    return pd.DataFrame(rows)
+
+
+def _outreach(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """Return the outreach table as a reader needs it: effect, interval, group sizes and a verdict."""
+    if frame.empty:
+        return frame
+    from pipelines.deliver.outreach import MIN_CONTROL, effect_is_clear
+
+    rows = []
+    for r in frame.itertuples(index=False):
+        if r.n_control < MIN_CONTROL:
+            verdict = MIN_CONTROL_TEXT
+        else:
+            verdict = "significant" if effect_is_clear(r.ci_low, r.ci_high, r.n_control) else "not significant"
+        clear = verdict == "significant"
+        rows.append(
+            {
+                "alert day": str(r.alert_date),
+                "customers sent": f"{int(r.n_treated):,}",
+                "control customers": f"{int(r.n_control):,}",
+                "churn, sent": f"{r.churn_rate_treated:.0%}",
+                "churn, control": f"{r.churn_rate_control:.0%}",
+                "reduction (95 % interval)": f"{r.churn_reduction:+.0%} ({r.ci_low:+.0%} to {r.ci_high:+.0%})",
+                "verdict": verdict,
+                "revenue kept (12 months)": _money(r.revenue_retained, currency) if clear else "—",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _alert_counts(alerts: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per team and list with its sent, overflow, control and cooldown counts."""
+    if alerts.empty:
+        return alerts
+    wide = alerts.pivot_table(index=["team", "list_name"], columns="status", values="alerts", aggfunc="sum")
+    wide = wide.reindex(columns=["sent", "overflow", "control", "cooldown"]).fillna(0).astype(int)
+    return wide.reset_index()
+
+
+def _monitoring(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    return frame.assign(metric=frame["metric"].map(lambda m: METRIC_NAMES.get(m, m.replace("_", " "))))
+
+
+def _segments(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    out = frame.copy()
+    out["churn_rate"] = [("n/a" if pd.isna(v) else f"{v:.1%}") for v in out["churn_rate"]]
+    out["lost_revenue"] = [_money(v, currency) for v in out["lost_revenue"]]
+    out["nps"] = [("n/a" if pd.isna(v) else f"{v:.0f}") for v in out["nps"]]
+    return out
+
+
+def _top(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    out = frame.drop(columns=["team_rank"]).copy()
+    out["churn_probability"] = [f"{v:.0%}" for v in pd.to_numeric(out["churn_probability"])]
+    out["value_at_risk"] = [_money(v, currency) for v in out["value_at_risk"]]
+    return out
+
+
+def render(as_of: date, data: dict, docs_link: str | None) -> str:
+    """Return the HTML page."""
+    kpis, scores, card = data["kpis"], data["scores"], data["card"]
+    metrics = card.get("metrics", {})
+    latest = kpis.iloc[-1] if len(kpis) else None
+    status = data["monitoring"].query("metric == 'status'")["status"].tolist() if len(data["monitoring"]) else []
+    currency, period = data["currency"], data["period_days"]
+    quality_card, dq = _quality(data)
+    alerts = data["alerts"]
+    sent = int(alerts.loc[alerts["status"] == "sent", "alerts"].sum()) if len(alerts) else 0
+    tiles = [
+        _tile("customers scored", f"{len(scores):,}"),
+        _tile("customers sent to teams", f"{sent:,}"),
+        _tile(
+            f"churn rate, last {period} days",
+            "n/a" if latest is None or pd.isna(latest["churn_rate"]) else f"{latest['churn_rate']:.1%}",
+        ),
+        _tile(
+            f"lost revenue, last {period} days", "n/a" if latest is None else _money(latest["lost_revenue"], currency)
+        ),
+        _tile("NPS", "n/a" if latest is None or pd.isna(latest["nps"]) else f"{latest['nps']:.0f}"),
+        _tile(
+            "model",
+            f"{card.get('model_kind', '')}, trained {card.get('trained_on', '')}" if card else "none (rules only)",
+        ),
+        _tile("model status", status[0] if status else "n/a"),
+        _tile("data quality", quality_card),
+    ]
+    status_line = data["monitor_message"] or (
+        "model quality as promised on the latest matured cohort" if status == ["ok"] else ""
+    )
+    capacity = "; ".join(f"{team} {a} + {b}" for team, (a, b) in data["capacity"].items())
+    alerts_note = (
+        "sent: in the team's file today; overflow: above the list's capacity (per team, prevention + reactivation: "
+        f"{capacity}); control: held out at random ({data['control_fraction']:.0%}) to measure what calls achieve, "
+        f"never sent; cooldown: alerted within the last {data['cooldown_days']} days and risk not worse. "
+        "Prevention lists customers still active, ranked by value at risk; reactivation lists dormant accounts "
+        "(3-6 months quiet), ranked by their 12-month value."
+    )
+    model_line = (
+        f"{card.get('model_kind', '')} trained {card.get('trained_on', '')}: held-out AUC "
+        f"{metrics.get('auc', float('nan')):.3f} vs recency-only {metrics.get('recency_auc', float('nan')):.3f}, "
+        f"Brier {metrics.get('brier', float('nan')):.3f}"
+        if metrics
+        else "no champion model: alerts come from rule triggers only"
+    )
+    docs = (
+        f' · every expectation: <a href="{html.escape(docs_link)}">Great Expectations Data Docs</a> '
+        "(its styles load from the internet)"
+        if docs_link
+        else ""
+    )
+    sections = [
+        f'<section><h2>Today</h2><div class="tiles">{"".join(tiles)}</div>'
+        f'<p class="note">{html.escape(status_line)}</p></section>',
+        '<section><h2>KPI trends</h2><div class="grid">'
+        f'<img alt="churn rate trend" src="{_trend_chart(kpis, "churn_rate", f"Churn rate ({period} days)")}">'
+        f'<img alt="lost revenue trend" src="{_trend_chart(kpis, "lost_revenue", f"Lost revenue ({currency}, {period} days)", "{:,.0f}")}">'
+        f'<img alt="NPS trend" src="{_trend_chart(kpis, "nps", "NPS", "{:.0f}")}">'
+        "</div>"
+        f"<h2>By segment</h2>{_table(_segments(data['segments'], currency))}"
+        f'<p class="note">churn rate = customers lost in the last {period} days / customers active at its start; '
+        f"lost revenue = what those customers would have spent in the period ({currency})</p></section>",
+        '<section><h2>Scores and calibration</h2><div class="grid">'
+        f'<img alt="score distribution" src="{_score_chart(scores)}">'
+        f'<img alt="calibration plot" src="{_calibration_chart(metrics.get("calibration", []))}">'
+        f'</div><p class="note">{html.escape(model_line)}</p></section>',
+        f"<section><h2>Data quality</h2>{_table(dq, 'status')}"
+        f"<h3>What failed today</h3>{_table(_failed_checks(data['checks']), empty='no check failed')}"
+        '<p class="note">rows of the day\'s batch; '
+        f"rows read = loaded + quarantined{docs}</p></section>",
+        f"<section><h2>Model monitoring</h2>{_table(_monitoring(data['monitoring']), 'status')}"
+        '<p class="note">drift (PSI) rows are shown when not ok; realised quality of the cohort scored one '
+        "horizon ago</p></section>",
+        f"<section><h2>Alerts by team</h2>{_table(_alert_counts(alerts))}"
+        f'<p class="note">{html.escape(alerts_note)}</p></section>',
+        f"<section><h2>Top at-risk customers</h2>{_table(_top(data['top'], currency), max_rows=200)}"
+        f'<p class="note">the first {TOP_PER_TEAM} customers of each team\'s prevention list; value at risk = churn '
+        f"probability × 12-month value ({currency})</p></section>",
+        f"<section><h2>Measured outreach (sent vs control)</h2>{_table(_outreach(data['outreach'], currency), 'verdict')}"
+        '<p class="note">reduction = churn of the control group − churn of the customers sent to teams, with a 95 % '
+        f"interval; shown once an alert day's {data['horizon_days']}-day horizon has passed. A money figure is "
+        "given only when the interval excludes zero and the control group has at least 30 customers.</p></section>",
+    ]
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>churnwatch {as_of.isoformat()}</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>{CSS}</style></head><body>"
+        f"<header><h1>churnwatch run report — {as_of.isoformat()}</h1>"
+        "<p>customers likely to leave, why, and what the business is losing</p></header>"
+        f"<main>{''.join(sections)}</main></body></html>"
+    )
+
+
+def build_report(as_of: date, cfg: Config, engine: Engine) -> dict:
+    """Write reports/<as_of>/index.html (replaced atomically on a re-run)."""
+    folder = cfg.resolve(cfg.paths.report_dir) / as_of.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = "data_docs/index.html" if (folder / "data_docs" / "index.html").exists() else None
+    page = render(as_of, report_data(as_of, cfg, engine), docs)
+    file_mode, dir_mode = cfg.paths.modes
+    atomic_write(folder / "index.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"), file_mode)
+    os.chmod(folder, dir_mode)
+    return {"as_of": as_of.isoformat(), "report": str(folder / "index.html"), "bytes": len(page)}

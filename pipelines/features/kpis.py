@@ -1,0 +1,81 @@
+"""Churn KPIs per day and segment (churn rate, lost revenue, NPS), computed in the warehouse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines.core.config import Config
+from pipelines.core.warehouse import replace_partition_from_query, sql_text
+
+
+@dataclass
+class KpiSummary:
+    as_of: date
+    rows: int
+    churn_rate: float | None
+    customers_lost: int
+    lost_revenue: float
+    nps: float | None
+
+    def as_dict(self) -> dict:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "rows": self.rows,
+            "churn_rate": self.churn_rate,
+            "customers_lost": self.customers_lost,
+            "lost_revenue": self.lost_revenue,
+            "nps": self.nps,
+        }
+
+
+def activity_params(cfg: Config) -> tuple[str, dict[str, Any]]:
+    """Return the IN-list placeholder text and bound values of the churn activity types."""
+    names = {f"act{i}": t for i, t in enumerate(cfg.churn.activity_types)}
+    return ", ".join(f":{k}" for k in names), names
+
+
+def kpi_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
+    """Return the KPI SELECT and its bound parameters for the period ending on as_of."""
+    period = cfg.features.kpi_period_days
+    placeholder, names = activity_params(cfg)
+    params = {
+        "as_of": as_of,
+        "as_of_next": as_of + timedelta(days=1),
+        "period_start": as_of - timedelta(days=period),
+        "period_next": as_of - timedelta(days=period - 1),
+        "period_days": period,
+        "horizon": cfg.churn.horizon_days,
+        "contractual": int(cfg.churn.kind == "contractual"),
+        **names,
+    }
+    return sql_text("kpis/churn_kpis_daily.sql").replace("{activity_types}", placeholder), params
+
+
+def build_kpis(as_of: date, cfg: Config, engine: Engine) -> KpiSummary:
+    """Replace the churn_kpis_daily partition of as_of in one transaction."""
+    sql, params = kpi_query(cfg, as_of)
+    with engine.begin() as conn:
+        rows = replace_partition_from_query(conn, "churn_kpis_daily", sql, params, as_of)
+        overall = conn.execute(
+            sa.text(
+                "SELECT churn_rate, customers_lost, lost_revenue, nps FROM churn_kpis_daily "
+                "WHERE as_of_date = :d AND segment_type = 'all'"
+            ),
+            {"d": as_of},
+        ).first()
+    if overall is None:
+        return KpiSummary(as_of, int(rows), None, 0, 0.0, None)
+    rate, lost, revenue, nps = overall
+    return KpiSummary(
+        as_of,
+        int(rows),
+        None if rate is None else round(float(rate), 4),
+        int(lost),
+        round(float(revenue), 2),
+        None if nps is None else round(float(nps), 1),
+    )

@@ -1,0 +1,471 @@
+"""Extract source data into raw_* tables, one batch per day, replaced whole on re-run.
+
+Sources per dataset (config `sources.datasets.<name>`):
+
+* landing files in a folder: CSV (any delimiter, optional BOM, .gz) or Parquet, any file names.
+  A file whose name holds a date (YYYY-MM-DD or YYYYMMDD) belongs to that day's batch; any other file
+  belongs to the day of the run that first saw its content (kept in the `landing_files` ledger).
+* a table or query in a source database, read by a watermark column: rows whose watermark falls on a
+  day of the window form that day's batch.
+
+Each run reads the window [as_of - lookback_days, as_of], so rows that arrive late are picked up,
+and writes all of it in one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines.core.config import DATASET_COLUMNS, Config, DatasetConfig
+from pipelines.core.connections import redact, resolve_url
+from pipelines.core.errors import ChurnwatchError, DataQualityError
+from pipelines.core.warehouse import crash_point, insert_frame, read_frame
+
+log = logging.getLogger(__name__)
+
+DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+KINDS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+META = ["_source_file", "_source_row", "_batch_date", "_load_issue"]
+MAX_FIELD_CHARS = 2**31 - 1
+
+
+@dataclass
+class LoadSummary:
+    as_of: date
+    window: tuple[date, date]
+    files: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "window": [d.isoformat() for d in self.window],
+            "files": self.files,
+            "rows": self.rows,
+            "missing": self.missing,
+            "ignored": self.ignored,
+            "removed": self.removed,
+        }
+
+
+@dataclass
+class LandingFile:
+    path: Path
+    kind: str
+    batch_date: date
+    sha256: str
+
+
+def load_window(as_of: date, cfg: Config, since: date | None = None) -> tuple[date, date]:
+    """Return the first and last batch day a run for as_of reads."""
+    start = as_of - timedelta(days=cfg.sources.lookback_days)
+    return (min(start, since) if since else start), as_of
+
+
+def file_kind(name: str) -> str | None:
+    """Return 'csv' or 'parquet' from a file name, or None for files that are not data (hidden, partial)."""
+    lower = name.lower()
+    if lower.startswith((".", "_", "~")) or lower.endswith((".tmp", ".part", ".crdownload")):
+        return None
+    for suffix, kind in KINDS.items():
+        if lower.endswith(suffix):
+            return kind
+    return None
+
+
+def date_in_name(name: str) -> date | None:
+    """Return the date a file name carries (2025-03-31 or 20250331), or None."""
+    for m in DATE_IN_NAME.finditer(name):
+        try:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            continue
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def landing_files(
+    cfg: Config, engine: Engine, dataset: str, start: date, as_of: date, ignored: list[str]
+) -> tuple[list[LandingFile], set[tuple[date, str]]]:
+    """Return the dataset's landing files whose batch day is in [start, as_of], oldest first, and kept batches.
+
+    Kept: (batch day, name) of earlier content of an undated file that is still there under the same
+    name (a daily `export.csv` overwritten each day): those rows stay. Files dated before the window
+    that were never loaded, or changed since, are named in `ignored`.
+    """
+    ds = cfg.sources.datasets[dataset]
+    folder = cfg.resolve(cfg.sources.landing_dir) / (ds.folder or dataset)
+    if not folder.is_dir():
+        return [], set()
+    ledger = read_frame(
+        engine,
+        "SELECT file_name, sha256, batch_date, loaded_at FROM landing_files WHERE dataset = :ds",
+        {"ds": dataset},
+    )
+    seen = {(r.file_name, r.sha256): pd.Timestamp(r.batch_date).date() for r in ledger.itertuples()}
+    loaded_at = ledger.groupby("file_name")["loaded_at"].max().to_dict() if len(ledger) else {}
+    latest = max(seen.values(), default=None)
+    found, undated = [], set()
+    for path in sorted(folder.iterdir()):
+        kind = file_kind(path.name)
+        if kind is None or not path.is_file():
+            continue
+        named = date_in_name(path.name)
+        if named is not None:
+            if named > as_of:
+                continue  # a later day's file: not visible as of this date
+            if named < start:
+                late = _late_file_note(path, named, start, loaded_at.get(path.name))
+                if late:
+                    ignored.append(f"{dataset}/{path.name}: {late}")
+                continue
+            found.append(LandingFile(path, kind, named, ""))
+            continue
+        undated.add(path.name)
+        digest = _sha256(path)
+        batch = seen.get((path.name, digest))
+        if batch is None:
+            if latest is not None and as_of < latest:
+                ignored.append(f"{dataset}/{path.name}: new undated file left for the latest run date")
+                continue
+            batch = as_of
+        if start <= batch <= as_of:
+            found.append(LandingFile(path, kind, batch, digest))
+    read = {(f.batch_date, f.path.name) for f in found}
+    kept = {(b, name) for (name, _), b in seen.items() if name in undated and start <= b <= as_of} - read
+    return sorted(found, key=lambda f: (f.batch_date, f.path.name)), kept
+
+
+def _late_file_note(path: Path, named: date, start: date, loaded_at) -> str | None:
+    """Return why a file dated before the look-back window needs a backfill, or None if it was loaded as it is."""
+    hint = f"load it with churnwatch run --date <run date> --since {named}"
+    if loaded_at is None or pd.isna(loaded_at):
+        return f"dated {named}, before the look-back window (from {start}), never loaded; {hint}"
+    modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
+    if modified > pd.Timestamp(loaded_at).to_pydatetime():
+        return f"dated {named}, before the look-back window (from {start}), changed since it was loaded; {hint}"
+    return None
+
+
+def _sniff_delimiter(header: str) -> str:
+    """Return the delimiter among , ; tab | that splits the header line most often."""
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def read_csv_file(path: Path, dataset: str, encoding: str = "utf-8") -> pd.DataFrame:
+    """Read a CSV landing file as text, one row per record, with its line number and any shape problem.
+
+    Blank lines are skipped. A record with too few or too many fields is kept and marked
+    (`_load_issue`) so validation quarantines it; a cut-off last record means a truncated file.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding) as fh:
+            text = fh.read()
+    except UnicodeDecodeError as exc:
+        raise DataQualityError(
+            f"{dataset}: file {path} is not valid {encoding} (byte {exc.start}); set sources.datasets.{dataset}.encoding"
+        ) from None
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        raise DataQualityError(f"{dataset}: cannot read {path} ({exc}); the file looks truncated or corrupt") from None
+    if not text.strip():
+        raise DataQualityError(f"{dataset}: file {path} is empty (no header)")
+    first_line = text.split("\n", 1)[0]
+    csv.field_size_limit(MAX_FIELD_CHARS)  # long agent notes are data, not a broken file
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(first_line), strict=True)
+    try:
+        header = [h.strip() for h in next(reader)]
+        records, lines, issues = [], [], []
+        line = reader.line_num
+        for record in reader:
+            start_line, line = line + 1, reader.line_num
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue
+            issue = None
+            short = len(record) < len(header)
+            if len(record) != len(header):
+                issue = f"wrong_field_count_{len(record)}_of_{len(header)}"
+                record = (record + [""] * len(header))[: len(header)]
+            records.append(record)
+            lines.append(start_line)
+            issues.append(issue)
+    except csv.Error as exc:
+        raise DataQualityError(
+            f"{dataset}: file {path} is unreadable at line {reader.line_num}: {exc} (a quote opened and never closed?)"
+        ) from None
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise DataQualityError(f"{dataset}: file {path} repeats column(s) {', '.join(dupes)} in its header")
+    if records and short and not text.endswith(("\n", "\r")):
+        # The last record lacks fields and the file stops mid-line: the transfer was cut off.
+        raise DataQualityError(
+            f"{dataset}: file {path} is truncated: its last line ({lines[-1]}) stops mid-record; batch stopped"
+        )
+    frame = pd.DataFrame(records, columns=header, dtype=object)
+    frame["_source_row"] = lines
+    frame["_load_issue"] = issues
+    return frame
+
+
+def read_parquet_file(path: Path, dataset: str) -> pd.DataFrame:
+    """Read a Parquet landing file with every column as text; row numbers count from 1."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataQualityError(f"{dataset}: cannot read Parquet file {path}: {first}") from None
+    frame = table.to_pandas()
+    frame = _as_text(frame)
+    frame["_source_row"] = range(1, len(frame) + 1)
+    frame["_load_issue"] = None
+    return frame
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return frame with every value as text (timestamps in ISO form, nulls as None)."""
+    out = pd.DataFrame(index=frame.index)
+    for col in frame.columns:
+        values = frame[col]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            text = values.map(lambda v: v.isoformat(sep=" ") if pd.notna(v) else None)
+        else:
+            text = values.map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else _text(v))
+        out[str(col)] = text.astype(object)
+    return out
+
+
+def _text(value) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if value is pd.NaT:
+        return ""
+    return str(value)
+
+
+def to_canonical(frame: pd.DataFrame, dataset: str, ds: DatasetConfig, where: str) -> pd.DataFrame:
+    """Rename the user's columns to canonical names; raise naming the missing column if one is absent."""
+    frame.columns = [str(c).strip() for c in frame.columns]
+    by_lower = {c.lower(): c for c in frame.columns}
+    required, optional = DATASET_COLUMNS[dataset]
+    out = pd.DataFrame(index=frame.index)
+    for canonical in required + optional:
+        source = ds.columns.get(canonical, canonical)
+        actual = source if source in frame.columns else by_lower.get(source.lower())
+        if actual is not None:
+            out[canonical] = frame[actual].astype(object).where(frame[actual].notna(), None)
+        elif canonical in required or canonical in ds.columns:
+            # A column the config maps by name must be there: dropping it would change meaning (e.g. type).
+            mapped = f" (mapped from {canonical})" if source != canonical else ""
+            raise DataQualityError(
+                f"{dataset}: {where} has no column {source!r}{mapped}; columns are: "
+                f"{', '.join(c for c in frame.columns if c not in META)}"
+            )
+        else:
+            out[canonical] = None
+    for col in ("_source_row", "_load_issue"):
+        out[col] = frame[col] if col in frame else None
+    return out
+
+
+def read_sql_source(dataset: str, ds: DatasetConfig, start: date, as_of: date) -> pd.DataFrame:
+    """Read rows of a source table whose watermark falls within [start, as_of] as text batches by day."""
+    src = ds.sql
+    assert src is not None
+    url = resolve_url(conn_id=src.conn_id, url_env=src.url_env, what=f"sources.datasets.{dataset}.sql")
+    label = src.table or "query"
+    base = src.table if src.table else f"({src.query}) src"
+    params = {
+        "s": datetime.combine(start, datetime.min.time()),
+        "e": datetime.combine(as_of + timedelta(1), datetime.min.time()),
+    }
+    try:
+        source = sa.create_engine(url)
+        mark = source.dialect.identifier_preparer.quote(src.watermark)  # checked a plain name, quoted anyway
+        sql = f"SELECT * FROM {base} WHERE {mark} >= :s AND {mark} < :e"
+        with source.connect() as conn:
+            result = conn.execute(sa.text(sql), params)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
+    except ChurnwatchError:
+        raise
+    except Exception as exc:  # driver errors differ by database; one line is what the user needs
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataQualityError(f"{dataset}: cannot read {label} from {redact(url)}: {first}") from None
+    finally:
+        if "source" in locals():
+            source.dispose()
+    batch = pd.to_datetime(frame[src.watermark], errors="coerce", utc=True).dt.tz_convert(None).dt.date
+    frame = _as_text(frame)
+    frame["_batch_date"] = batch
+    # Deterministic order so row numbers are stable across re-runs.
+    frame = frame.sort_values(["_batch_date", *[c for c in frame.columns if c != "_batch_date"]], kind="stable")
+    frame["_source_row"] = frame.groupby("_batch_date").cumcount() + 1
+    frame["_load_issue"] = None
+    return frame.reset_index(drop=True)
+
+
+def load_landing(as_of: date, cfg: Config, engine: Engine, since: date | None = None) -> LoadSummary:
+    """Load every dataset's batches in the run's window into raw_<dataset> in one transaction.
+
+    A batch day is exactly what its source holds now: the window's rows are replaced whole, so a file
+    that was removed or replaced (under any name) takes its rows with it. A dataset that cannot be
+    read stops the run with one line, recorded in dq_runs as a failed load.
+    """
+    start, _ = load_window(as_of, cfg, since)
+    summary = LoadSummary(as_of, (start, as_of))
+    writes: list[tuple[str, pd.DataFrame, set[tuple[date, str]] | None]] = []
+    ledger_rows = []
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for name, ds in cfg.sources.datasets.items():
+        try:
+            frame, files, kept = _read_dataset(name, ds, cfg, engine, start, as_of, summary)
+        except DataQualityError as exc:
+            record_load_failure(engine, as_of, name, exc)
+            raise
+        writes.append((name, frame, kept))
+        summary.rows[name] = len(frame)
+        summary.files[name] = len(files) if ds.sql is None else 1
+        ledger_rows += [
+            {
+                "dataset": name,
+                "file_name": f.path.name,
+                "sha256": f.sha256 or _sha256(f.path),
+                "batch_date": f.batch_date,
+                "rows": int((frame["_source_file"] == f.path.name).sum()),
+                "loaded_at": now,
+            }
+            for f in files
+        ]
+        # A file for the day counts even if it holds only a header: the volume check then says so.
+        delivered = {f.batch_date for f in files} | {b for b, _ in kept or ()}
+        if ds.sql is not None:
+            delivered = set(frame["_batch_date"])
+        if as_of not in delivered:
+            where = f"table {ds.sql.table or 'query'}" if ds.sql else str(_folder(cfg, name))
+            if ds.required:
+                exc = DataQualityError(f"{name}: no data for {as_of} in {where} (freshness check); batch stopped")
+                record_load_failure(engine, as_of, name, exc, check="missing_batch")
+                raise exc
+            summary.missing.append(name)
+    with engine.begin() as conn:
+        for name, frame, kept in writes:
+            table = f"raw_{name}"
+            window = {"s": start, "e": as_of}
+            if kept is None:  # a source table re-read over the window replaces the window
+                conn.execute(sa.text(f"DELETE FROM {table} WHERE _batch_date BETWEEN :s AND :e"), window)
+            else:  # the window becomes exactly the files present now (plus kept earlier undated content)
+                before = read_frame(
+                    conn,
+                    f"SELECT DISTINCT _batch_date, _source_file FROM {table} WHERE _batch_date BETWEEN :s AND :e",
+                    window,
+                )
+                present = set(zip(frame["_batch_date"], frame["_source_file"])) if len(frame) else set()
+                for day, file in zip(pd.to_datetime(before["_batch_date"]).dt.date, before["_source_file"]):
+                    if (day, file) in kept:
+                        continue
+                    if (day, file) not in present:
+                        summary.removed.append(f"{name}/{file} ({day}): no longer delivered, its rows withdrawn")
+                    conn.execute(
+                        sa.text(f"DELETE FROM {table} WHERE _batch_date = :b AND _source_file = :f"),
+                        {"b": day, "f": file},
+                    )
+            crash_point("load_landing")
+            if len(frame):
+                insert_frame(conn, table, frame)
+        for row in ledger_rows:
+            conn.execute(
+                sa.text("DELETE FROM landing_files WHERE dataset = :d AND file_name = :f AND batch_date = :b"),
+                {"d": row["dataset"], "f": row["file_name"], "b": row["batch_date"]},
+            )
+        if ledger_rows:
+            insert_frame(conn, "landing_files", pd.DataFrame(ledger_rows))
+    for line in summary.removed + summary.ignored:
+        log.warning("%s", line)
+    return summary
+
+
+def _folder(cfg: Config, dataset: str) -> Path:
+    return cfg.resolve(cfg.sources.landing_dir) / (cfg.sources.datasets[dataset].folder or dataset)
+
+
+def _read_dataset(
+    name: str, ds: DatasetConfig, cfg: Config, engine: Engine, start: date, as_of: date, summary: LoadSummary
+) -> tuple[pd.DataFrame, list[LandingFile], set[tuple[date, str]] | None]:
+    """Return the window's rows of one dataset in canonical columns, their landing files, and kept batches.
+
+    Kept batches (see landing_files) stay in raw_* as they are; None for a source table, whose
+    window is always replaced whole.
+    """
+    if ds.sql is not None:
+        frame = read_sql_source(name, ds, start, as_of)
+        frame = frame.assign(_source_file=f"sql:{ds.sql.table or 'query'}")
+        canon = to_canonical(frame, name, ds, f"table {ds.sql.table or 'query'}")
+        canon["_batch_date"] = frame["_batch_date"]
+        canon["_source_file"] = frame["_source_file"]
+        return canon, [], None
+    files, kept = landing_files(cfg, engine, name, start, as_of, summary.ignored)
+    frames = []
+    for f in files:
+        raw = read_csv_file(f.path, name, ds.encoding) if f.kind == "csv" else read_parquet_file(f.path, name)
+        canon = to_canonical(raw, name, ds, f"file {f.path}")
+        canon["_source_file"] = f.path.name
+        canon["_batch_date"] = f.batch_date
+        frames.append(canon)
+    if not frames:
+        required, optional = DATASET_COLUMNS[name]
+        columns = [*required, *optional, "_source_row", "_load_issue", "_source_file", "_batch_date"]
+        return pd.DataFrame(columns=columns), [], kept
+    return pd.concat(frames, ignore_index=True), files, kept
+
+
+def record_load_failure(engine: Engine, as_of: date, dataset: str, exc: Exception, check: str = "load_error") -> None:
+    """Record a dataset that could not be loaded as a failed dq_runs row of the night (replacing the dataset's row)."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    row = {
+        "run_id": uuid.uuid4().hex[:12],
+        "as_of_date": as_of,
+        "dataset": dataset,
+        "batch_date": as_of,
+        "source": None,
+        "rows_read": 0,
+        "rows_loaded": 0,
+        "rows_quarantined": 0,
+        "checks": json.dumps({check: 1}),
+        "status": "failed",
+        "message": message[:1000],
+        "created_at": datetime.now(UTC).replace(tzinfo=None),
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("DELETE FROM dq_runs WHERE as_of_date = :d AND dataset = :ds"), {"d": as_of, "ds": dataset}
+        )
+        insert_frame(conn, "dq_runs", pd.DataFrame([row]))

@@ -1,0 +1,247 @@
+"""Benchmark: N customers with two years of history; time one nightly increment and one retrain.
+
+Phases, each in a subprocess whose whole process tree is sampled for memory (RSS):
+1. generate: about 50 transactions and 10 service events per customer over two years (blocks of
+   customers, appended to the same daily files);
+2. history: load and validate the history once, in windows of `history_window` days (reported apart);
+3. nightly: the day's increment through every nightly step (`churnwatch run --date D`);
+4. retrain: `churnwatch train --date D`.
+Wall time per step comes from `pipeline_runs`; results go to `bench/results/<name>.json`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import psutil
+import yaml
+
+from pipelines.core.errors import ChurnwatchError
+
+BLOCK = 50_000
+DAYS = 730
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def measured(cmd: list[str], env: dict, log: Path) -> dict:
+    """Run a command; return wall seconds and the peak RSS of its whole process tree (sampled every 50 ms)."""
+    started = time.perf_counter()
+    with open(log, "a") as fh:
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        ps = psutil.Process(proc.pid)
+        peak = 0
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                try:
+                    peak = max(peak, _tree_rss(ps))
+                except psutil.Error:
+                    pass
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = proc.wait()
+        done.set()
+        sampler.join()
+    if code != 0:
+        raise ChurnwatchError(f"benchmark step failed ({' '.join(cmd[2:5])}...); see {log}")
+    return {"seconds": round(time.perf_counter() - started, 2), "peak_rss_mb": round(peak / 2**20, 1)}
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "libraries": {
+            name: importlib.metadata.version(name)
+            for name in ("duckdb", "pandas", "scikit-learn", "great-expectations")
+        },
+    }
+
+
+def run_bench(
+    customers: int,
+    name: str,
+    workdir: Path,
+    results_dir: Path,
+    history_window: int = 60,
+    repeat: int = 3,
+    reuse: bool = False,
+) -> dict:
+    """Run the benchmark and write results_dir/<name>.json; return the results.
+
+    The nightly run and the retrain are repeated `repeat` times (each re-run replaces the same
+    outputs) and reported as medians. reuse=True keeps the generated data and loaded history of an
+    earlier run in workdir (its generate and history figures are carried over from its results file).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "bench.log"
+    previous = results_dir / f"{name}.json"
+    reuse = reuse and (workdir / "wh.duckdb").exists() and previous.exists()
+    if not reuse:
+        log.write_text("")
+    config = workdir / "churnwatch.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "warehouse": {"url": "duckdb:///wh.duckdb"},
+                "sources": {"landing_dir": "gen/landing", "lookback_days": 3},
+                "training": {"n_cutoffs": 10, "cutoff_every_days": 21},
+            }
+        )
+    )
+    env = {**os.environ, "CHURNWATCH_CONFIG": str(config), "CHURNWATCH_WAREHOUSE_URL": ""}
+    env.pop("CHURNWATCH_WAREHOUSE_URL")
+    results: dict = {"name": name, "customers": customers, "days": DAYS, "machine": machine(), "phases": {}}
+    if reuse:
+        earlier = json.loads(previous.read_text())
+        results["history_load_machine"] = earlier["machine"]
+        results["rows"] = earlier["rows"]
+        results["phases"] = {k: earlier["phases"][k] for k in ("generate", "history_load")}
+    else:
+        results["rows"], results["phases"] = _generate_and_load(customers, workdir, env, log, history_window)
+        # Written now, so that a later --reuse can time the nightly run again without the history load.
+        results_dir.mkdir(parents=True, exist_ok=True)
+        previous.write_text(json.dumps(results, indent=2, default=str))
+    results["phases"].update(_nightly_and_retrain(workdir, env, log, repeat))
+    last = date(2024, 1, 1) + timedelta(days=DAYS - 1)
+    nightly = results["phases"]["nightly"]
+    increment = day_rows(workdir / "gen" / "landing", last)
+    results["increment_rows"] = increment
+    results["nightly_rows_per_second"] = round(sum(increment.values()) / nightly["seconds"], 1)
+    results["nightly_customers_per_second"] = round(customers / nightly["seconds"], 1)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    previous.write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+def _generate_and_load(customers: int, workdir: Path, env: dict, log: Path, history_window: int) -> tuple[dict, dict]:
+    """Generate the data and load its history once (validated, in windows); return (row counts, phases)."""
+    cli = [sys.executable, "-m", "pipelines.cli"]
+    start = date(2024, 1, 1)
+    last = start + timedelta(days=DAYS - 1)
+    phases: dict = {}
+    phases["generate"] = measured(
+        [sys.executable, "-m", "pipelines.synth.bench", "generate", str(workdir / "gen"), str(customers)], env, log
+    )
+    counts = json.loads((workdir / "gen" / "counts.json").read_text())
+    hist = {"seconds": 0.0, "peak_rss_mb": 0.0, "windows": 0}
+    window_start = start
+    while window_start <= last - timedelta(days=1):
+        window_end = min(window_start + timedelta(days=history_window - 1), last - timedelta(days=1))
+        cmd = [*cli, "run", "--date", window_end.isoformat(), "--since", window_start.isoformat()]
+        m = measured([*cmd, "--steps", "load_landing,validate_data"], env, log)
+        hist["seconds"] += m["seconds"]
+        hist["peak_rss_mb"] = max(hist["peak_rss_mb"], m["peak_rss_mb"])
+        hist["windows"] += 1
+        window_start = window_end + timedelta(days=1)
+    hist["seconds"] = round(hist["seconds"], 2)
+    phases["history_load"] = hist
+    # The champion the nightly run scores with is trained first (the retrain is timed on its own).
+    measured([*cli, "train", "--date", (last - timedelta(days=1)).isoformat()], env, log)
+    return counts, phases
+
+
+def _median_run(cmd: list[str], env: dict, log: Path, repeat: int) -> dict:
+    runs = [measured(cmd, env, log) for _ in range(repeat)]
+    seconds = sorted(r["seconds"] for r in runs)
+    return {
+        "seconds": seconds[len(seconds) // 2],
+        "runs_seconds": [r["seconds"] for r in runs],
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+    }
+
+
+def _nightly_and_retrain(workdir: Path, env: dict, log: Path, repeat: int) -> dict:
+    cli = [sys.executable, "-m", "pipelines.cli"]
+    last = date(2024, 1, 1) + timedelta(days=DAYS - 1)
+    nightly = _median_run([*cli, "run", "--date", last.isoformat()], env, log, repeat)
+    nightly["steps"] = step_times(workdir / "wh.duckdb", last, repeat)
+    retrain = _median_run([*cli, "train", "--date", last.isoformat()], env, log, repeat)
+    return {"nightly": nightly, "retrain": retrain}
+
+
+def step_times(warehouse: Path, as_of: date, repeat: int) -> dict[str, float]:
+    """Median seconds per nightly step over the last `repeat` runs."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    rows = con.execute(
+        "SELECT step, epoch(finished_at - started_at) FROM pipeline_runs WHERE as_of_date = ? ORDER BY started_at DESC",
+        [as_of],
+    ).fetchall()
+    con.close()
+    from pipelines.core.runtime import NIGHTLY
+
+    per_step: dict[str, list[float]] = {}
+    for step, seconds in rows:
+        if step not in NIGHTLY:  # the retrain records train_model for the same date
+            continue
+        if len(per_step.setdefault(step, [])) < repeat:
+            per_step[step].append(float(seconds))
+    return {step: round(sorted(v)[len(v) // 2], 2) for step, v in per_step.items()}
+
+
+def day_rows(landing: Path, day: date) -> dict[str, int]:
+    out = {}
+    for folder in sorted(p for p in landing.iterdir() if p.is_dir()):
+        path = folder / f"{day.isoformat()}.csv"
+        out[folder.name] = sum(1 for _ in open(path)) - 1 if path.exists() else 0
+    return out
+
+
+def generate_blocks(out: Path, customers: int) -> dict[str, int]:
+    """Generate customers in blocks appended to the same daily files; return row counts."""
+    import shutil
+
+    from pipelines.synth.generate import GeneratorSpec, generate
+
+    shutil.rmtree(out, ignore_errors=True)
+    totals: dict[str, int] = {}
+    for b, first in enumerate(range(0, customers, BLOCK)):
+        n = min(BLOCK, customers - first)
+        spec = GeneratorSpec(customers=n, days=DAYS, seed=1000 + b, start=date(2024, 1, 1), id_prefix=f"B{b:03d}")
+        counts = generate(spec, out, "csv", append=True, truth=False)
+        for k, v in counts.items():
+            totals[k] = totals.get(k, 0) + v
+    (out / "counts.json").write_text(json.dumps(totals))
+    return totals
+
+
+if __name__ == "__main__":  # the generate phase runs here so that its memory is measured on its own
+    if len(sys.argv) == 4 and sys.argv[1] == "generate":
+        generate_blocks(Path(sys.argv[2]), int(sys.argv[3]))
+    else:
+        sys.exit("usage: python -m pipelines.synth.bench generate OUT CUSTOMERS")

@@ -1,0 +1,328 @@
+"""Alert lists: cooldown, control group, suppression, dormant accounts, XLSX, outcomes and measured outreach."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from pipelines.core.config import Config
+from pipelines.core.errors import ChurnwatchError
+from pipelines.core.warehouse import get_engine, insert_frame, read_frame, replace_partition
+from pipelines.deliver.alerts import build_alerts, in_control, publish_outbox
+from pipelines.deliver.outreach import difference_ci, import_outcomes, measure_outreach
+
+DAY = date(2025, 6, 30)
+
+
+def _night(engine, day: date, rows: list[dict]) -> None:
+    """Write one night's features and scores for hand-made customers."""
+    feats, scores = [], []
+    for r in rows:
+        feats.append(
+            {
+                "as_of_date": day,
+                "customer_id": r["id"],
+                "region": r.get("region", "north"),
+                "do_not_contact": r.get("dnc", False),
+                "in_campaign": r.get("campaign", 0),
+                "repeat_contacts_90d": 0,
+                "last_nps": 8,
+                "complaints_90d": 0,
+                "spend_90d": 100.0,
+                "spend_prev_90d": 100.0,
+                "spend_365d": r.get("value", 100.0),
+                "purchases_365d": r.get("purchases", 3),
+                "overdue_ratio": r.get("overdue", 1.0),
+                "mean_gap_days": r.get("gap", 20.0),
+                "days_since_last_purchase": r.get("days", 10),
+                "dormant_short": int(r.get("days", 10) >= 90),
+                "dormant_long": int(r.get("days", 10) >= 180),
+                "loyalty_type": r.get("loyalty", "occasional"),
+                "cancelled": 0,
+            }
+        )
+        if r.get("p") is not None:
+            scores.append(
+                {
+                    "as_of_date": day,
+                    "customer_id": r["id"],
+                    "churn_probability": r["p"],
+                    "risk_band": "high" if r["p"] >= 0.6 else ("medium" if r["p"] >= 0.3 else "low"),
+                    "percentile": 50.0,
+                    "value_12m": r.get("value", 100.0),
+                    "value_at_risk": r["p"] * r.get("value", 100.0),
+                    "reason_1": "no purchase for 80 days",
+                    "reason_codes": "inactivity",
+                    "model_version": "m-test",
+                }
+            )
+    replace_partition(engine, "customer_features", pd.DataFrame(feats), day)
+    replace_partition(engine, "churn_scores", pd.DataFrame(scores), day)
+
+
+@pytest.fixture
+def world(tmp_path):
+    cfg = Config(
+        base_dir=tmp_path,
+        alerts={
+            "teams": [{"name": "north", "capacity": 50, "regions": ["north"]}],
+            "control_fraction": 0,
+            "cooldown_days": 7,
+        },
+    )
+    engine = get_engine(cfg)
+    yield cfg, engine
+    engine.dispose()
+
+
+def _alerts(engine, day=DAY) -> pd.DataFrame:
+    return read_frame(engine, "SELECT * FROM churn_alerts WHERE as_of_date = :d", {"d": day}).set_index("customer_id")
+
+
+def test_cooldown_unless_the_risk_band_worsened(world):
+    cfg, engine = world
+    _night(engine, DAY, [{"id": "A", "p": 0.7}, {"id": "B", "p": 0.55}, {"id": "C", "p": 0.9}])
+    build_alerts(DAY, cfg, engine)
+    assert set(_alerts(engine)["status"]) == {"sent"}
+    later = DAY + timedelta(days=3)
+    # A stays high: cooled down. B went from medium to high: alerted again. C is new after the window? no.
+    _night(engine, later, [{"id": "A", "p": 0.72}, {"id": "B", "p": 0.8}, {"id": "D", "p": 0.9}])
+    summary = build_alerts(later, cfg, engine)
+    status = _alerts(engine, later)["status"].to_dict()
+    assert status == {"A": "cooldown", "B": "sent", "D": "sent"}
+    assert summary.cooldown == {"north": 1}
+    after_window = DAY + timedelta(days=8)
+    _night(engine, after_window, [{"id": "A", "p": 0.72}])
+    build_alerts(after_window, cfg, engine)
+    assert _alerts(engine, after_window).loc["A", "status"] == "sent"  # the cooldown is over
+
+
+def test_control_group_fraction_and_determinism(world):
+    cfg, engine = world
+    cfg = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={"control_fraction": 0.2})})
+    ids = pd.Series([f"C{i:05d}" for i in range(5000)])
+    held = in_control(ids, DAY, 0.2)
+    assert abs(held.mean() - 0.2) < 0.02  # close to the configured fraction
+    assert held.equals(in_control(ids, DAY, 0.2))  # same customers and date: same split
+    assert not held.equals(in_control(ids, DAY + timedelta(days=1), 0.2))  # a new draw each day
+    rows = [{"id": c, "p": 0.9, "value": 100.0 + i} for i, c in enumerate(ids[:400])]
+    _night(engine, DAY, rows)
+    summary = build_alerts(DAY, cfg, engine)
+    alerts = _alerts(engine)
+    control = alerts["status"] == "control"
+    assert control.sum() == held[:400].sum() and summary.control == {"north": int(control.sum())}
+    assert (alerts.loc[~control, "status"].isin(["sent", "overflow"])).all()
+    assert (alerts["status"] == "sent").sum() == 50  # capacity counts treated alerts only
+    out = publish_outbox(DAY, cfg, engine)
+    sent_ids = set(pd.read_csv(cfg.resolve(cfg.paths.outbox_dir) / DAY.isoformat() / "north.csv")["customer_id"])
+    assert out["files"] == {"north": 50} and not sent_ids & set(alerts.index[control])  # never sent to teams
+    build_alerts(DAY, cfg, engine)
+    assert _alerts(engine)["status"].equals(alerts["status"])  # re-run: the same split
+
+
+def test_suppression_and_dormant_regulars(world):
+    cfg, engine = world
+    _night(
+        engine,
+        DAY,
+        [
+            {"id": "dnc", "p": 0.9, "dnc": True},
+            {"id": "camp", "p": 0.9, "campaign": 1},
+            {"id": "sleeper", "p": None, "days": 120, "gap": 15.0, "loyalty": "regular", "value": 900.0},
+            {"id": "gone", "p": None, "days": 400, "loyalty": "regular"},
+            {"id": "occasional", "p": None, "days": 120, "loyalty": "occasional"},
+        ],
+    )
+    summary = build_alerts(DAY, cfg, engine)
+    alerts = _alerts(engine)
+    assert list(alerts.index) == ["sleeper"] and summary.suppressed == 2
+    row = alerts.loc["sleeper"]
+    assert row["triggers"] == "dormant_regular" and row["risk_band"] == "dormant"
+    assert (
+        row["reasons"]
+        == "regular customer, no purchase for 120 days (usually every 15 days): worth a reactivation attempt"
+    )
+    assert row["recommended_action"] == "reactivation offer" and pd.isna(row["churn_probability"])
+    # A dormant account is on its own list, ranked by its 12-month value; it has no value at risk.
+    assert row["list_name"] == "reactivation" and pd.isna(row["value_at_risk"]) and row["priority_value"] == 900.0
+
+
+def test_dormant_accounts_do_not_crowd_out_active_customers(world):
+    """Sleepers with large 12-month values get their own list and capacity; active at-risk customers are sent."""
+    cfg, engine = world
+    alerts_cfg = cfg.alerts.model_copy(
+        update={"teams": [cfg.alerts.teams[0].model_copy(update={"capacity": 3, "reactivation_capacity": 2})]}
+    )
+    cfg = cfg.model_copy(update={"alerts": alerts_cfg})
+    sleepers = [
+        {"id": f"S{i}", "p": None, "days": 100 + i, "gap": 10.0, "loyalty": "regular", "value": 5000.0 + i}
+        for i in range(5)
+    ]
+    active = [{"id": f"A{i}", "p": 0.7 + i / 100, "value": 300.0 + i} for i in range(4)]
+    _night(engine, DAY, sleepers + active)
+    build_alerts(DAY, cfg, engine)
+    alerts = _alerts(engine)
+    sent = alerts[alerts["status"] == "sent"]
+    assert sorted(sent.index[sent["list_name"] == "prevention"]) == ["A1", "A2", "A3"]  # highest value at risk
+    assert sorted(sent.index[sent["list_name"] == "reactivation"]) == ["S3", "S4"]  # highest 12-month value
+    assert (alerts.loc[alerts["list_name"] == "reactivation", "team_rank"].sort_values() == [1, 2, 3, 4, 5]).all()
+    publish_outbox(DAY, cfg, engine)
+    folder = cfg.resolve(cfg.paths.outbox_dir) / DAY.isoformat()
+    assert sorted(p.name for p in folder.iterdir()) == ["north.csv", "north.reactivation.csv", "north.xlsx"]
+    react = pd.read_csv(folder / "north.reactivation.csv")
+    assert react["customer_id"].tolist() == ["S4", "S3"]
+    assert react["note"].str.startswith("dormant: no probability").all()  # says in words why no probability
+    assert pd.read_csv(folder / "north.csv")["note"].isna().all()
+    assert pd.ExcelFile(folder / "north.xlsx").sheet_names == ["prevention", "reactivation"]
+
+
+def test_the_action_follows_the_triggers_and_the_strongest_reason(world):
+    cfg, engine = world
+    _night(engine, DAY, [{"id": "svc", "p": 0.8}, {"id": "spend", "p": 0.8}, {"id": "plain", "p": 0.8}])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE customer_features SET repeat_contacts_90d = 3 WHERE customer_id = 'svc'")
+        conn.exec_driver_sql("UPDATE customer_features SET spend_90d = 20 WHERE customer_id = 'spend'")
+    build_alerts(DAY, cfg, engine)
+    alerts = _alerts(engine)
+    # The model named inactivity first, but a repeat-contacts trigger asks for a service call.
+    assert alerts.loc["svc", "triggers"] == "model;repeat_contacts"
+    assert alerts.loc["svc", "recommended_action"] == "service recovery call"
+    assert "contacted us again about the same problem 3 times in 90 days" in alerts.loc["svc", "reasons"]
+    # A spend_halved trigger always comes with its spend reason, with the currency.
+    assert alerts.loc["spend", "reasons"] == (
+        "no purchase for 80 days; spent EUR 20 in the last 90 days, down from EUR 100 in the 90 days before"
+    )
+    assert alerts.loc["plain", "recommended_action"] == "win-back offer"
+
+
+def test_xlsx_matches_csv(world):
+    cfg, engine = world
+    _night(engine, DAY, [{"id": f"X{i}", "p": 0.6 + i / 100, "value": 50.0 * (i + 1)} for i in range(5)])
+    build_alerts(DAY, cfg, engine)
+    publish_outbox(DAY, cfg, engine)
+    folder = cfg.resolve(cfg.paths.outbox_dir) / DAY.isoformat()
+    csv = pd.read_csv(folder / "north.csv")
+    xlsx = pd.read_excel(folder / "north.xlsx", sheet_name="prevention")
+    assert list(xlsx.columns[:3]) == ["Rank", "Customer", "Churn probability"]  # headers people read
+    pd.testing.assert_frame_equal(csv, xlsx.set_axis(csv.columns, axis=1), check_dtype=False)
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(folder / "north.xlsx")["prevention"]
+    assert sheet["A1"].font.bold and sheet.auto_filter.ref and sheet.freeze_panes == "A2"
+    assert sheet["C2"].number_format == "0.0%" and sheet["F2"].number_format == '"EUR "#,##0.00'
+    assert csv["team_rank"].tolist() == [1, 2, 3, 4, 5] and csv["value_at_risk"].is_monotonic_decreasing
+
+
+def _sent_alerts(world, n: int = 30):
+    cfg, engine = world
+    cfg = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={"control_fraction": 0.3})})
+    _night(engine, DAY, [{"id": f"K{i:03d}", "p": 0.8, "value": 100.0} for i in range(n)])
+    build_alerts(DAY, cfg, engine)
+    return cfg, engine, _alerts(engine)
+
+
+def test_outcomes_import_is_all_or_nothing(world, tmp_path):
+    cfg, engine, alerts = _sent_alerts(world)
+    sent = list(alerts.index[alerts["status"] == "sent"])
+    control = list(alerts.index[alerts["status"] == "control"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "customer_id,alert_date,contacted,result\n"
+        f"{sent[0]},{DAY},yes,retained\n"
+        f"{sent[1]},31/06/2025,yes,retained\n"  # not a date
+        f"{sent[2]},{DAY},perhaps,retained\n"  # not yes/no
+        f"{sent[3]},{DAY},yes,delighted\n"  # unknown result
+        f"NOBODY,{DAY},yes,retained\n"  # no such alert
+        f"{control[0]},{DAY},yes,retained\n"  # control customers must not be called
+    )
+    with pytest.raises(ChurnwatchError) as info:
+        import_outcomes(bad, cfg, engine)
+    msg = str(info.value)
+    assert msg.startswith(f"{bad}: nothing imported; row 3 column alert_date") and "\n" not in msg
+    for part in ("row 4 column contacted", "row 5 column result", "row 6 column customer_id", "row 7 column contacted"):
+        assert part in msg
+    assert read_frame(engine, "SELECT COUNT(*) AS n FROM alert_outcomes")["n"][0] == 0  # nothing half-imported
+    with pytest.raises(ChurnwatchError, match="missing column.*alert_date"):
+        (tmp_path / "cols.csv").write_text("customer_id,date\nX,2025-06-30\n")
+        import_outcomes(tmp_path / "cols.csv", cfg, engine)
+    good = tmp_path / "good.xlsx"
+    pd.DataFrame(
+        {
+            "customer_id": sent[:4],
+            "alert_date": [DAY.isoformat()] * 4,
+            "contacted": ["yes", "yes", "no", "yes"],
+            "offer": ["10% off", "", "", "free month"],
+            "result": ["retained", "declined", "no_answer", "retained"],
+        }
+    ).to_excel(good, index=False)
+    summary = import_outcomes(good, cfg, engine)
+    assert summary["rows"] == 4 and summary["contacted"] == 3
+    import_outcomes(good, cfg, engine)  # re-import replaces, never duplicates
+    stored = read_frame(engine, "SELECT * FROM alert_outcomes")
+    assert len(stored) == 4 and set(stored["team"]) == {"north"}
+
+
+def test_outreach_compares_treated_and_control_once_matured(world, monkeypatch):
+    import pipelines.deliver.outreach
+
+    monkeypatch.setattr(pipelines.deliver.outreach, "MIN_CONTROL", 5)  # this hand-made cohort has 18 control customers
+    cfg, engine, alerts = _sent_alerts(world, n=60)
+    as_of = DAY + timedelta(days=cfg.churn.horizon_days)
+    # Treated customers buy again after the alert; control customers mostly do not.
+    status = alerts["status"]
+    buyers = [c for c in alerts.index if status[c] == "sent"] + [c for c in alerts.index if status[c] == "control"][:1]
+    txns = [
+        {"txn_id": f"t{c}", "customer_id": c, "ts": datetime(2025, 7, 15), "amount": 10.0, "type": "purchase"}
+        for c in buyers
+    ] + [
+        {"txn_id": f"h{c}", "customer_id": c, "ts": datetime(2025, 6, 1), "amount": 10.0, "type": "purchase"}
+        for c in alerts.index
+    ]
+    frame = pd.DataFrame(txns).assign(_source_file="t.csv", _source_row=1, _batch_date=date(2025, 7, 15))
+    with engine.begin() as conn:
+        insert_frame(conn, "stg_transactions", frame)
+    summary = measure_outreach(as_of, cfg, engine)
+    row = read_frame(engine, "SELECT * FROM outreach_results").iloc[0]
+    n_t, n_c = int((status == "sent").sum()), int((status == "control").sum())
+    assert (row["n_treated"], row["n_control"]) == (n_t, n_c)
+    assert row["churn_rate_treated"] == 0.0 and row["churn_rate_control"] == pytest.approx((n_c - 1) / n_c)
+    diff, low, high = difference_ci(n_c - 1, n_c, 0, n_t)
+    assert row["churn_reduction"] == pytest.approx(diff) and row["ci_low"] == pytest.approx(low)
+    assert row["revenue_retained"] == pytest.approx(diff * n_t * 100.0)
+    assert summary.cohorts and measure_outreach(as_of, cfg, engine).cohorts == summary.cohorts  # re-run: same
+    assert len(read_frame(engine, "SELECT * FROM outreach_results")) == 1
+
+
+def test_no_money_figure_from_an_unclear_effect():
+    from pipelines.deliver.outreach import MIN_CONTROL, effect_is_clear
+
+    assert not effect_is_clear(-0.27, 0.16, 500)  # the interval spans zero
+    assert not effect_is_clear(0.05, 0.3, MIN_CONTROL - 1)  # too few control customers
+    assert effect_is_clear(0.05, 0.3, MIN_CONTROL) and effect_is_clear(-0.3, -0.05, 100)
+
+
+def test_difference_ci_by_hand():
+    # Newcombe (1998), method 10, example: 56/70 vs 48/80 -> 0.2, 95 % CI (0.0524, 0.3339).
+    diff, low, high = difference_ci(56, 70, 48, 80)
+    assert diff == pytest.approx(0.2)
+    assert low == pytest.approx(0.0524, abs=1e-4) and high == pytest.approx(0.3339, abs=1e-4)
+    # All of a small control group churned: the interval stays wide instead of collapsing.
+    diff, low, high = difference_ci(7, 7, 96, 105)
+    assert low < 0 < high
+
+
+def test_outcomes_file_missing_or_unreadable_is_one_line(world, tmp_path):
+    cfg, engine = world
+    with pytest.raises(ChurnwatchError, match="outcomes file not found"):
+        import_outcomes(tmp_path / "nope.csv", cfg, engine)
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(ChurnwatchError) as info:
+        import_outcomes(broken, cfg, engine)
+    assert str(info.value).startswith(f"{broken}: cannot read the outcomes file") and "\n" not in str(info.value)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("customer_id,alert_date\n")
+    with pytest.raises(ChurnwatchError, match="no outcome rows"):
+        import_outcomes(empty, cfg, engine)
