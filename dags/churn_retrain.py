@@ -2,9 +2,10 @@
 ### churn_retrain
 
 Weekly: build a training set from rolling cutoffs whose churn horizon has matured by the run's
-as-of date (logical date minus one day), train the gradient-boosting model, calibrate and
-validate it on the newest matured cutoff, and register it; it becomes champion if it clears the
-configured AUC floor.
+as-of date (logical date minus one day), fit BG/NBD at each cutoff, choose among the candidates by
+rolling-origin validation, calibrate on out-of-time scores, check the newest matured cutoff, and
+register the model; it becomes champion if it clears the AUC floor and beats the current champion
+on the same held-out rows.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
-from notify import AS_OF_PARAM, failure_callbacks
+from airflow.sdk import dag
+from notify import AS_OF_PARAM, failure_callbacks, wire
+
+from pipelines.steps import RETRAIN_STEPS
 
 
 @dag(
@@ -32,13 +35,7 @@ from notify import AS_OF_PARAM, failure_callbacks
     params=AS_OF_PARAM,
 )
 def churn_retrain():
-    @task
-    def train_model(logical_date=None, params=None) -> dict:
-        from pipelines.core.runtime import as_of_for_run, run_step
-
-        return run_step("train_model", as_of_for_run(logical_date, (params or {}).get("as_of")))
-
-    train_model()
+    wire(RETRAIN_STEPS)
 
 
 churn_retrain()

@@ -10,6 +10,8 @@ Read when the DAG files are parsed (environment only, no I/O):
   Unset, the DAG has no deadline: Airflow 3.3's `airflow dags test` (the demo, the tests) crashes at the
   end of a successful run of a DAG with a deadline (apache/airflow#73428, open), so it is opt-in.
 
+Also the one way a step becomes a task (`wire`): tasks and their order come from `pipelines.steps`.
+
 Not a DAG file (listed in .airflowignore); the DAGs import it.
 """
 
@@ -100,3 +102,28 @@ def nightly_deadline() -> DeadlineAlert | None:
         callback=callback,
         name="churn_nightly finished",
     )
+
+
+def step_task(step):
+    """Return an Airflow task that runs one churnwatch step for the run's as-of date (one call, nothing else)."""
+    from airflow.sdk import task
+
+    overrides = {"retries": step.retries} if step.retries is not None else {}
+
+    @task(task_id=step.name, doc_md=step.doc, **overrides)
+    def run(logical_date=None, params=None) -> dict:
+        from pipelines.core.runtime import as_of_for_run
+        from pipelines.steps import run_step
+
+        return run_step(step.name, as_of_for_run(logical_date, (params or {}).get("as_of")))
+
+    return run()
+
+
+def wire(steps) -> dict:
+    """Create one task per step and set each task downstream of the steps it waits for; return them by name."""
+    tasks = {step.name: step_task(step) for step in steps}
+    for step in steps:
+        for upstream in step.after:
+            tasks[upstream] >> tasks[step.name]
+    return tasks

@@ -5,30 +5,27 @@ that date, reading nothing after it, and its scores are put beside simple baseli
 customers: recency only, BG/NBD (expected purchases, P(alive) and P(no purchase) from a fit as of the
 date) and a logistic regression on log recency, frequency and monetary value trained on the same
 cutoffs. Every method is measured against the observed outcome (no activity within the horizon) and,
-on generated data, against the true churn as well.
+on generated data, against the true churn as well (pipelines.synth.truth, passed in as a judge).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, roc_auc_score
 from sqlalchemy.engine import Engine
 
 from models.registry import predict
 from models.training import (
     CANDIDATES,
     RFM_FEATURES,
-    active_population,
     add_model_features,
     calibration_table,
-    churn_labels,
     evaluate,
     fit_and_validate,
     fit_population_btyd,
@@ -37,10 +34,15 @@ from models.training import (
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError
 from pipelines.core.warehouse import insert_frame, read_frame
+from pipelines.engines import choose_compute
 from pipelines.features.customer_features import read_features
+from pipelines.features.population import active_population, churn_labels
 
 # Methods judged side by side; the first is the product, the rest are baselines.
 METHODS = ["churnwatch", "bgnbd_p_no_purchase", "bgnbd_expected_purchases", "bgnbd_p_alive", "log_rfm", "recency"]
+# An extra judge of one replayed date: (day, cfg, training set, artifact, scored features, scores by method)
+# -> (summary columns, metric rows).
+Judge = Callable[[date, Config, pd.DataFrame, dict, pd.DataFrame, dict], tuple[dict, list[dict]]]
 # Methods whose score is a probability of churn (Brier, log loss and calibration apply).
 PROBABILITY_METHODS = {"churnwatch", "bgnbd_p_no_purchase", "log_rfm", "truth_reference", "truth_oracle"}
 
@@ -60,15 +62,6 @@ def last_data_day(engine: Engine) -> date:
     if found is None or pd.isna(found):
         raise ChurnwatchError("no transactions in stg_transactions: load data first")
     return pd.Timestamp(found).date()
-
-
-def true_labels(data: pd.DataFrame, truth: tuple[pd.DataFrame, pd.DataFrame, dict], horizon: int) -> pd.Series:
-    """Return the generator's true churn within the horizon after each row's cutoff (or before it, unseen)."""
-    cust, _, meta = truth
-    start = pd.Timestamp(str(meta["start"]))
-    churn_day = data["customer_id"].map(cust.set_index("customer_id")["churn_day"]).fillna(-1).to_numpy()
-    cutoff_day = (pd.to_datetime(data["cutoff"]) - start).dt.days.to_numpy()
-    return pd.Series((churn_day >= 0) & (churn_day <= cutoff_day + horizon), index=data.index).astype(int)
 
 
 def baseline_scores(data: pd.DataFrame, feats: pd.DataFrame, cfg: Config) -> dict[str, np.ndarray]:
@@ -112,18 +105,17 @@ def _rank01(p: np.ndarray) -> np.ndarray:
     return pd.Series(p).rank(pct=True).to_numpy()
 
 
-def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None = None) -> tuple[dict, list[dict]]:
+def backtest_date(day: date, cfg: Config, engine: Engine, judges: Sequence[Judge] = ()) -> tuple[dict, list[dict]]:
     """Train as of day (reading nothing after it), score the active customers, judge them and the baselines.
 
-    Returns (summary row, metric rows). With generator truth, a *ceiling* model is fitted too: the same
-    recipe labelled with the true churn instead of what the data shows. The *reference* is the Bayes
-    probability given the history plus revealed latents (pipelines.synth.reference): about the best any
-    model could do. The oracle knows every latent.
+    Returns (summary row, metric rows). Each extra judge (e.g. the generator's truth,
+    pipelines.synth.truth.TruthJudge) adds its own columns and metric rows.
     """
     horizon = cfg.churn.horizon_days
-    data = training_set(day, cfg, engine)
+    compute = choose_compute(cfg, engine)
+    data = training_set(day, cfg, engine, compute)
     artifact, metrics = fit_and_validate(data, cfg)
-    everyone = read_features(engine, cfg, day)
+    everyone = read_features(engine, cfg, day, compute)
     fit = fit_population_btyd(everyone)
     feats = add_model_features(active_population(everyone, cfg), fit, horizon).reset_index(drop=True)
     scores = {"churnwatch": predict(artifact, feats), **baseline_scores(data, feats, cfg)}
@@ -152,61 +144,10 @@ def backtest_date(day: date, cfg: Config, engine: Engine, truth_dir: Path | None
                 realised_precision_top10=mine["precision_top10"],
                 realised_recency_auc=next(r["auc"] for r in judged if r["method"] == "recency"),
             )
-    if truth_dir is not None:
-        truth_row, truth_metrics = _judge_against_truth(day, cfg, data, artifact, feats, scores, truth_dir)
-        row.update(truth_row)
-        metric_rows += truth_metrics
-    return row, metric_rows
-
-
-def _judge_against_truth(day, cfg, data, artifact, feats, scores, truth_dir: Path) -> tuple[dict, list[dict]]:
-    from pipelines.synth.generate import load_truth, oracle_probability
-    from pipelines.synth.reference import bayes_reference
-
-    horizon = cfg.churn.horizon_days
-    known = load_truth(truth_dir)
-    truth = oracle_probability(truth_dir, day, horizon, known)
-    missing = float((~feats["customer_id"].isin(truth["customer_id"])).mean()) if len(feats) else 0.0
-    if missing > 0.01:
-        raise ChurnwatchError(
-            f"--truth {truth_dir}: {missing:.0%} of the customers scored on {day} are not in its truth; "
-            "use the folder that generated this warehouse's data"
-        )
-    ceiling, _ = fit_and_validate(data.assign(churned=true_labels(data, known, horizon)), cfg)
-    reference = bayes_reference(truth_dir, day, horizon, feats["customer_id"].tolist(), truth=known)
-    merged = (
-        feats[["customer_id"]]
-        .assign(p_ceiling=predict(ceiling, feats), **{f"s_{k}": v for k, v in scores.items()})
-        .merge(truth, on="customer_id")
-        .merge(reference.rename(columns={"probability": "p_reference"}), on="customer_id")
-    )
-    row: dict = {}
-    metric_rows: list[dict] = []
-    y = merged["churned_within_horizon"].astype(int).to_numpy()
-    if len(np.unique(y)) == 2:
-        by_method = {k: merged[f"s_{k}"].to_numpy(float) for k in scores}
-        by_method["truth_reference"] = merged["p_reference"].to_numpy(float)
-        by_method["truth_oracle"] = merged["true_probability"].to_numpy(float)
-        metric_rows += [{"target": "truth", **r} for r in judge(y, by_method)]
-        row.update(
-            truth_model_auc=float(roc_auc_score(y, merged["s_churnwatch"])),
-            truth_ceiling_auc=float(roc_auc_score(y, merged["p_ceiling"])),
-            truth_reference_auc=float(roc_auc_score(y, merged["p_reference"])),
-            truth_recency_auc=float(roc_auc_score(y, merged["s_recency"])),
-            truth_oracle_auc=float(roc_auc_score(y, merged["true_probability"])),
-            truth_model_brier=float(brier_score_loss(y, merged["s_churnwatch"])),
-            truth_ceiling_brier=float(brier_score_loss(y, merged["p_ceiling"])),
-            truth_reference_brier=float(brier_score_loss(y, merged["p_reference"])),
-            truth_oracle_brier=float(brier_score_loss(y, merged["true_probability"])),
-        )
-    alive = merged[~merged["already_gone"]]
-    ya = alive["churned_within_horizon"].astype(int).to_numpy()
-    if len(np.unique(ya)) == 2:
-        row.update(
-            alive_model_auc=float(roc_auc_score(ya, alive["s_churnwatch"])),
-            alive_reference_auc=float(roc_auc_score(ya, alive["p_reference"])),
-            alive_oracle_auc=float(roc_auc_score(ya, alive["true_probability"])),
-        )
+    for extra in judges:
+        extra_row, extra_metrics = extra(day, cfg, data, artifact, feats, scores)
+        row.update(extra_row)
+        metric_rows += extra_metrics
     return row, metric_rows
 
 
@@ -225,7 +166,7 @@ def mean_metrics(metrics: list[dict]) -> list[dict]:
 
 
 def backtest(
-    start: date, end: date, cfg: Config, engine: Engine, every_days: int = 28, truth_dir: Path | None = None
+    start: date, end: date, cfg: Config, engine: Engine, every_days: int = 28, judges: Sequence[Judge] = ()
 ) -> BacktestSummary:
     """Replay training and scoring every `every_days` from start to end; store and return the metrics."""
     if end < start:
@@ -233,7 +174,7 @@ def backtest(
     summary = BacktestSummary(uuid.uuid4().hex[:12])
     day = start
     while day <= end:
-        row, metric_rows = backtest_date(day, cfg, engine, truth_dir)
+        row, metric_rows = backtest_date(day, cfg, engine, judges)
         summary.rows.append({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
         summary.metrics += [{"as_of_date": day, **r} for r in metric_rows]
         day += timedelta(days=every_days)

@@ -14,11 +14,12 @@ from sqlalchemy.engine import Engine
 
 from models.registry import load_champion, read_card
 from models.scoring import btyd_fit_or_none
-from models.training import active_population, add_model_features, bin_shares, churn_labels, top_share_metrics
+from models.training import add_model_features, bin_shares, top_share_metrics
 from pipelines.core.config import Config
 from pipelines.core.errors import NoModelError
 from pipelines.core.warehouse import read_frame, replace_partition
 from pipelines.features.customer_features import load_features
+from pipelines.features.population import active_population, churn_labels
 
 log = logging.getLogger(__name__)
 EPS = 1e-4

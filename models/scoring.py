@@ -13,11 +13,14 @@ from sqlalchemy.engine import Engine
 from models.btyd import BGNBD, fit_stored_features
 from models.reasons import REASON_COLUMNS, describe_reason, pattern_reason, raises_risk
 from models.registry import binner, load_champion, predict, predict_binned, predict_matrix
-from models.training import active_population, add_model_features
+from models.training import add_model_features
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError, NoModelError
-from pipelines.core.warehouse import replace_partition
-from pipelines.features.customer_features import feature_chunks
+from pipelines.core.numbers import logit
+from pipelines.core.warehouse import declared_names, replace_partition
+from pipelines.engines import Compute, choose_compute
+from pipelines.features.customer_features import numeric_features
+from pipelines.features.population import active_population, customer_value
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +61,10 @@ DRIVERS: list[tuple[str, str, list[str]]] = [
     ("tenure", "inactivity", ["tenure_days", "purchases_total", "purchase_days_total", "first_purchase_age_days"]),
 ]
 CATEGORY = {code: cat for code, cat, _ in DRIVERS}
-SCORE_COLUMNS = [
-    "as_of_date",
-    "customer_id",
-    "churn_probability",
-    "risk_band",
-    "percentile",
-    "value_12m",
-    "value_at_risk",
-    "model_version",
-    "reason_1",
-    "reason_2",
-    "reason_3",
-    "reason_codes",
-]
+# The churn_scores columns, as its DDL declares them.
+SCORE_COLUMNS = declared_names("churn_scores")
 # Effects are measured in log-odds so that they stay visible when a probability is near 0 or 1.
+EPS = 1e-9  # calibrated probabilities never reach it; raw model scores (training) are clipped at 1e-6
 MIN_EFFECT = 0.05
 
 
@@ -96,11 +88,6 @@ class ScoreSummary:
         }
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
-
-
 def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.DataFrame:
     """Return, per customer and driver, how much the log-odds drop when that driver is set to typical."""
     features = artifact["features"]
@@ -109,7 +96,7 @@ def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.
     to_bins = binner(artifact)
     if to_bins is not None:  # gradient boosting: perturb bins, not values (same trees, half the cost)
         x, typical = to_bins(x), to_bins(typical)
-    base_logit = _logit(base)
+    base_logit = logit(base, EPS)
     effects = {}
     for code, _, cols in DRIVERS:
         idx = [features.index(c) for c in cols if c in features]
@@ -118,7 +105,7 @@ def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.
         altered = x.copy()
         altered[:, idx] = typical[0, idx]
         p = predict_binned(artifact, altered) if to_bins is not None else predict_matrix(artifact, altered)
-        effects[code] = base_logit - _logit(p)
+        effects[code] = base_logit - logit(p, EPS)
     return pd.DataFrame(effects, index=frame.index)
 
 
@@ -173,7 +160,7 @@ def score_frame(artifact: dict, feats: pd.DataFrame, cfg: Config, as_of: date) -
     reasons = top_reasons(
         feats, driver_effects(artifact, feats, p), 3, cfg.alerts.currency, cfg.features.long_wait_seconds
     )
-    value = feats["spend_365d"].clip(lower=0).fillna(0.0).to_numpy(float)
+    value = customer_value(feats).to_numpy(float)
     scores = pd.DataFrame(
         {
             "as_of_date": as_of,
@@ -189,11 +176,6 @@ def score_frame(artifact: dict, feats: pd.DataFrame, cfg: Config, as_of: date) -
     return scores[SCORE_COLUMNS]
 
 
-def percentile(p: pd.Series) -> np.ndarray:
-    """Return each probability's percentile among all scored customers (ties share their mean rank)."""
-    return p.rank(pct=True, method="average").to_numpy() * 100
-
-
 def btyd_fit_or_none(engine: Engine, as_of: date) -> BGNBD | None:
     """Return tonight's BG/NBD fit, or None (logged) when there is nothing to fit."""
     try:
@@ -203,7 +185,7 @@ def btyd_fit_or_none(engine: Engine, as_of: date) -> BGNBD | None:
         return None
 
 
-def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
+def score_customers(as_of: date, cfg: Config, engine: Engine, compute: Compute | None = None) -> ScoreSummary:
     """Score every active customer as of a date and replace that date's churn_scores partition.
 
     Features are read in chunks of `scoring.chunk_rows` customers so memory stays flat as the base
@@ -218,16 +200,10 @@ def score_customers(as_of: date, cfg: Config, engine: Engine) -> ScoreSummary:
         return ScoreSummary(as_of, 0, "none", 0.0, {}, f"cold start, alerts from rules only: {exc}")
     # The BG/NBD inputs come from a fit as of tonight, on everyone who ever bought.
     artifact = {**artifact, "btyd_fit": btyd_fit_or_none(engine, as_of)}
-    if cfg.compute_engine == "spark":
-        from pipelines.engines.spark import score_with_spark
-
-        scores = score_with_spark(artifact, as_of, cfg, engine)
-    else:
-        parts = [
-            score_frame(artifact, chunk, cfg, as_of) for chunk in feature_chunks(engine, as_of, cfg.scoring.chunk_rows)
-        ]
-        scores = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCORE_COLUMNS)
-        scores["percentile"] = percentile(scores["churn_probability"])
+    compute = compute or choose_compute(cfg, engine)
+    scores = compute.score_features(
+        as_of, lambda chunk: score_frame(artifact, numeric_features(chunk), cfg, as_of), SCORE_COLUMNS
+    )
     replace_partition(engine, "churn_scores", scores, as_of)
     if scores.empty:
         return ScoreSummary(as_of, 0, artifact["model_version"], 0.0, {})

@@ -26,9 +26,11 @@ from models.btyd import BGNBD, BTYD_FEATURES, btyd_features, fit_from_features
 from models.registry import register_model
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError
-from pipelines.core.warehouse import read_frame, sql_text
+from pipelines.core.numbers import logit
+from pipelines.core.warehouse import read_frame
+from pipelines.engines import Compute, choose_compute
 from pipelines.features.customer_features import read_features
-from pipelines.features.kpis import activity_params
+from pipelines.features.population import active_population, churn_labels
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +109,11 @@ class PlattCalibrator:
     """Logistic calibration on the logit of the raw score: monotone, smooth, never exactly 0 or 1."""
 
     def fit(self, raw: np.ndarray, y: np.ndarray) -> PlattCalibrator:
-        self._lr = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], np.asarray(y, int))
+        self._lr = LogisticRegression(C=1e6).fit(logit(raw)[:, None], np.asarray(y, int))
         return self
 
     def predict(self, raw: np.ndarray) -> np.ndarray:
-        return self._lr.predict_proba(_logit(raw)[:, None])[:, 1]
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
+        return self._lr.predict_proba(logit(raw)[:, None])[:, 1]
 
 
 @dataclass
@@ -135,32 +132,11 @@ class TrainSummary:
         }
 
 
-def active_population(features: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """Return customers not yet lost: not cancelled (contractual), or a purchase within the horizon."""
-    if cfg.churn.kind == "contractual":
-        return features[features["cancelled"].fillna(0).astype(int) == 0]
-    recency = features["days_since_last_purchase"]
-    return features[recency.notna() & (recency < cfg.churn.horizon_days)]
-
-
 def cutoff_dates(as_of: date, cfg: Config) -> list[date]:
     """Return training cutoffs, oldest first; the newest one's horizon ends on as_of."""
     newest = as_of - timedelta(days=cfg.churn.horizon_days)
     every = cfg.training.cutoff_every_days
     return sorted(newest - timedelta(days=k * every) for k in range(cfg.training.n_cutoffs))
-
-
-def churn_labels(engine: Engine, cfg: Config, cutoff: date, as_of: date) -> pd.DataFrame:
-    """Return customer_id, churned for a cutoff whose horizon has matured by as_of."""
-    label_end = cutoff + timedelta(days=cfg.churn.horizon_days + 1)
-    if label_end > as_of + timedelta(days=1):
-        raise ChurnwatchError(f"cutoff {cutoff} has no matured label on {as_of}")
-    if cfg.churn.kind == "contractual":
-        sql, names = sql_text("features/churn_labels_contractual.sql"), {}
-    else:
-        placeholder, names = activity_params(cfg)
-        sql = sql_text("features/churn_labels.sql").replace("{activity_types}", placeholder)
-    return read_frame(engine, sql, {"label_start": cutoff + timedelta(days=1), "label_end": label_end, **names})
 
 
 def first_data_day(engine: Engine, as_of: date) -> date | None:
@@ -179,7 +155,7 @@ def customer_sample(ids: pd.Series, share: float) -> pd.Series:
     return pd.Series(buckets < share * 1_000_000, index=ids.index)
 
 
-def training_set(as_of: date, cfg: Config, engine: Engine) -> pd.DataFrame:
+def training_set(as_of: date, cfg: Config, engine: Engine, compute: Compute | None = None) -> pd.DataFrame:
     """Return features and labels at every cutoff, for customers active at that cutoff.
 
     At each cutoff a BG/NBD is fitted on every customer who ever bought (reading nothing after the
@@ -198,7 +174,7 @@ def training_set(as_of: date, cfg: Config, engine: Engine) -> pd.DataFrame:
     for cutoff in cutoff_dates(as_of, cfg):
         if first is None or cutoff < first + timedelta(days=min_history):
             continue
-        everyone = read_features(engine, cfg, cutoff)
+        everyone = read_features(engine, cfg, cutoff, compute)
         feats = active_population(everyone, cfg)
         if feats.empty:
             continue
@@ -295,7 +271,7 @@ class Blend(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, x) -> np.ndarray:
-        z = np.mean([_logit(m.predict_proba(x)[:, 1]) for m in self.members], axis=0)
+        z = np.mean([logit(m.predict_proba(x)[:, 1]) for m in self.members], axis=0)
         p = 1 / (1 + np.exp(-z))
         return np.column_stack([1 - p, p])
 
@@ -584,9 +560,9 @@ def churn_definition(cfg: Config) -> dict[str, Any]:
     }
 
 
-def train_model(as_of: date, cfg: Config, engine: Engine) -> TrainSummary:
+def train_model(as_of: date, cfg: Config, engine: Engine, compute: Compute | None = None) -> TrainSummary:
     """Choose, calibrate and validate a model on rolling cutoffs up to as_of, and register it."""
-    data = training_set(as_of, cfg, engine)
+    data = training_set(as_of, cfg, engine, compute or choose_compute(cfg, engine))
     artifact, metrics = fit_and_validate(data, cfg)
     hold = data[data["cutoff"] == max(data["cutoff"])]
     card = {

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.core.errors import ChurnwatchError
-from pipelines.core.runtime import NIGHTLY
+from pipelines.steps import NIGHTLY
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="churnwatch: nightly churn early warning.")
 models_app = typer.Typer(help="The model registry.")
@@ -139,7 +139,7 @@ def generate(
 
 
 def _steps(steps: str | None) -> list[str]:
-    from pipelines.core.runtime import NIGHTLY
+    from pipelines.steps import NIGHTLY
 
     chosen = [s.strip() for s in steps.split(",")] if steps else NIGHTLY
     unknown = [s for s in chosen if s not in NIGHTLY]
@@ -160,7 +160,7 @@ def run(
 ) -> None:
     """Run the nightly steps for one date (load, validate, features, score, alerts, outbox)."""
     from pipelines.core.config import load_config
-    from pipelines.core.runtime import run_step
+    from pipelines.steps import run_step
 
     as_of = _date(date_)
     start = _date(since, "--since") if since else None
@@ -184,7 +184,7 @@ def backfill(
 ) -> None:
     """Run the nightly steps for every date from --start to --end in order, as the nightly runs would."""
     from pipelines.core.config import load_config
-    from pipelines.core.runtime import run_step
+    from pipelines.steps import run_step
 
     first, last = _date(start, "--start"), _date(end, "--end")
     if last < first:
@@ -208,7 +208,7 @@ def train(
 ) -> None:
     """Train, validate (time-ordered) and register a model as of a date."""
     from pipelines.core.config import load_config
-    from pipelines.core.runtime import run_step
+    from pipelines.steps import run_step
 
     as_of = _date(date_)
     with console.status(f"training as of {as_of}"):
@@ -269,6 +269,7 @@ def backtest(
     from models.backtest import backtest as run_backtest
     from pipelines.core.config import load_config
     from pipelines.core.warehouse import get_engine
+    from pipelines.synth.truth import TruthJudge
 
     cfg = load_config(config)
     engine = get_engine(cfg)
@@ -276,7 +277,8 @@ def backtest(
     if truth_dir is not None and not (truth_dir / "truth").is_dir():
         raise ChurnwatchError(f"--truth {truth_dir} has no truth/ folder (use the folder churnwatch generate wrote)")
     with console.status("replaying training and scoring"):
-        summary = run_backtest(_date(start, "--start"), _date(end, "--end"), cfg, engine, every, truth_dir)
+        judges = [TruthJudge(truth_dir)] if truth_dir is not None else []
+        summary = run_backtest(_date(start, "--start"), _date(end, "--end"), cfg, engine, every, judges)
     engine.dispose()
     # One column per replayed date, one row per metric: readable however many metrics there are.
     metrics = list(dict.fromkeys(k for row in summary.rows for k in row if k != "as_of_date"))
@@ -417,7 +419,7 @@ def demo(
 ) -> None:
     """Generate data, load its history, then train and score through the Airflow DAGs."""
     from pipelines.core.config import load_config
-    from pipelines.core.runtime import run_step
+    from pipelines.steps import run_step
     from pipelines.synth.demo import demo_report
     from pipelines.synth.generate import GeneratorSpec
     from pipelines.synth.generate import generate as run_generate
@@ -461,9 +463,9 @@ def replay_history(cfg, as_of: date) -> None:
     import numpy as np
     import pandas as pd
 
-    from pipelines.core.runtime import run_step
     from pipelines.core.warehouse import get_engine, read_frame
     from pipelines.deliver.outreach import import_outcomes
+    from pipelines.steps import run_step
 
     past = as_of - timedelta(days=cfg.churn.horizon_days)
     run_step("train_model", past - timedelta(days=1), cfg=cfg)

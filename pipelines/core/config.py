@@ -348,7 +348,8 @@ class AlertConfig(_Strict):
     control_fraction: float = Field(0.1, ge=0, le=0.5, description="share of eligible alerts held out as control")
     outbox_formats: list[Literal["csv", "xlsx"]] = Field(default_factory=lambda: ["csv", "xlsx"])
     email: dict[str, str] = Field(
-        default_factory=dict, description="team -> address; the DAG mails each team its file (Airflow SMTP)"
+        default_factory=dict,
+        description="team -> address; step email_outbox mails each team its files (SMTP connection)",
     )
     email_conn_id: str = "smtp_default"
     risk_bands: dict[str, float] = Field(

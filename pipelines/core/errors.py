@@ -15,3 +15,9 @@ class DataQualityError(ChurnwatchError):
 
 class NoModelError(ChurnwatchError):
     """No trained model is available for scoring."""
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first non-empty line of an error's message, or its type's name without one."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

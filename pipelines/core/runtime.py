@@ -1,49 +1,23 @@
-"""One entry point per step, shared by the CLI and the DAGs: load config, open the warehouse, run, record."""
+"""Run bookkeeping shared by every step: the as-of date a run covers and its row in pipeline_runs."""
 
 from __future__ import annotations
 
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from importlib import import_module
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.engine import Engine
 
-from pipelines.core.config import Config, load_config
-from pipelines.core.errors import ChurnwatchError
-from pipelines.core.warehouse import get_engine, insert_frame
+from pipelines.core.errors import ChurnwatchError, first_line
+from pipelines.core.warehouse import insert_frame
 
 log = logging.getLogger("churnwatch")
-
-# step name -> "module:function"; each function is step(as_of, cfg, engine) -> summary.
-STEPS: dict[str, str] = {
-    "load_landing": "pipelines.ingest.extract:load_landing",
-    "validate_data": "pipelines.ingest.validation:validate_batches",
-    "build_features": "pipelines.features.customer_features:build_features",
-    "build_kpis": "pipelines.features.kpis:build_kpis",
-    "score_customers": "models.scoring:score_customers",
-    "monitor_model": "models.monitoring:monitor_model",
-    "build_alerts": "pipelines.deliver.alerts:build_alerts",
-    "publish_outbox": "pipelines.deliver.alerts:publish_outbox",
-    "measure_outreach": "pipelines.deliver.outreach:measure_outreach",
-    "build_report": "pipelines.deliver.report:build_report",
-    "train_model": "models.training:train_model",
-}
-NIGHTLY = [
-    "load_landing",
-    "validate_data",
-    "build_features",
-    "build_kpis",
-    "score_customers",
-    "monitor_model",
-    "build_alerts",
-    "publish_outbox",
-    "measure_outreach",
-    "build_report",
-]
 
 
 def as_of_for_run(logical_date: datetime | date, as_of: str | date | None = None) -> date:
@@ -59,38 +33,33 @@ def as_of_for_run(logical_date: datetime | date, as_of: str | date | None = None
     return day - timedelta(days=1)
 
 
-def resolve_step(name: str) -> Callable[..., Any]:
-    """Return the function behind a step name."""
-    module, func = STEPS[name].split(":")
-    return getattr(import_module(module), func)
+@dataclass
+class StepRecord:
+    """What a step run leaves in pipeline_runs: its summary (set by the caller) and status."""
+
+    summary: dict = field(default_factory=dict)
 
 
-def _as_dict(result: Any) -> dict:
-    return result.as_dict() if hasattr(result, "as_dict") else dict(result)
-
-
-def run_step(name: str, as_of: date, cfg: Config | None = None, config_path: str | None = None, **kwargs: Any) -> dict:
-    """Run one step for as_of and record it in pipeline_runs; return its summary as a dict."""
-    cfg = cfg or load_config(config_path)
-    engine = get_engine(cfg)
-    started = datetime.now(UTC).replace(tzinfo=None)
-    status, message, summary = "ok", "", {}
+@contextmanager
+def record_run(engine: Engine, name: str, as_of: date, started: datetime) -> Iterator[StepRecord]:
+    """Record one step run in pipeline_runs, ok with its summary or failed with its error's first line."""
+    record = StepRecord()
+    status, message = "ok", ""
     try:
-        summary = _as_dict(resolve_step(name)(as_of, cfg, engine, **kwargs))
-        message = json.dumps(summary, default=str)
-        return summary
+        yield record
+        message = json.dumps(record.summary, default=str)
     except Exception as exc:
-        status, message = "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        status, message = "failed", first_line(exc)
         raise
     finally:
-        record = pd.DataFrame(
+        row = pd.DataFrame(
             [
                 {
                     "run_id": uuid.uuid4().hex[:12],
                     "as_of_date": as_of,
                     "step": name,
                     "status": status,
-                    "rows_out": _rows(summary),
+                    "rows_out": _rows(record.summary),
                     "message": message[:1000],
                     "started_at": started,
                     "finished_at": datetime.now(UTC).replace(tzinfo=None),
@@ -98,9 +67,9 @@ def run_step(name: str, as_of: date, cfg: Config | None = None, config_path: str
             ]
         )
         with engine.begin() as conn:
-            insert_frame(conn, "pipeline_runs", record)
+            insert_frame(conn, "pipeline_runs", row)
         engine.dispose()
-        log.info("%s %s for %s: %s", name, status, as_of, summary or message)
+        log.info("%s %s for %s: %s", name, status, as_of, record.summary or message)
 
 
 def _rows(summary: dict) -> int | None:

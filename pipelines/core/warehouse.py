@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipelines.core.config import Config
 from pipelines.core.connections import redact
-from pipelines.core.errors import ChurnwatchError
+from pipelines.core.errors import ChurnwatchError, first_line
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -76,7 +77,7 @@ def get_engine(cfg: Config) -> Engine:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # driver errors vary by backend; the user needs one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise ChurnwatchError(f"cannot connect to warehouse {redact(url)}: {reason}") from None
     ensure_schema(engine)
     return engine
@@ -112,6 +113,23 @@ def declared_columns(stmt: str) -> tuple[str, list[tuple[str, str, bool]]] | Non
         not_null = bool(re.search(r"\bNOT NULL\b", rest, re.I))
         columns.append((name, re.sub(r"\s+NOT NULL\b", "", rest, flags=re.I).strip(), not_null))
     return m.group(1), columns
+
+
+@functools.cache
+def declared_tables() -> dict[str, list[tuple[str, str, bool]]]:
+    """Return {table: [(column, SQL type, not null)]} of every CREATE TABLE in sql/ddl/*.sql: the one schema."""
+    tables = {}
+    for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
+        for stmt in split_statements(path.read_text()):
+            declared = declared_columns(stmt)
+            if declared is not None:
+                tables[declared[0]] = declared[1]
+    return tables
+
+
+def declared_names(table: str) -> list[str]:
+    """Return the column names a table's DDL declares, in order."""
+    return [name for name, _, _ in declared_tables()[table]]
 
 
 def ensure_schema(engine: Engine) -> None:

@@ -21,12 +21,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipelines.core.config import Config
-from pipelines.core.errors import ChurnwatchError
+from pipelines.core.errors import ChurnwatchError, first_line
+from pipelines.core.numbers import FALSE_WORDS, TRUE_WORDS
 from pipelines.core.warehouse import crash_point, insert_frame, read_frame
+from pipelines.features.population import churn_labels
 
 RESULTS = ["retained", "declined", "no_answer", "not_reached", "churned", "other"]
-TRUE_WORDS = {"true", "1", "yes", "y", "t"}
-FALSE_WORDS = {"false", "0", "no", "n", "f"}
 OUTCOME_COLUMNS = ["customer_id", "alert_date", "contacted", "contact_date", "offer", "result"]
 Z95 = 1.959964
 # Fewer control customers than this cannot tell a call's effect from noise; the report says so.
@@ -46,7 +46,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     except ChurnwatchError:
         raise
     except Exception as exc:  # a broken file is a user mistake: one line, no traceback
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ChurnwatchError(f"{path}: cannot read the outcomes file: {first}") from None
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     return frame.astype(object)
@@ -191,8 +191,6 @@ def difference_ci(churn_c: int, n_c: int, churn_t: int, n_t: int) -> tuple[float
 
 def cohort_result(alert_date: date, as_of: date, cfg: Config, engine: Engine) -> dict | None:
     """Compare churn of sent vs comparable control alerts of one day; None if either group is empty."""
-    from models.training import churn_labels
-
     # The prevention lists only: their customers were active, so "churned" has the same meaning for all.
     alerts = read_frame(
         engine,

@@ -22,6 +22,7 @@ import functools
 import logging
 import os
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError, ConfigError
-from pipelines.core.warehouse import SQL_DIR, read_bulk, replace_partition
-from pipelines.features.customer_features import FeatureSummary, feature_query, numeric_features
+from pipelines.core.warehouse import declared_tables, read_bulk, replace_partition
 
 STG_TABLES = ["stg_transactions", "stg_service_events", "stg_surveys", "stg_customers", "stg_cancellations"]
 
@@ -49,23 +49,16 @@ def _require_pyspark():
         ) from None
 
 
-@functools.cache
 def staging_schema() -> dict[str, dict[str, str]]:
-    """Return {table: {column: SQL type}} of the stg_* tables, parsed from sql/ddl/001_ingest.sql."""
-    import sqlglot
-    from sqlglot import exp
+    """Return {table: {column: SQL type}} of the stg_* tables, from the DDL (pipelines.core.warehouse)."""
+    return {t: {c: kind for c, kind, _ in cols} for t, cols in declared_tables().items() if t.startswith("stg_")}
 
-    schema: dict[str, dict[str, str]] = {}
-    for stmt in sqlglot.parse((SQL_DIR / "ddl" / "001_ingest.sql").read_text(), read="postgres"):
-        if isinstance(stmt, exp.Create) and isinstance(stmt.this, exp.Schema):
-            name = stmt.this.this.name
-            if name.startswith("stg_"):
-                schema[name] = {
-                    c.name: c.args["kind"].sql("postgres")
-                    for c in stmt.this.expressions
-                    if isinstance(c, exp.ColumnDef)
-                }
-    return schema
+
+def spark_schema(table: str, columns: list[str]) -> str:
+    """Return a Spark DDL schema string of some of a warehouse table's columns, in the given order."""
+    types = {c: kind.upper() for c, kind, _ in declared_tables()[table]}
+    spark_types = {"VARCHAR": "string", "DOUBLE PRECISION": "double", "DATE": "date", "BIGINT": "bigint"}
+    return ", ".join(f"{c} {spark_types.get(types[c], types[c].lower())}" for c in columns)
 
 
 @functools.cache
@@ -227,24 +220,9 @@ def register_lake(spark, cfg: Config) -> None:
         if has_data:
             frame = spark.read.parquet(_lake_uri(cfg, table))
         else:
-            spark_types = {"VARCHAR": "STRING", "DOUBLE PRECISION": "DOUBLE"}
-            ddl = ", ".join(f"{c} {spark_types.get(t.upper(), t)}" for c, t in staging_schema()[table].items())
+            ddl = spark_schema(table, list(staging_schema()[table]))
             frame = spark.createDataFrame([], StructType.fromDDL(ddl))
         frame.createOrReplaceTempView(table)
-
-
-def spark_features(spark, cfg: Config, as_of: date):
-    """Return the Spark DataFrame of customer features as of a date (the warehouse's SQL, translated)."""
-    sql, params = feature_query(cfg, as_of)
-    return spark.sql(to_spark_sql(sql), args=params)
-
-
-def read_features_spark(engine: Engine, cfg: Config, as_of: date) -> pd.DataFrame:
-    """Return features as of a date computed on Spark (training cutoffs), as a pandas frame."""
-    sync_lake(engine, cfg, None, None)
-    spark = spark_session(cfg)
-    register_lake(spark, cfg)
-    return numeric_features(spark_features(spark, cfg, as_of).toPandas())
 
 
 def _write_partition(frame, cfg: Config, table: str, as_of: date) -> str:
@@ -254,51 +232,59 @@ def _write_partition(frame, cfg: Config, table: str, as_of: date) -> str:
     return uri
 
 
-def build_features_spark(as_of: date, cfg: Config, engine: Engine) -> FeatureSummary:
-    """Compute the as_of features on Spark; write them to the lake and the warehouse's partition."""
-    from pipelines.ingest.extract import load_window
+class SparkCompute:
+    """Features by the warehouse's feature SQL translated to Spark SQL over the lake; scores with mapInPandas."""
 
-    start, _ = load_window(as_of, cfg, None)
-    sync_lake(engine, cfg, start, as_of)
-    spark = spark_session(cfg)
-    register_lake(spark, cfg)
-    uri = _write_partition(spark_features(spark, cfg, as_of), cfg, "customer_features", as_of)
-    frame = spark.read.parquet(uri).toPandas()
-    frame.insert(0, "as_of_date", as_of)
-    replace_partition(engine, "customer_features", frame, as_of)
-    return FeatureSummary(as_of, len(frame))
+    name = "spark"
 
+    def __init__(self, cfg: Config, engine: Engine) -> None:
+        self.cfg = cfg
+        self.engine = engine
 
-def score_with_spark(artifact: dict, as_of: date, cfg: Config, engine: Engine) -> pd.DataFrame:
-    """Score the lake's as_of features with mapInPandas; write the lake's churn_scores; return the rows."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+    def _session(self, since: date | None, until: date | None):
+        sync_lake(self.engine, self.cfg, since, until)
+        spark = spark_session(self.cfg)
+        register_lake(spark, self.cfg)
+        return spark
 
-    from models.scoring import SCORE_COLUMNS, score_frame
+    def build_features(self, sql: str, params: dict[str, Any], as_of: date, since: date | None) -> int:
+        """Compute the features on Spark; write them to the lake and the warehouse's partition."""
+        spark = self._session(since, as_of)
+        uri = _write_partition(spark.sql(to_spark_sql(sql), args=params), self.cfg, "customer_features", as_of)
+        frame = spark.read.parquet(uri).toPandas()
+        frame.insert(0, "as_of_date", as_of)
+        replace_partition(self.engine, "customer_features", frame, as_of)
+        return len(frame)
 
-    spark = spark_session(cfg)
-    feats = spark.read.parquet(_lake_uri(cfg, "customer_features", f"as_of_date={as_of.isoformat()}"))
-    schema = (
-        "as_of_date date, customer_id string, churn_probability double, risk_band string, percentile double, "
-        "value_12m double, value_at_risk double, model_version string, reason_1 string, reason_2 string, "
-        "reason_3 string, reason_codes string"
-    )
+    def read_features(self, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+        """Return the features computed on Spark (training cutoffs), as a pandas frame."""
+        return self._session(None, None).sql(to_spark_sql(sql), args=params).toPandas()
 
-    def score_partitions(parts):
-        for part in parts:
-            scored = score_frame(artifact, numeric_features(part), cfg, as_of)
-            yield scored[SCORE_COLUMNS].astype({"percentile": float})
+    def score_features(
+        self, as_of: date, score_chunk: Callable[[pd.DataFrame], pd.DataFrame], columns: list[str]
+    ) -> pd.DataFrame:
+        """Score the lake's as_of features with mapInPandas; write the lake's churn_scores; return the rows."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
 
-    scored = feats.mapInPandas(score_partitions, schema)
-    # Percentile over everyone, ties sharing their mean rank (as pandas' rank(method="average")).
-    order = Window.orderBy("churn_probability")
-    ties = Window.partitionBy("churn_probability")
-    everyone = Window.partitionBy()
-    scored = scored.withColumn(
-        "percentile",
-        (F.rank().over(order) + (F.count("*").over(ties) - 1) / 2.0) / F.count("*").over(everyone) * 100,
-    )
-    uri = _write_partition(scored, cfg, "churn_scores", as_of)
-    out = spark.read.parquet(uri).toPandas()
-    out.insert(0, "as_of_date", as_of)
-    return out[SCORE_COLUMNS].sort_values("customer_id", kind="stable").reset_index(drop=True)
+        spark = spark_session(self.cfg)
+        feats = spark.read.parquet(_lake_uri(self.cfg, "customer_features", f"as_of_date={as_of.isoformat()}"))
+        schema = spark_schema("churn_scores", columns)
+
+        def score_partitions(parts):
+            for part in parts:
+                yield score_chunk(part)[columns].astype({"percentile": float})
+
+        scored = feats.mapInPandas(score_partitions, schema)
+        # Percentile over everyone, ties sharing their mean rank (as pandas' rank(method="average")).
+        order = Window.orderBy("churn_probability")
+        ties = Window.partitionBy("churn_probability")
+        everyone = Window.partitionBy()
+        scored = scored.withColumn(
+            "percentile",
+            (F.rank().over(order) + (F.count("*").over(ties) - 1) / 2.0) / F.count("*").over(everyone) * 100,
+        )
+        uri = _write_partition(scored, self.cfg, "churn_scores", as_of)
+        out = spark.read.parquet(uri).toPandas()
+        out.insert(0, "as_of_date", as_of)
+        return out[columns].sort_values("customer_id", kind="stable").reset_index(drop=True)

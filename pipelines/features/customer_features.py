@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pipelines.core.config import Config
-from pipelines.core.warehouse import read_bulk, replace_partition_from_query, sql_text
+from pipelines.core.warehouse import read_bulk, sql_text
+from pipelines.engines import Compute, choose_compute
+from pipelines.ingest.extract import load_window
 
 CATEGORICAL = ["region", "segment", "team", "nps_group", "rfm_segment", "lifecycle_stage", "loyalty_type"]
 FLAG_COLUMNS = ["do_not_contact"]
@@ -46,14 +46,10 @@ def feature_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def read_features(conn: Engine | Connection, cfg: Config, as_of: date) -> pd.DataFrame:
-    """Return features as of a date computed on the fly (used for training cutoffs)."""
-    if cfg.compute_engine == "spark" and isinstance(conn, Engine):
-        from pipelines.engines.spark import read_features_spark
-
-        return read_features_spark(conn, cfg, as_of)
+def read_features(conn: Engine | Connection, cfg: Config, as_of: date, compute: Compute | None = None) -> pd.DataFrame:
+    """Return features as of a date computed on the fly (training cutoffs), by `compute` or on `conn`."""
     sql, params = feature_query(cfg, as_of)
-    return numeric_features(read_bulk(conn, sql, params))
+    return numeric_features(compute.read_features(sql, params) if compute else read_bulk(conn, sql, params))
 
 
 def numeric_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -68,16 +64,14 @@ def numeric_features(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def build_features(as_of: date, cfg: Config, engine: Engine) -> FeatureSummary:
-    """Replace the customer_features partition of as_of in one transaction, computed in SQL."""
-    if cfg.compute_engine == "spark":
-        from pipelines.engines.spark import build_features_spark
+def build_features(as_of: date, cfg: Config, engine: Engine, compute: Compute | None = None) -> FeatureSummary:
+    """Replace the customer_features partition of as_of in one transaction, computed by the compute engine.
 
-        return build_features_spark(as_of, cfg, engine)
+    SQL: sql/features/customer_features.sql. Tests: tests/features/. Doc: docs/features.md."""
+    compute = compute or choose_compute(cfg, engine)
     sql, params = feature_query(cfg, as_of)
-    with engine.begin() as conn:
-        n = replace_partition_from_query(conn, "customer_features", sql, params, as_of)
-    return FeatureSummary(as_of, n)
+    since, _ = load_window(as_of, cfg)
+    return FeatureSummary(as_of, compute.build_features(sql, params, as_of, since))
 
 
 def load_features(engine: Engine, as_of: date) -> pd.DataFrame:
@@ -85,19 +79,3 @@ def load_features(engine: Engine, as_of: date) -> pd.DataFrame:
     return numeric_features(
         read_bulk(engine, "SELECT * FROM customer_features WHERE as_of_date = :d ORDER BY customer_id", {"d": as_of})
     )
-
-
-def feature_chunks(engine: Engine, as_of: date, rows: int) -> Iterator[pd.DataFrame]:
-    """Yield the customer_features partition of as_of in chunks of at most `rows` customers, by customer id."""
-    sql = sa.text("SELECT * FROM customer_features WHERE as_of_date = :d ORDER BY customer_id")
-    with engine.connect() as conn:
-        if conn.dialect.name == "duckdb":
-            result = conn.execute(sql, {"d": as_of})
-            for batch in result.cursor.fetch_record_batch(rows):
-                yield numeric_features(batch.to_pandas())
-            result.close()
-            return
-        result = conn.execution_options(stream_results=True, yield_per=rows).execute(sql, {"d": as_of})
-        columns = list(result.keys())
-        for part in result.partitions():
-            yield numeric_features(pd.DataFrame(part, columns=columns))

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines.core.config import Config
 from pipelines.core.warehouse import replace_partition_from_query, sql_text
+from pipelines.features.population import activity_params
 
 
 @dataclass
@@ -31,12 +32,6 @@ class KpiSummary:
             "lost_revenue": self.lost_revenue,
             "nps": self.nps,
         }
-
-
-def activity_params(cfg: Config) -> tuple[str, dict[str, Any]]:
-    """Return the IN-list placeholder text and bound values of the churn activity types."""
-    names = {f"act{i}": t for i, t in enumerate(cfg.churn.activity_types)}
-    return ", ".join(f":{k}" for k in names), names
 
 
 def kpi_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:

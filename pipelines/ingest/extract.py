@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines.core.config import DATASET_COLUMNS, Config, DatasetConfig
 from pipelines.core.connections import redact, resolve_url
-from pipelines.core.errors import ChurnwatchError, DataQualityError
+from pipelines.core.errors import ChurnwatchError, DataQualityError, first_line
 from pipelines.core.warehouse import crash_point, insert_frame, read_frame
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def read_parquet_file(path: Path, dataset: str) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise DataQualityError(f"{dataset}: cannot read Parquet file {path}: {first}") from None
     frame = table.to_pandas()
     frame = _as_text(frame)
@@ -318,7 +318,7 @@ def read_sql_source(dataset: str, ds: DatasetConfig, start: date, as_of: date) -
     except ChurnwatchError:
         raise
     except Exception as exc:  # driver errors differ by database; one line is what the user needs
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise DataQualityError(f"{dataset}: cannot read {label} from {redact(url)}: {first}") from None
     finally:
         if "source" in locals():
@@ -449,7 +449,7 @@ def _read_dataset(
 
 def record_load_failure(engine: Engine, as_of: date, dataset: str, exc: Exception, check: str = "load_error") -> None:
     """Record a dataset that could not be loaded as a failed dq_runs row of the night (replacing the dataset's row)."""
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    message = first_line(exc)
     row = {
         "run_id": uuid.uuid4().hex[:12],
         "as_of_date": as_of,

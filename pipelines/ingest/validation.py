@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines.core.config import DATASET_COLUMNS, Config
 from pipelines.core.errors import DataQualityError
+from pipelines.core.numbers import FALSE_WORDS, TRUE_WORDS
 from pipelines.core.publish import swap_folder
 from pipelines.core.warehouse import crash_point, insert_frame, read_bulk, read_for_keys, read_frame
 from pipelines.ingest.extract import load_window
@@ -44,8 +45,6 @@ EVENT_TYPES = ["contact", "complaint", "call", "email", "chat", "visit"]
 NUMERIC_COLUMNS = ("amount", "wait_seconds", "handle_seconds", "nps_score")
 # Spellings of "no value" in a numeric field: missing, not a parse error.
 NULL_WORDS = {"na", "n/a", "null", "none"}
-TRUE_WORDS = {"true", "1", "yes", "y", "t"}
-FALSE_WORDS = {"false", "0", "no", "n", "f", ""}
 META = ["_source_file", "_source_row", "_batch_date"]
 ROW_ID = "_rid"
 # Natural key and the columns that must agree when the same key arrives again.
@@ -272,8 +271,8 @@ def _to_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = values.fillna("").astype(str).str.strip().str.lower()
     parsed = pd.Series(pd.NA, index=values.index, dtype="boolean")
     parsed[text.isin(TRUE_WORDS)] = True
-    parsed[text.isin(FALSE_WORDS - {""})] = False
-    bad = ~text.isin(TRUE_WORDS | FALSE_WORDS)
+    parsed[text.isin(FALSE_WORDS)] = False
+    bad = ~text.isin(TRUE_WORDS | FALSE_WORDS | {""})
     return parsed, bad
 
 

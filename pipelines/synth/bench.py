@@ -203,7 +203,7 @@ def step_times(warehouse: Path, as_of: date, repeat: int) -> dict[str, float]:
         [as_of],
     ).fetchall()
     con.close()
-    from pipelines.core.runtime import NIGHTLY
+    from pipelines.steps import NIGHTLY
 
     per_step: dict[str, list[float]] = {}
     for step, seconds in rows:

@@ -12,8 +12,8 @@ import pytest
 
 from models.reasons import reasons_frame_ok
 from pipelines.core.config import load_config
-from pipelines.core.runtime import run_step
 from pipelines.core.warehouse import get_engine, read_frame
+from pipelines.steps import run_step
 from pipelines.synth.demo import truth_comparison
 from pipelines.synth.generate import GeneratorSpec, generate
 

@@ -10,7 +10,8 @@ import pytest
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError
 from pipelines.core.warehouse import get_engine, insert_frame, read_frame, replace_partition
-from pipelines.deliver.alerts import build_alerts, in_control, publish_outbox
+from pipelines.deliver.alerts import build_alerts, in_control
+from pipelines.deliver.outbox import publish_outbox
 from pipelines.deliver.outreach import difference_ci, import_outcomes, measure_outreach
 
 DAY = date(2025, 6, 30)

@@ -15,6 +15,7 @@ from models.training import train_model
 from pipelines.core.config import Config
 from pipelines.core.errors import ConfigError
 from pipelines.core.warehouse import get_engine, read_frame
+from pipelines.engines import choose_compute
 from pipelines.engines.spark import spark_master, sync_lake, to_spark_sql
 from pipelines.features.customer_features import build_features, read_features
 from pipelines.ingest.extract import load_landing
@@ -64,7 +65,9 @@ def test_spark_features_and_scores_equal_duckdb(small_dataset, tmp_path):
     assert_same_rows(duck_scores, spark_scores, "churn_scores")
     # Training cutoffs are computed on the fly, on Spark too.
     cutoff = as_of - timedelta(days=100)
-    on_the_fly = [read_features(engine, c, cutoff).sort_values("customer_id") for c in (cfg, spark_cfg)]
+    on_the_fly = [
+        read_features(engine, c, cutoff, choose_compute(c, engine)).sort_values("customer_id") for c in (cfg, spark_cfg)
+    ]
     assert_same_rows(*(f.drop(columns="as_of_date").reset_index(drop=True) for f in on_the_fly), "read_features")
     lake = tmp_path / "var" / "lake"
     assert (lake / "customer_features" / f"as_of_date={as_of}").is_dir()

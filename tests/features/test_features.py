@@ -369,7 +369,7 @@ def contract_cfg(any_cfg):
 
 def test_contractual_churn_counts_cancellations(kpi_data, contract_cfg):
     """Same customers as the KPI fixture; now K3 cancels in the period and K4 cancelled before it."""
-    from models.training import active_population, churn_labels
+    from pipelines.features.population import active_population, churn_labels
 
     stg(
         kpi_data,

@@ -22,7 +22,8 @@ from pipelines.core.config import Config, load_config
 from pipelines.core.errors import ChurnwatchError, DataQualityError
 from pipelines.core.safe import cell_text, safe_name
 from pipelines.core.warehouse import get_engine, insert_frame, read_frame
-from pipelines.deliver.alerts import publish_outbox, route
+from pipelines.deliver.alerts import route
+from pipelines.deliver.outbox import publish_outbox
 from pipelines.deliver.outreach import parse_outcomes
 from pipelines.features.customer_features import build_features
 from pipelines.ingest.extract import load_landing

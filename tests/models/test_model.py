@@ -22,6 +22,7 @@ from pipelines.features.customer_features import build_features
 from pipelines.ingest.extract import load_landing
 from pipelines.ingest.validation import validate_batches
 from pipelines.synth.generate import GeneratorSpec, generate, load_truth
+from pipelines.synth.truth import TruthJudge
 
 
 def _world(small_dataset, root, until: date, **extra) -> tuple[Config, object]:
@@ -250,7 +251,7 @@ def test_monitoring_judges_a_cohort_against_the_model_that_scored_it(full, dates
 def test_backtest_replays_and_stores(full, dates, small_dataset):
     cfg, engine = full
     day = dates[1] - timedelta(days=cfg.churn.horizon_days)
-    summary = backtest(day, day, cfg, engine, truth_dir=small_dataset)
+    summary = backtest(day, day, cfg, engine, judges=[TruthJudge(small_dataset)])
     row = summary.rows[0]
     assert row["realised_auc"] > 0.5 and row["truth_oracle_auc"] > row["truth_recency_auc"]
     # The ceiling (true labels) ranks true churn at least about as well as the model trained on observed labels.
@@ -290,7 +291,7 @@ def test_backtest_refuses_truth_of_other_data(full, dates, tmp_path):
     with pytest.raises(
         ChurnwatchError, match=r"--truth .*other: 100% of the customers scored on .* are not in its truth"
     ):
-        backtest(day, day, cfg, engine, truth_dir=other)
+        backtest(day, day, cfg, engine, judges=[TruthJudge(other)])
 
 
 def test_transactions_only_still_trains_and_beats_recency(small_dataset, tmp_path, dates):

@@ -10,7 +10,8 @@ from models.scoring import DRIVERS, driver_effects, predict, risk_band, top_reas
 from models.training import FEATURES, PlattCalibrator, evaluate, top_share_metrics
 from pipelines.core.config import Config
 from pipelines.core.warehouse import insert_frame, read_frame
-from pipelines.deliver.alerts import RULE_DRIVER, build_alerts, publish_outbox, route, rule_triggers
+from pipelines.deliver.alerts import RULE_DRIVER, build_alerts, route, rule_triggers
+from pipelines.deliver.outbox import publish_outbox
 
 AS_OF = date(2025, 6, 30)
 

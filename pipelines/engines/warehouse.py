@@ -1,0 +1,59 @@
+"""The warehouse's own SQL engine (DuckDB or PostgreSQL) as the compute engine: the default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines.core.warehouse import read_bulk, replace_partition_from_query
+
+
+def percentile(p: pd.Series) -> pd.Series:
+    """Return each value's percentile among all (ties share their mean rank)."""
+    return p.rank(pct=True, method="average") * 100
+
+
+class WarehouseCompute:
+    """Features by the warehouse's SQL; scores in pandas over chunks of `chunk_rows` customers."""
+
+    name = "warehouse"
+
+    def __init__(self, engine: Engine, chunk_rows: int) -> None:
+        self.engine = engine
+        self.chunk_rows = chunk_rows
+
+    def build_features(self, sql: str, params: dict[str, Any], as_of: date, since: date | None) -> int:
+        with self.engine.begin() as conn:
+            return replace_partition_from_query(conn, "customer_features", sql, params, as_of)
+
+    def read_features(self, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+        return read_bulk(self.engine, sql, params)
+
+    def score_features(
+        self, as_of: date, score_chunk: Callable[[pd.DataFrame], pd.DataFrame], columns: list[str]
+    ) -> pd.DataFrame:
+        parts = [score_chunk(chunk) for chunk in feature_chunks(self.engine, as_of, self.chunk_rows)]
+        scores = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        scores["percentile"] = percentile(scores["churn_probability"]).to_numpy()
+        return scores[columns]
+
+
+def feature_chunks(engine: Engine, as_of: date, rows: int) -> Iterator[pd.DataFrame]:
+    """Yield the customer_features partition of as_of in chunks of at most `rows` customers, by customer id."""
+    sql = sa.text("SELECT * FROM customer_features WHERE as_of_date = :d ORDER BY customer_id")
+    with engine.connect() as conn:
+        if conn.dialect.name == "duckdb":
+            result = conn.execute(sql, {"d": as_of})
+            for batch in result.cursor.fetch_record_batch(rows):
+                yield batch.to_pandas()
+            result.close()
+            return
+        result = conn.execution_options(stream_results=True, yield_per=rows).execute(sql, {"d": as_of})
+        columns = list(result.keys())
+        for part in result.partitions():
+            yield pd.DataFrame(part, columns=columns)

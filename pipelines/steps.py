@@ -1,0 +1,111 @@
+"""The one step list: the DAGs' tasks and their order, the CLI's --steps and run_step all come from here.
+
+Every step is a plain function `step(as_of, cfg, engine) -> summary` in its stage's package; the steps
+that compute features or scores also take the compute engine (`compute=`), chosen once per run here.
+This module imports no stage at import time (each step's function is imported when it runs), so an
+Airflow DAG file can read the list while parsing without loading pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from importlib import import_module
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: its name (task id), its function as "module:function", the steps it waits for."""
+
+    name: str
+    target: str
+    after: tuple[str, ...] = ()
+    retries: int | None = None  # None: the DAG's default
+    compute: bool = False  # takes the compute engine (warehouse SQL or Spark)
+    doc: str = ""
+
+    def function(self) -> Callable[..., Any]:
+        """Return the function behind the step."""
+        module, func = self.target.split(":")
+        return getattr(import_module(module), func)
+
+
+NIGHTLY_STEPS: tuple[Step, ...] = (
+    Step("load_landing", "pipelines.ingest.extract:load_landing", doc="Copy the day's landing files into raw_*."),
+    Step(
+        "validate_data",
+        "pipelines.ingest.validation:validate_batches",
+        after=("load_landing",),
+        retries=0,  # a bad batch is not retried blindly
+        doc="Validate each batch with its Great Expectations suite; publish valid rows to stg_*, quarantine the rest.",
+    ),
+    Step(
+        "build_features",
+        "pipelines.features.customer_features:build_features",
+        after=("validate_data",),
+        compute=True,
+        doc="Compute customer_features as of the day.",
+    ),
+    Step("build_kpis", "pipelines.features.kpis:build_kpis", after=("build_features",), doc="Churn KPIs of the day."),
+    Step(
+        "score_customers",
+        "models.scoring:score_customers",
+        after=("build_features",),
+        compute=True,
+        doc="Score every active customer with the champion model.",
+    ),
+    Step(
+        "monitor_model", "models.monitoring:monitor_model", after=("score_customers",), doc="Drift and matured cohorts."
+    ),
+    Step("build_alerts", "pipelines.deliver.alerts:build_alerts", after=("score_customers",), doc="Per-team lists."),
+    Step(
+        "publish_outbox", "pipelines.deliver.outbox:publish_outbox", after=("build_alerts",), doc="CSV and XLSX files."
+    ),
+    Step(
+        "email_outbox",
+        "pipelines.deliver.email:email_outbox",
+        after=("publish_outbox",),
+        doc="Mail each team its files.",
+    ),
+    Step(
+        "measure_outreach",
+        "pipelines.deliver.outreach:measure_outreach",
+        after=("build_features",),
+        doc="Treated vs control churn of the matured alert day.",
+    ),
+    Step(
+        "build_report",
+        "pipelines.deliver.report:build_report",
+        after=("build_kpis", "monitor_model", "publish_outbox", "measure_outreach"),
+        doc="The run report.",
+    ),
+)
+RETRAIN_STEPS: tuple[Step, ...] = (
+    Step("train_model", "models.training:train_model", compute=True, doc="Train, validate and register a model."),
+)
+STEPS: dict[str, Step] = {s.name: s for s in (*NIGHTLY_STEPS, *RETRAIN_STEPS)}
+NIGHTLY: list[str] = [s.name for s in NIGHTLY_STEPS]
+
+
+def run_step(name: str, as_of: date, cfg=None, config_path: str | None = None, **kwargs: Any) -> dict:
+    """Run one step for as_of and record it in pipeline_runs; return its summary as a dict."""
+    from pipelines.core.config import load_config
+    from pipelines.core.runtime import record_run
+    from pipelines.core.warehouse import get_engine
+    from pipelines.engines import choose_compute
+
+    step = STEPS[name]
+    cfg = cfg or load_config(config_path)
+    engine = get_engine(cfg)
+    if step.compute:
+        kwargs = {"compute": choose_compute(cfg, engine), **kwargs}
+    started = datetime.now(UTC).replace(tzinfo=None)
+    with record_run(engine, name, as_of, started) as record:
+        record.summary = _as_dict(step.function()(as_of, cfg, engine, **kwargs))
+    return record.summary
+
+
+def _as_dict(result: Any) -> dict:
+    return result.as_dict() if hasattr(result, "as_dict") else dict(result)
