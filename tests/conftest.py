@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -104,3 +104,17 @@ def assert_same_rows(expected: pd.DataFrame, actual: pd.DataFrame, label: str) -
         else:
             assert a.isna().tolist() == b.isna().tolist(), f"{label}.{col}: missing values differ"
             assert a.dropna().astype(str).tolist() == b.dropna().astype(str).tolist(), f"{label}.{col}"
+
+
+def buy(customer: str, *days: tuple[date, float], type_: str = "purchase") -> list[dict]:
+    """Return stg_transactions rows: one per (day, amount), at noon."""
+    return [
+        {
+            "txn_id": f"{customer}-{i}",
+            "customer_id": customer,
+            "ts": datetime(d.year, d.month, d.day, 12),
+            "amount": amount,
+            "type": type_,
+        }
+        for i, (d, amount) in enumerate(days)
+    ]
