@@ -126,17 +126,14 @@ def _advice(engine: Engine, champion: str, scored_on: str) -> str:
     return "retrain or roll back"
 
 
-def monitor_model(as_of: date, cfg: Config, engine: Engine) -> MonitorSummary:
-    """Write model_monitoring rows for as_of: drift of scores and features, matured-cohort quality, a status."""
+def _psi_status(value: float, cfg: Config) -> str:
     mon = cfg.monitoring
-    try:
-        artifact = load_champion(engine)
-    except NoModelError as exc:
-        row = _row(as_of, "none", "cold_start", "model", None, None, "cold_start")
-        replace_partition(engine, "model_monitoring", pd.DataFrame([row]), as_of)
-        return MonitorSummary(as_of, "none", "cold_start", message=str(exc))
-    version = artifact["model_version"]
-    reference = artifact.get("reference", {})
+    return "drift" if value > mon.psi_alert else ("warn" if value > mon.psi_warn else "ok")
+
+
+def _drift_rows(as_of: date, cfg: Config, engine: Engine, artifact: dict) -> tuple[list[dict], dict, float | None]:
+    """Return PSI rows of tonight's score and of every model input, the drifted inputs and the score's PSI."""
+    version, reference, alert = artifact["model_version"], artifact.get("reference", {}), cfg.monitoring.psi_alert
     rows, drifted = [], {}
     scores = read_frame(engine, "SELECT churn_probability FROM churn_scores WHERE as_of_date = :d", {"d": as_of})
     score_psi = None
@@ -145,8 +142,7 @@ def monitor_model(as_of: date, cfg: Config, engine: Engine) -> MonitorSummary:
         score_psi = psi(
             ref["shares"], bin_shares(pd.to_numeric(scores["churn_probability"]).to_numpy(float), ref["edges"])
         )
-        status = "drift" if score_psi > mon.psi_alert else ("warn" if score_psi > mon.psi_warn else "ok")
-        rows.append(_row(as_of, version, "psi", "score", score_psi, mon.psi_alert, status))
+        rows.append(_row(as_of, version, "psi", "score", score_psi, alert, _psi_status(score_psi, cfg)))
         rows.append(
             _row(as_of, version, "mean_score", "score", scores["churn_probability"].astype(float).mean(), None, "ok")
         )
@@ -158,52 +154,83 @@ def monitor_model(as_of: date, cfg: Config, engine: Engine) -> MonitorSummary:
                 continue
             ref = reference[col]
             value = psi(ref["shares"], bin_shares(feats[col].to_numpy(float), ref["edges"]))
-            status = "drift" if value > mon.psi_alert else ("warn" if value > mon.psi_warn else "ok")
+            status = _psi_status(value, cfg)
             if status == "drift":
                 drifted[col] = round(value, 3)
-            rows.append(_row(as_of, version, "psi", col, value, mon.psi_alert, status))
+            rows.append(_row(as_of, version, "psi", col, value, alert, status))
+    return rows, drifted, score_psi
+
+
+def _cohort_rows(as_of: date, cfg: Config, engine: Engine, version: str) -> tuple[list[dict], dict, str]:
+    """Return the matured cohort's rows, its figures and its status (ok, degraded or superseded), judged
+    against the model that scored it; ({}, "") without a matured cohort."""
     matured = matured_cohort(as_of, cfg, engine)
-    degraded = superseded = False
-    if matured:
-        scorer = matured["model_version"]
-        promise = read_card(engine, scorer).get("metrics", {}).get("auc")
-        floor = None if promise is None else promise - mon.max_auc_drop
-        # Degraded only when the whole interval lies below the promise: a cohort of 2,000 has AUC noise of +-0.02.
-        below = floor is not None and matured["auc_ci_high"] < floor
-        superseded = scorer != version
-        degraded = below and not superseded
-        cohort_status = ("superseded" if superseded else "degraded") if below else "ok"
-        subject = f"cohort {matured['scored_on']}"
-        rows.append(_row(as_of, scorer, "realised_auc", subject, matured["auc"], floor, cohort_status))
-        rows.append(_row(as_of, scorer, "realised_auc_ci_low", subject, matured["auc_ci_low"], None, "ok"))
-        rows.append(_row(as_of, scorer, "realised_auc_ci_high", subject, matured["auc_ci_high"], floor, cohort_status))
-        rows.append(_row(as_of, scorer, "promised_auc", subject, promise, None, "ok"))
-        rows.append(_row(as_of, scorer, "realised_precision_top10", subject, matured["precision_top10"], None, "ok"))
-        rows.append(_row(as_of, scorer, "observed_churn_rate", subject, matured["observed_rate"], None, "ok"))
-        rows.append(_row(as_of, scorer, "mean_predicted", subject, matured["mean_predicted"], None, "ok"))
-        matured = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in matured.items()}
-        matured["promised_auc"] = None if promise is None else round(promise, 4)
-    status = "degraded" if degraded else ("drift" if drifted or (score_psi or 0) > mon.psi_alert else "ok")
-    message = ""
+    if not matured:
+        return [], {}, ""
+    scorer = matured["model_version"]
+    promise = read_card(engine, scorer).get("metrics", {}).get("auc")
+    floor = None if promise is None else promise - cfg.monitoring.max_auc_drop
+    # Degraded only when the whole interval lies below the promise: a cohort of 2,000 has AUC noise of +-0.02.
+    below = floor is not None and matured["auc_ci_high"] < floor
+    status = ("superseded" if scorer != version else "degraded") if below else "ok"
+    subject = f"cohort {matured['scored_on']}"
+    rows = [
+        _row(as_of, scorer, "realised_auc", subject, matured["auc"], floor, status),
+        _row(as_of, scorer, "realised_auc_ci_low", subject, matured["auc_ci_low"], None, "ok"),
+        _row(as_of, scorer, "realised_auc_ci_high", subject, matured["auc_ci_high"], floor, status),
+        _row(as_of, scorer, "promised_auc", subject, promise, None, "ok"),
+        _row(as_of, scorer, "realised_precision_top10", subject, matured["precision_top10"], None, "ok"),
+        _row(as_of, scorer, "observed_churn_rate", subject, matured["observed_rate"], None, "ok"),
+        _row(as_of, scorer, "mean_predicted", subject, matured["mean_predicted"], None, "ok"),
+    ]
+    matured = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in matured.items()}
+    matured["promised_auc"] = None if promise is None else round(promise, 4)
+    return rows, matured, status
+
+
+def _message(status: str, cohort: str, matured: dict, drift: tuple[dict, float | None], cfg, engine, version) -> str:
+    """Return the night's one-line monitoring message ("" when all is well)."""
+    drifted, score_psi = drift
+    alert = cfg.monitoring.psi_alert
     if status == "degraded":
-        message = (
+        return (
             f"model {matured['model_version']} degraded: realised AUC {matured['auc']:.3f} "
             f"(95 % interval {matured['auc_ci_low']:.3f}-{matured['auc_ci_high']:.3f}) on the cohort scored "
             f"{matured['scored_on']} is below its validation AUC {matured['promised_auc']:.3f}; "
             + _advice(engine, version, matured["scored_on"])
         )
-    elif matured and superseded and cohort_status == "superseded":
-        message = (
+    if cohort == "superseded":
+        return (
             f"model {matured['model_version']}, which scored the cohort of {matured['scored_on']}, fell short of its "
             f"validation AUC (realised {matured['auc']:.3f}); it has since been replaced by {version}"
         )
-    elif status == "drift":
-        message = f"input drift (PSI > {mon.psi_alert}): " + ", ".join(
-            [f"score {score_psi:.2f}"] * bool(score_psi and score_psi > mon.psi_alert)
+    if status == "drift":
+        return f"input drift (PSI > {alert}): " + ", ".join(
+            [f"score {score_psi:.2f}"] * bool(score_psi and score_psi > alert)
             + [f"{k} {v}" for k, v in drifted.items()]
         )
+    return ""
+
+
+def monitor_model(as_of: date, cfg: Config, engine: Engine) -> MonitorSummary:
+    """Write model_monitoring rows for as_of: drift of scores and features, matured-cohort quality, a status.
+
+    Tests: tests/models/test_model.py (monitoring). Doc: docs/model.md (Monitoring)."""
+    try:
+        artifact = load_champion(engine)
+    except NoModelError as exc:
+        row = _row(as_of, "none", "cold_start", "model", None, None, "cold_start")
+        replace_partition(engine, "model_monitoring", pd.DataFrame([row]), as_of)
+        return MonitorSummary(as_of, "none", "cold_start", message=str(exc))
+    version = artifact["model_version"]
+    rows, drifted, score_psi = _drift_rows(as_of, cfg, engine, artifact)
+    cohort_rows, matured, cohort = _cohort_rows(as_of, cfg, engine, version)
+    rows += cohort_rows
+    drift = bool(drifted) or (score_psi or 0) > cfg.monitoring.psi_alert
+    status = "degraded" if cohort == "degraded" else ("drift" if drift else "ok")
+    message = _message(status, cohort, matured, (drifted, score_psi), cfg, engine, version)
     rows.append(_row(as_of, version, "status", "model", None, None, status))
     replace_partition(engine, "model_monitoring", pd.DataFrame(rows), as_of)
     if message:
         log.warning(message)
-    return MonitorSummary(as_of, version, status, score_psi, drifted, matured or {}, message)
+    return MonitorSummary(as_of, version, status, score_psi, drifted, matured, message)

@@ -430,6 +430,63 @@ def choose(fold_aucs: dict[str, list[float]], margin: float) -> str:
     return next(k for k in CANDIDATES if k in means and means[k] >= best - margin)
 
 
+@dataclass
+class _Folds:
+    """Out-of-time results of the selection folds, per candidate."""
+
+    aucs: dict[str, list[float]]
+    scores: dict[str, list[tuple[np.ndarray, np.ndarray]]]  # (raw score, label) per fold
+    report: list[dict]
+
+
+def _run_folds(data: pd.DataFrame, folds: list, cutoffs: list, features: list[str], names: list[str], cfg) -> _Folds:
+    """Judge every candidate on each fold, trained only on cutoffs matured by the fold's own cutoff."""
+    out = _Folds({n: [] for n in names}, {n: [] for n in names}, [])
+    for fold in folds:
+        train = data[data["cutoff"].isin(matured_before(cutoffs, fold, cfg.churn.horizon_days))]
+        rows = data[data["cutoff"] == fold]
+        y = rows["churned"].to_numpy(int)
+        if len(np.unique(y)) < 2 or train["churned"].nunique() < 2:
+            continue
+        fitted = _fit_candidates(train, rows, features, cfg, names, cfg.training.max_selection_rows)
+        for name, (_, raw) in fitted.items():
+            out.aucs[name].append(float(roc_auc_score(y, raw)))
+            out.scores[name].append((raw, y))
+        out.report.append(
+            {
+                "cutoff": fold.isoformat(),
+                "trained_until": max(train["cutoff"]).isoformat(),
+                "n": int(len(rows)),
+                **{n: round(out.aucs[n][-1], 4) for n in names},
+            }
+        )
+    if not out.report:
+        raise ChurnwatchError("every selection fold has a single class; widen the training span")
+    return out
+
+
+def _holdout_metrics(y_hold, p_hold, hold, hold_fitted, chosen, folds: _Folds, names, trained_until) -> dict:
+    """Return the held-out metrics of the chosen recipe, beside every candidate and recency alone."""
+    metrics = evaluate(y_hold, p_hold)
+    metrics["model_kind"] = chosen
+    metrics["candidates"] = {
+        n: {
+            "mean_fold_auc": round(float(np.mean(folds.aucs[n])), 4),
+            "worst_fold_auc": round(float(np.min(folds.aucs[n])), 4),
+            "holdout_auc": round(float(roc_auc_score(y_hold, hold_fitted[n][1])), 4),
+        }
+        for n in names
+    }
+    metrics["folds"] = folds.report
+    metrics["holdout_trained_until"] = trained_until
+    # Recency-only baseline; never having bought ranks as the longest silence.
+    recency = hold["days_since_last_purchase"].fillna(1e6).to_numpy(float)
+    metrics["recency_auc"] = float(roc_auc_score(y_hold, recency))
+    metrics["recency_precision_top10"] = top_share_metrics(y_hold, recency, 0.1)[0]
+    metrics["calibration"] = calibration_table(y_hold, p_hold)
+    return metrics
+
+
 def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
     """Choose a candidate by rolling-origin folds, calibrate it out of time, measure it on the newest cutoff.
 
@@ -445,35 +502,13 @@ def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
         raise ChurnwatchError(f"need at least 2 cutoffs with data, found {len(cutoffs)}")
     if data["churned"].nunique() < 2:
         raise ChurnwatchError("training labels are all one class; cannot learn churn")
-    folds, held_out = validation_plan(cutoffs, cfg)
+    fold_cutoffs, held_out = validation_plan(cutoffs, cfg)
     # Inputs with no value at all (e.g. no service data delivered) carry nothing to learn from.
     features = [c for c in FEATURES if data[c].notna().any()]
     names = [n for n in CANDIDATES if NEEDS.get(n, features[0]) in features]
-    fold_aucs: dict[str, list[float]] = {n: [] for n in names}
-    oot: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in names}
-    fold_report = []
-    for v in folds:
-        train = data[data["cutoff"].isin(matured_before(cutoffs, v, horizon))]
-        rows = data[data["cutoff"] == v]
-        y = rows["churned"].to_numpy(int)
-        if len(np.unique(y)) < 2 or train["churned"].nunique() < 2:
-            continue
-        fitted = _fit_candidates(train, rows, features, cfg, names, cfg.training.max_selection_rows)
-        for name, (_, raw) in fitted.items():
-            fold_aucs[name].append(float(roc_auc_score(y, raw)))
-            oot[name].append((raw, y))
-        fold_report.append(
-            {
-                "cutoff": v.isoformat(),
-                "trained_until": max(train["cutoff"]).isoformat(),
-                "n": int(len(rows)),
-                **{n: round(fold_aucs[n][-1], 4) for n in names},
-            }
-        )
-    if not fold_report:
-        raise ChurnwatchError("every selection fold has a single class; widen the training span")
-    chosen = choose(fold_aucs, cfg.training.selection_margin)
-    fold_calibrator = PlattCalibrator().fit(*_pooled(oot[chosen]))
+    folds = _run_folds(data, fold_cutoffs, cutoffs, features, names, cfg)
+    chosen = choose(folds.aucs, cfg.training.selection_margin)
+    fold_calibrator = PlattCalibrator().fit(*_pooled(folds.scores[chosen]))
 
     hold = data[data["cutoff"] == held_out]
     y_hold = hold["churned"].to_numpy(int)
@@ -482,31 +517,16 @@ def fit_and_validate(data: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
     hold_train = data[data["cutoff"].isin(matured_before(cutoffs, held_out, horizon))]
     hold_fitted = _fit_candidates(hold_train, hold, features, cfg, names, cfg.training.max_selection_rows)
     p_hold = fold_calibrator.predict(hold_fitted[chosen][1])
-    metrics = evaluate(y_hold, p_hold)
-    metrics["model_kind"] = chosen
-    metrics["candidates"] = {
-        n: {
-            "mean_fold_auc": round(float(np.mean(fold_aucs[n])), 4),
-            "worst_fold_auc": round(float(np.min(fold_aucs[n])), 4),
-            "holdout_auc": round(float(roc_auc_score(y_hold, hold_fitted[n][1])), 4),
-        }
-        for n in names
-    }
-    metrics["folds"] = fold_report
-    metrics["holdout_trained_until"] = max(hold_train["cutoff"]).isoformat()
-    # Recency-only baseline; never having bought ranks as the longest silence.
-    recency = hold["days_since_last_purchase"].fillna(1e6).to_numpy(float)
-    metrics["recency_auc"] = float(roc_auc_score(y_hold, recency))
-    metrics["recency_precision_top10"] = top_share_metrics(y_hold, recency, 0.1)[0]
-    metrics["calibration"] = calibration_table(y_hold, p_hold)
+    trained_until = max(hold_train["cutoff"]).isoformat()
+    metrics = _holdout_metrics(y_hold, p_hold, hold, hold_fitted, chosen, folds, names, trained_until)
     metrics["training_cutoffs"] = [c.isoformat() for c in cutoffs]
     metrics["validation_cutoff"] = held_out.isoformat()
     metrics["n_train_rows"] = int(min(len(data), cfg.training.max_train_rows))
-    metrics["n_calibration_rows"] = int(sum(len(y) for _, y in oot[chosen]) + len(y_hold))
+    metrics["n_calibration_rows"] = int(sum(len(y) for _, y in folds.scores[chosen]) + len(y_hold))
 
     # The kept model learns from every cutoff; its calibration from every out-of-time score.
     final = _fit_candidates(data, hold, features, cfg, [chosen], cfg.training.max_train_rows)[chosen][0]
-    calibrator = PlattCalibrator().fit(*_pooled([*oot[chosen], (hold_fitted[chosen][1], y_hold)]))
+    calibrator = PlattCalibrator().fit(*_pooled([*folds.scores[chosen], (hold_fitted[chosen][1], y_hold)]))
     x_all = data[features].to_numpy(float)
     artifact = {
         "model": final,
