@@ -52,7 +52,7 @@ def predict_binned(artifact: dict, x_binned: np.ndarray) -> np.ndarray:
     """Return calibrated probabilities from binned features; equal to predict_matrix on the raw values.
 
     The trees send a binned value the same way as its raw value (a split's threshold is a bin edge);
-    tests/test_model.py checks the equality on a trained model.
+    tests/models/test_model.py checks the equality on a trained model.
     """
     model = artifact["model"]
     n_threads = _openmp_effective_n_threads()

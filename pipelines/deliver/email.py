@@ -5,7 +5,7 @@ from the CLI (`churnwatch run --date D --steps email_outbox`). Nothing is sent w
 empty. The server comes from the Airflow connection `alerts.email_conn_id` [smtp_default] (or
 AIRFLOW_CONN_<ID>, e.g. `smtp://user:password@mail.example.com:587?from_email=retention@example.com`);
 its extras follow Airflow's SMTP provider: SSL unless `disable_ssl=true`, else STARTTLS unless
-`disable_tls=true`. Tests: tests/deliver/test_email.py. Doc: docs/alerts.md.
+`disable_tls=true`. Tests: tests/deliver/test_email.py. Doc: docs/deliver.md.
 """
 
 from __future__ import annotations

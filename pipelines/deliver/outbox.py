@@ -1,7 +1,7 @@
 """The morning files: outbox/<as-of>/<team>.csv, <team>.reactivation.csv and <team>.xlsx from churn_alerts.
 
 Step publish_outbox. SQL: sql/deliver/outbox_alerts.sql. Tests: tests/deliver/test_alerts.py,
-tests/ingest/test_hostile.py (formula-proof cells, safe team names). Doc: docs/alerts.md.
+tests/ingest/test_hostile.py (formula-proof cells, safe team names). Doc: docs/deliver.md.
 """
 
 from __future__ import annotations
