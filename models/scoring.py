@@ -190,6 +190,8 @@ def score_customers(as_of: date, cfg: Config, engine: Engine, compute: Compute |
 
     Features are read in chunks of `scoring.chunk_rows` customers so memory stays flat as the base
     grows; only the small score rows are kept until the percentile over everyone is known.
+    SQL: sql/features/btyd_summary.sql (tonight's BG/NBD fit). Tests: tests/models/test_scoring.py,
+    tests/models/test_model.py, tests/engines/test_spark.py. Doc: docs/model.md (Scores and reasons).
     """
     try:
         artifact = load_champion(engine)

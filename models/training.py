@@ -581,7 +581,10 @@ def churn_definition(cfg: Config) -> dict[str, Any]:
 
 
 def train_model(as_of: date, cfg: Config, engine: Engine, compute: Compute | None = None) -> TrainSummary:
-    """Choose, calibrate and validate a model on rolling cutoffs up to as_of, and register it."""
+    """Choose, calibrate and validate a model on rolling cutoffs up to as_of, and register it.
+
+    SQL: sql/features/customer_features.sql, churn_labels*.sql (per cutoff). Tests: tests/models/test_model.py,
+    tests/models/test_btyd.py. Doc: docs/model.md."""
     data = training_set(as_of, cfg, engine, compute or choose_compute(cfg, engine))
     artifact, metrics = fit_and_validate(data, cfg)
     hold = data[data["cutoff"] == max(data["cutoff"])]

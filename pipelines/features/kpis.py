@@ -52,7 +52,9 @@ def kpi_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
 
 
 def build_kpis(as_of: date, cfg: Config, engine: Engine) -> KpiSummary:
-    """Replace the churn_kpis_daily partition of as_of in one transaction."""
+    """Replace the churn_kpis_daily partition of as_of in one transaction.
+
+    SQL: sql/kpis/churn_kpis_daily.sql. Tests: tests/features/test_kpis.py. Doc: docs/features.md (KPIs)."""
     sql, params = kpi_query(cfg, as_of)
     with engine.begin() as conn:
         rows = replace_partition_from_query(conn, "churn_kpis_daily", sql, params, as_of)
