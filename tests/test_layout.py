@@ -96,3 +96,22 @@ def test_the_checks_can_fail():
         "pipelines.core.config -> pipelines.deliver.alerts",
     ]
     assert "pipelines.core.config" in cycle(graph)
+
+
+def test_column_lists_in_code_name_columns_the_ddl_declares():
+    """The DDL is the one schema: every list of table columns in code is checked against it."""
+    from models.btyd import SUMMARY_COLUMNS
+    from models.scoring import SCORE_COLUMNS
+    from models.training import RFM_FEATURES, SQL_FEATURES
+    from pipelines.core.warehouse import declared_names
+    from pipelines.deliver.alerts import FEATURE_COLUMNS
+
+    features = set(declared_names("customer_features"))
+    for name, columns in [
+        ("SQL_FEATURES", SQL_FEATURES),
+        ("RFM_FEATURES", RFM_FEATURES),
+        ("FEATURE_COLUMNS", FEATURE_COLUMNS),
+        ("SUMMARY_COLUMNS", SUMMARY_COLUMNS),
+    ]:
+        assert [c for c in columns if c not in features] == [], name
+    assert SCORE_COLUMNS == declared_names("churn_scores")
