@@ -161,7 +161,7 @@ def _arrow_schema(table: str) -> pa.Schema:
     cols = staging_schema()[table]
     unknown = {t for t in cols.values() if t.upper() not in types}
     if unknown:
-        raise ChurnwatchError(f"{table}: no Parquet type for column types {sorted(unknown)} (spark_engine)")
+        raise ChurnwatchError(f"{table}: no Parquet type for column types {sorted(unknown)} (pipelines.engines.spark)")
     return pa.schema([(c, types[t.upper()]) for c, t in cols.items() if c != "_batch_date"])
 
 
