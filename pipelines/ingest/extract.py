@@ -294,7 +294,11 @@ def to_canonical(frame: pd.DataFrame, dataset: str, ds: DatasetConfig, where: st
 
 
 def read_sql_source(dataset: str, ds: DatasetConfig, start: date, as_of: date) -> pd.DataFrame:
-    """Read rows of a source table whose watermark falls within [start, as_of] as text batches by day."""
+    """Read rows of a source table whose watermark falls within [start, as_of] as text batches by day.
+
+    Its query stays inline, not in sql/ingest/: it runs on the source database, not the warehouse, and its
+    FROM is the config's table or whole query, which no whitelist of warehouse names can check.
+    """
     src = ds.sql
     assert src is not None
     url = resolve_url(conn_id=src.conn_id, url_env=src.url_env, what=f"sources.datasets.{dataset}.sql")
