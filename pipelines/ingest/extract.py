@@ -30,12 +30,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pipelines.core.config import DATASET_COLUMNS, Config, DatasetConfig
 from pipelines.core.connections import redact, resolve_url
 from pipelines.core.errors import ChurnwatchError, DataQualityError, first_line
-from pipelines.core.warehouse import crash_point, insert_frame, read_frame
+from pipelines.core.warehouse import check_table, crash_point, insert_frame, read_frame, sql_text
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,7 @@ def landing_files(
     folder = cfg.resolve(cfg.sources.landing_dir) / (ds.folder or dataset)
     if not folder.is_dir():
         return [], set()
-    ledger = read_frame(
-        engine,
-        "SELECT file_name, sha256, batch_date, loaded_at FROM landing_files WHERE dataset = :ds",
-        {"ds": dataset},
-    )
+    ledger = read_frame(engine, sql_text("ingest/landing_ledger.sql"), {"ds": dataset})
     seen = {(r.file_name, r.sha256): pd.Timestamp(r.batch_date).date() for r in ledger.itertuples()}
     loaded_at = ledger.groupby("file_name")["loaded_at"].max().to_dict() if len(ledger) else {}
     latest = max(seen.values(), default=None)
@@ -298,7 +294,11 @@ def to_canonical(frame: pd.DataFrame, dataset: str, ds: DatasetConfig, where: st
 
 
 def read_sql_source(dataset: str, ds: DatasetConfig, start: date, as_of: date) -> pd.DataFrame:
-    """Read rows of a source table whose watermark falls within [start, as_of] as text batches by day."""
+    """Read rows of a source table whose watermark falls within [start, as_of] as text batches by day.
+
+    Its query stays inline, not in sql/ingest/: it runs on the source database, not the warehouse, and its
+    FROM is the config's table or whole query, which no whitelist of warehouse names can check.
+    """
     src = ds.sql
     assert src is not None
     url = resolve_url(conn_id=src.conn_id, url_env=src.url_env, what=f"sources.datasets.{dataset}.sql")
@@ -339,68 +339,119 @@ def load_landing(as_of: date, cfg: Config, engine: Engine, since: date | None = 
     A batch day is exactly what its source holds now: the window's rows are replaced whole, so a file
     that was removed or replaced (under any name) takes its rows with it. A dataset that cannot be
     read stops the run with one line, recorded in dq_runs as a failed load.
+
+    SQL: sql/ingest/landing_ledger.sql, sql/ingest/raw_window_files.sql (DELETEs of the window's rows and
+    ledger entries stay inline in publish_landing and record_load_failure).
+    Tests: tests/ingest/test_validate.py, tests/ingest/test_hostile.py. Doc: docs/data-quality.md.
     """
     start, _ = load_window(as_of, cfg, since)
     summary = LoadSummary(as_of, (start, as_of))
-    writes: list[tuple[str, pd.DataFrame, set[tuple[date, str]] | None]] = []
-    ledger_rows = []
+    writes: list[RawWrite] = []
+    ledger_rows: list[dict] = []
     now = datetime.now(UTC).replace(tzinfo=None)
     for name, ds in cfg.sources.datasets.items():
-        try:
-            frame, files, kept = _read_dataset(name, ds, cfg, engine, start, as_of, summary)
-        except DataQualityError as exc:
-            record_load_failure(engine, as_of, name, exc)
-            raise
-        writes.append((name, frame, kept))
-        summary.rows[name] = len(frame)
-        summary.files[name] = len(files) if ds.sql is None else 1
-        ledger_rows += [
-            {
-                "dataset": name,
-                "file_name": f.path.name,
-                "sha256": f.sha256 or _sha256(f.path),
-                "batch_date": f.batch_date,
-                "rows": int((frame["_source_file"] == f.path.name).sum()),
-                "loaded_at": now,
-            }
-            for f in files
-        ]
-        # A file for the day counts even if it holds only a header: the volume check then says so.
-        delivered = {f.batch_date for f in files} | {b for b, _ in kept or ()}
-        if ds.sql is not None:
-            delivered = set(frame["_batch_date"])
-        if as_of not in delivered:
-            where = f"table {ds.sql.table or 'query'}" if ds.sql else str(_folder(cfg, name))
-            if ds.required:
-                exc = DataQualityError(f"{name}: no data for {as_of} in {where} (freshness check); batch stopped")
-                record_load_failure(engine, as_of, name, exc, check="missing_batch")
-                raise exc
-            summary.missing.append(name)
+        write, ledger = extract_dataset(name, ds, cfg, engine, (start, as_of), summary, now)
+        writes.append(write)
+        ledger_rows += ledger
+    publish_landing(engine, writes, ledger_rows, (start, as_of), summary)
+    for line in summary.removed + summary.ignored:
+        log.warning("%s", line)
+    return summary
+
+
+@dataclass
+class RawWrite:
+    """One dataset's rows for raw_<dataset>; kept: batches left as they are (None: replace the window)."""
+
+    dataset: str
+    frame: pd.DataFrame
+    kept: set[tuple[date, str]] | None
+
+
+def extract_dataset(
+    name: str,
+    ds: DatasetConfig,
+    cfg: Config,
+    engine: Engine,
+    window: tuple[date, date],
+    summary: LoadSummary,
+    now: datetime,
+) -> tuple[RawWrite, list[dict]]:
+    """Read one dataset's window; return its raw rows and its landing_files ledger rows.
+
+    Counts go to summary. A dataset that cannot be read, or a required one without the run date's
+    batch, is recorded as a failed load in dq_runs and raises DataQualityError.
+    """
+    start, as_of = window
+    try:
+        frame, files, kept = _read_dataset(name, ds, cfg, engine, start, as_of, summary)
+    except DataQualityError as exc:
+        record_load_failure(engine, as_of, name, exc)
+        raise
+    summary.rows[name] = len(frame)
+    summary.files[name] = len(files) if ds.sql is None else 1
+    ledger = [
+        {
+            "dataset": name,
+            "file_name": f.path.name,
+            "sha256": f.sha256 or _sha256(f.path),
+            "batch_date": f.batch_date,
+            "rows": int((frame["_source_file"] == f.path.name).sum()),
+            "loaded_at": now,
+        }
+        for f in files
+    ]
+    check_batch_delivered(name, ds, cfg, engine, as_of, frame, files, kept, summary)
+    return RawWrite(name, frame, kept), ledger
+
+
+def check_batch_delivered(
+    name: str,
+    ds: DatasetConfig,
+    cfg: Config,
+    engine: Engine,
+    as_of: date,
+    frame: pd.DataFrame,
+    files: list[LandingFile],
+    kept: set[tuple[date, str]] | None,
+    summary: LoadSummary,
+) -> None:
+    """Stop the run (recorded as missing_batch) if a required dataset has nothing for the run date; else note it."""
+    # A file for the day counts even if it holds only a header: the volume check then says so.
+    delivered = {f.batch_date for f in files} | {b for b, _ in kept or ()}
+    if ds.sql is not None:
+        delivered = set(frame["_batch_date"])
+    if as_of in delivered:
+        return
+    where = f"table {ds.sql.table or 'query'}" if ds.sql else str(_folder(cfg, name))
+    if ds.required:
+        exc = DataQualityError(f"{name}: no data for {as_of} in {where} (freshness check); batch stopped")
+        record_load_failure(engine, as_of, name, exc, check="missing_batch")
+        raise exc
+    summary.missing.append(name)
+
+
+def publish_landing(
+    engine: Engine, writes: list[RawWrite], ledger_rows: list[dict], window: tuple[date, date], summary: LoadSummary
+) -> None:
+    """Replace the window's rows of every raw_<dataset> and their landing_files entries in one transaction.
+
+    The DELETEs stay inline: each removes one partition (the window, one file's batch, one ledger entry)
+    right before the insert that replaces it, and a file per one-line DELETE would add nothing.
+    """
+    start, as_of = window
     with engine.begin() as conn:
-        for name, frame, kept in writes:
-            table = f"raw_{name}"
-            window = {"s": start, "e": as_of}
-            if kept is None:  # a source table re-read over the window replaces the window
-                conn.execute(sa.text(f"DELETE FROM {table} WHERE _batch_date BETWEEN :s AND :e"), window)
-            else:  # the window becomes exactly the files present now (plus kept earlier undated content)
-                before = read_frame(
-                    conn,
-                    f"SELECT DISTINCT _batch_date, _source_file FROM {table} WHERE _batch_date BETWEEN :s AND :e",
-                    window,
+        for write in writes:
+            table = check_table(f"raw_{write.dataset}")
+            if write.kept is None:  # a source table re-read over the window replaces the window
+                conn.execute(
+                    sa.text(f"DELETE FROM {table} WHERE _batch_date BETWEEN :s AND :e"), {"s": start, "e": as_of}
                 )
-                present = set(zip(frame["_batch_date"], frame["_source_file"])) if len(frame) else set()
-                for day, file in zip(pd.to_datetime(before["_batch_date"]).dt.date, before["_source_file"]):
-                    if (day, file) in kept:
-                        continue
-                    if (day, file) not in present:
-                        summary.removed.append(f"{name}/{file} ({day}): no longer delivered, its rows withdrawn")
-                    conn.execute(
-                        sa.text(f"DELETE FROM {table} WHERE _batch_date = :b AND _source_file = :f"),
-                        {"b": day, "f": file},
-                    )
+            else:  # the window becomes exactly the files present now (plus kept earlier undated content)
+                withdraw_files(conn, write, window, summary)
             crash_point("load_landing")
-            if len(frame):
-                insert_frame(conn, table, frame)
+            if len(write.frame):
+                insert_frame(conn, table, write.frame)
         for row in ledger_rows:
             conn.execute(
                 sa.text("DELETE FROM landing_files WHERE dataset = :d AND file_name = :f AND batch_date = :b"),
@@ -408,9 +459,43 @@ def load_landing(as_of: date, cfg: Config, engine: Engine, since: date | None = 
             )
         if ledger_rows:
             insert_frame(conn, "landing_files", pd.DataFrame(ledger_rows))
-    for line in summary.removed + summary.ignored:
-        log.warning("%s", line)
-    return summary
+
+
+def withdraw_files(conn: Connection, write: RawWrite, window: tuple[date, date], summary: LoadSummary) -> None:
+    """Delete the window's rows of raw_<dataset> file by file, except kept batches; name files no longer delivered."""
+    start, as_of = window
+    table = check_table(f"raw_{write.dataset}")
+    before = read_frame(conn, ingest_sql("raw_window_files", write.dataset), {"s": start, "e": as_of})
+    frame = write.frame
+    present = set(zip(frame["_batch_date"], frame["_source_file"])) if len(frame) else set()
+    for day, file in zip(pd.to_datetime(before["_batch_date"]).dt.date, before["_source_file"]):
+        if (day, file) in write.kept:
+            continue
+        if (day, file) not in present:
+            summary.removed.append(f"{write.dataset}/{file} ({day}): no longer delivered, its rows withdrawn")
+        conn.execute(
+            sa.text(f"DELETE FROM {table} WHERE _batch_date = :b AND _source_file = :f"),
+            {"b": day, "f": file},
+        )
+
+
+def ingest_sql(name: str, dataset: str, **columns: str | tuple[str, ...]) -> str:
+    """Return the query sql/ingest/<name>.sql for one dataset, its identifier placeholders filled from whitelists.
+
+    {dataset} takes only a dataset name of DATASET_COLUMNS; every other {placeholder} takes only columns of
+    that dataset (a tuple is written as a comma-separated list). Values stay bound parameters.
+    """
+    if dataset not in DATASET_COLUMNS:
+        raise ChurnwatchError(f"sql/ingest/{name}.sql: unknown dataset {dataset!r}")
+    required, optional = DATASET_COLUMNS[dataset]
+    sql = sql_text(f"ingest/{name}.sql").replace("{dataset}", dataset)
+    for placeholder, value in columns.items():
+        names = (value,) if isinstance(value, str) else value
+        unknown = [c for c in names if c not in required + optional]
+        if unknown:
+            raise ChurnwatchError(f"sql/ingest/{name}.sql: {', '.join(unknown)} not a column of {dataset}")
+        sql = sql.replace("{" + placeholder + "}", ", ".join(names))
+    return sql
 
 
 def _folder(cfg: Config, dataset: str) -> Path:

@@ -34,8 +34,16 @@ from pipelines.core.config import DATASET_COLUMNS, Config
 from pipelines.core.errors import DataQualityError
 from pipelines.core.numbers import FALSE_WORDS, TRUE_WORDS
 from pipelines.core.publish import swap_folder
-from pipelines.core.warehouse import crash_point, insert_frame, read_bulk, read_for_keys, read_frame
-from pipelines.ingest.extract import load_window
+from pipelines.core.warehouse import (
+    check_table,
+    crash_point,
+    insert_frame,
+    read_bulk,
+    read_for_keys,
+    read_frame,
+    sql_text,
+)
+from pipelines.ingest.extract import ingest_sql, load_window
 
 log = logging.getLogger(__name__)
 
@@ -382,28 +390,17 @@ def known_customers(engine: Engine, ids: list[str], before: date) -> set[str]:
     """Return which of ids are in stg_customers from batches before the given day."""
     if not ids:
         return set()
-    frame = read_for_keys(
-        engine,
-        "SELECT DISTINCT c.customer_id FROM stg_customers c JOIN _cw_keys k ON c.customer_id = k.k "
-        "WHERE c._batch_date < :b",
-        ids,
-        {"b": before},
-    )
+    frame = read_for_keys(engine, sql_text("ingest/known_customers.sql"), ids, {"b": before})
     return set(frame["customer_id"])
 
 
 def prior_keys(engine: Engine, dataset: str, keys: list[str], before: date) -> pd.DataFrame:
     """Return rows of stg_<dataset> from batches before the given day whose natural key is in keys."""
     key, compare = KEYS[dataset]
-    cols = ", ".join(f"s.{c}" for c in (key, *compare))
     if not keys:
         return pd.DataFrame(columns=[key, *compare])
-    return read_for_keys(
-        engine,
-        f"SELECT {cols} FROM stg_{dataset} s JOIN _cw_keys k ON s.{key} = k.k WHERE s._batch_date < :b",
-        keys,
-        {"b": before},
-    )
+    sql = ingest_sql("prior_keys", dataset, key=key, columns=(key, *compare))
+    return read_for_keys(engine, sql, keys, {"b": before})
 
 
 def _fingerprint(frame: pd.DataFrame, cols: tuple[str, ...]) -> pd.Series:
@@ -465,8 +462,7 @@ def trailing_volume(engine: Engine, dataset: str, as_of: date, days: int) -> tup
     """Return the median rows per day of the dataset's accepted batches in the trailing days, and how many days."""
     frame = read_frame(
         engine,
-        "SELECT batch_date, MAX(rows_read) AS n FROM dq_runs WHERE dataset = :ds AND batch_date >= :a "
-        "AND batch_date < :b AND status IN ('ok', 'warn') GROUP BY batch_date",
+        sql_text("ingest/accepted_rows_per_day.sql"),
         {"ds": dataset, "a": as_of - timedelta(days=days), "b": as_of},
     )
     if len(frame) < 3:
@@ -474,12 +470,13 @@ def trailing_volume(engine: Engine, dataset: str, as_of: date, days: int) -> tup
     return float(pd.to_numeric(frame["n"]).median()), len(frame)
 
 
-def _customer_reference(cfg: Config, engine: Engine, outputs: dict) -> set[str] | None:
+def _customer_reference(cfg: Config, engine: Engine, results: dict[str, DatasetResult]) -> set[str] | None:
     """Return customers known from this run's valid customer rows, or None when there is no customer master."""
     if cfg.sources.unknown_customers != "quarantine" or "customers" not in cfg.sources.datasets:
         return None
-    fresh = set(outputs["customers"][0]["customer_id"]) if "customers" in outputs else set()
-    has_master = bool(fresh) or bool(read_frame(engine, "SELECT customer_id FROM stg_customers LIMIT 1").shape[0])
+    staged = results.get("customers")
+    fresh = set(staged.good["customer_id"]) if staged is not None and staged.good is not None else set()
+    has_master = bool(fresh) or bool(read_frame(engine, sql_text("ingest/any_staged_customer.sql")).shape[0])
     return fresh if has_master else None
 
 
@@ -521,106 +518,191 @@ def _batch_checks(
     return failure, warning, counts
 
 
+@dataclass
+class ValidationRun:
+    """What every dataset of one validation run shares: the run date, its window, the warehouse and the GX run."""
+
+    as_of: date
+    start: date
+    cfg: Config
+    engine: Engine
+    gxr: GxRun
+    run_id: str
+    now: datetime
+
+
+@dataclass
+class DatasetResult:
+    """One dataset's validated window: the rows for stg_* (None: nothing to publish) and for quarantine_*."""
+
+    dataset: str
+    raw: pd.DataFrame
+    good: pd.DataFrame | None
+    quarantine: pd.DataFrame
+    counts: dict[str, int]
+    status: str
+    failure: str | None = None
+    warning: str | None = None
+
+    @property
+    def message(self) -> str | None:
+        return self.failure or self.warning
+
+    def summary(self) -> dict[str, Any]:
+        """Return the dataset's entry of ValidationSummary.datasets."""
+        if self.good is None:
+            return {"rows_read": 0, "status": self.status}
+        return {
+            "rows_read": len(self.raw),
+            "rows_loaded": len(self.good),
+            "rows_quarantined": len(self.quarantine),
+            "status": self.status,
+            "checks": {k: v for k, v in self.counts.items() if v},
+            **({"message": self.message} if self.message else {}),
+        }
+
+
 def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | None = None) -> ValidationSummary:
     """Validate the raw batches of the run's window; write stg_, quarantine_ and dq_runs atomically.
 
     Raises DataQualityError (after recording the failed check in dq_runs) when a batch is broken as a
     whole; nothing is published to stg_* then, so the previous night's outputs stay as they were.
+
+    SQL: sql/ingest/raw_window_rows.sql, sql/ingest/known_customers.sql, sql/ingest/prior_keys.sql,
+    sql/ingest/accepted_rows_per_day.sql, sql/ingest/any_staged_customer.sql (the DELETEs of the window's
+    partitions stay inline in publish_results).
+    Tests: tests/ingest/test_validate.py, tests/ingest/test_hostile.py. Doc: docs/data-quality.md.
     """
     start, _ = load_window(as_of, cfg, since)
     summary = ValidationSummary(as_of, uuid.uuid4().hex[:12])
-    outputs: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
-    dq_rows: list[dict] = []
-    problems: list[str] = []
     now = datetime.now(UTC).replace(tzinfo=None)
     docs_dir = cfg.resolve(cfg.paths.report_dir) / as_of.isoformat() / "data_docs"
     docs_dir.parent.mkdir(parents=True, exist_ok=True)
     gxr = GxRun(docs_dir, f"{as_of.isoformat()} {summary.run_id}", cfg.paths.modes)
+    run = ValidationRun(as_of, start, cfg, engine, gxr, summary.run_id, now)
+    results: dict[str, DatasetResult] = {}
     try:
         # Customers first: the other datasets are checked against the customers known after it.
         for dataset in sorted(cfg.sources.datasets, key=lambda d: d != "customers"):
-            raw = read_bulk(
-                engine,
-                f"SELECT * FROM raw_{dataset} WHERE _batch_date BETWEEN :s AND :e "
-                "ORDER BY _batch_date, _source_file, _source_row",
-                {"s": start, "e": as_of},
-            )
-            if raw.empty and trailing_volume(engine, dataset, as_of, cfg.sources.volume_trailing_days)[0] is None:
-                summary.datasets[dataset] = {"rows_read": 0, "status": "missing"}
-                dq_rows.extend(_dq_rows(summary.run_id, as_of, dataset, raw, raw, {}, "missing", None, now))
-                continue
-            raw = raw.reset_index(drop=True)
-            raw[ROW_ID] = range(len(raw))
-            raw["_batch_date"] = pd.to_datetime(raw["_batch_date"]).dt.date if len(raw) else raw["_batch_date"]
-            required, optional = DATASET_COLUMNS[dataset]
-            # Exact duplicates (also across the window's batches): keep the first copy, quarantine the rest.
-            dup = raw.duplicated(subset=list(required + optional), keep="first")
-            typed, reasons = type_rows(dataset, raw[~dup], cfg)
-            customers = _customer_reference(cfg, engine, outputs) if dataset != "customers" else None
-            add_reference_checks(dataset, typed, engine, start, customers)
-            result = gxr.validate(f"{dataset}_rows", typed, build_suite(dataset, as_of, cfg, customers is not None))
-            gx_fail = row_failures(result, dataset)
-            for rid, rs in gx_fail.items():
-                reasons.setdefault(rid, []).extend(rs)
-            for rid in raw.loc[dup, ROW_ID]:
-                reasons[int(rid)] = ["duplicate_row"]
-            reasons = {rid: _tidy(rs) for rid, rs in reasons.items()}
-            counts = dict(Counter(r for rs in reasons.values() for r in rs))
-            # Batch-level checks on the run date's batch (rows before row-level filtering).
-            failure, warning, batch_counts = _batch_checks(dataset, typed, as_of, cfg, engine, gxr)
-            counts.update(batch_counts)
-
-            bad_ids = set(reasons)
-            quarantine = raw[raw[ROW_ID].isin(bad_ids)].copy()
-            detail = raw.set_index(ROW_ID)["_load_issue"]
-            quarantine["reasons"] = [
-                ";".join(
-                    dict.fromkeys(detail[r] if x == "wrong_field_count" and detail[r] else x for x in reasons[int(r)])
-                )
-                for r in quarantine[ROW_ID]
-            ]
-            good = (
-                typed[~typed[ROW_ID].isin(bad_ids)].drop(columns=["_batch_date"]).merge(raw[[ROW_ID] + META], on=ROW_ID)
-            )
-            n_read, n_good, n_bad = len(raw), len(good), len(quarantine)
-            if n_read != n_good + n_bad:  # an invariant of the code above, checked on every run
-                raise DataQualityError(f"{dataset}: row accounting broken ({n_read} != {n_good} + {n_bad})")
-            if failure is None:
-                failure = _mostly_bad(dataset, raw, quarantine, reasons, cfg.sources.max_quarantine_share)
-            if failure:
-                problems.append(failure)
-            outputs[dataset] = (good, quarantine)
-            status = "failed" if failure else ("warn" if n_bad or warning else "ok")
-            if not len(raw):
-                status = "failed" if failure else ("warn" if warning else "missing")
-            dq_rows.extend(
-                _dq_rows(summary.run_id, as_of, dataset, raw, quarantine, counts, status, failure or warning, now)
-            )
-            summary.datasets[dataset] = {
-                "rows_read": n_read,
-                "rows_loaded": n_good,
-                "rows_quarantined": n_bad,
-                "status": status,
-                "checks": {k: v for k, v in counts.items() if v},
-                **({"message": failure or warning} if failure or warning else {}),
-            }
-        with engine.begin() as conn:
-            if not problems:
-                for dataset, (good, quarantine) in outputs.items():
-                    params = {"s": start, "e": as_of}
-                    for table, frame in ((f"stg_{dataset}", good), (f"quarantine_{dataset}", quarantine)):
-                        conn.execute(sa.text(f"DELETE FROM {table} WHERE _batch_date BETWEEN :s AND :e"), params)
-                        crash_point("validate_data")
-                        insert_frame(conn, table, frame)
-            conn.execute(sa.text("DELETE FROM dq_runs WHERE as_of_date = :d"), {"d": as_of})
-            insert_frame(conn, "dq_runs", pd.DataFrame(dq_rows))
+            results[dataset] = validate_dataset(run, dataset, results)
+            summary.datasets[dataset] = results[dataset].summary()
+        publish_results(run, results)
         summary.data_docs = str(gxr.publish())
     finally:
         gxr.close()
+    raise_failures(results)
+    return summary
+
+
+def read_raw_window(engine: Engine, dataset: str, start: date, as_of: date) -> pd.DataFrame:
+    """Return the raw_<dataset> rows of the window in delivery order (SQL: sql/ingest/raw_window_rows.sql)."""
+    return read_bulk(engine, ingest_sql("raw_window_rows", dataset), {"s": start, "e": as_of})
+
+
+def validate_dataset(run: ValidationRun, dataset: str, results: dict[str, DatasetResult]) -> DatasetResult:
+    """Validate one dataset's window: row suite, duplicates, batch suite, quarantine guard and status.
+
+    results holds the datasets validated before this one (customers first: the reference for the others).
+    """
+    raw = read_raw_window(run.engine, dataset, run.start, run.as_of)
+    if raw.empty and trailing_volume(run.engine, dataset, run.as_of, run.cfg.sources.volume_trailing_days)[0] is None:
+        return DatasetResult(dataset, raw, None, raw, {}, "missing")
+    raw = raw.reset_index(drop=True)
+    raw[ROW_ID] = range(len(raw))
+    raw["_batch_date"] = pd.to_datetime(raw["_batch_date"]).dt.date if len(raw) else raw["_batch_date"]
+    typed, reasons = row_reasons(run, dataset, raw, results)
+    counts = dict(Counter(r for rs in reasons.values() for r in rs))
+    # Batch-level checks on the run date's batch (rows before row-level filtering).
+    failure, warning, batch_counts = _batch_checks(dataset, typed, run.as_of, run.cfg, run.engine, run.gxr)
+    counts.update(batch_counts)
+    good, quarantine = split_rows(dataset, raw, typed, reasons)
+    if failure is None:
+        failure = quarantine_guard(dataset, raw, quarantine, reasons, run.cfg.sources.max_quarantine_share)
+    status = dataset_status(len(raw), len(quarantine), failure, warning)
+    return DatasetResult(dataset, raw, good, quarantine, counts, status, failure, warning)
+
+
+def row_reasons(
+    run: ValidationRun, dataset: str, raw: pd.DataFrame, results: dict[str, DatasetResult]
+) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+    """Type the rows and run the row suite; return (typed rows without exact duplicates, row id -> reasons)."""
+    required, optional = DATASET_COLUMNS[dataset]
+    # Exact duplicates (also across the window's batches): keep the first copy, quarantine the rest.
+    dup = raw.duplicated(subset=list(required + optional), keep="first")
+    typed, reasons = type_rows(dataset, raw[~dup], run.cfg)
+    customers = _customer_reference(run.cfg, run.engine, results) if dataset != "customers" else None
+    add_reference_checks(dataset, typed, run.engine, run.start, customers)
+    suite = build_suite(dataset, run.as_of, run.cfg, customers is not None)
+    result = run.gxr.validate(f"{dataset}_rows", typed, suite)
+    gx_fail = row_failures(result, dataset)
+    for rid, rs in gx_fail.items():
+        reasons.setdefault(rid, []).extend(rs)
+    for rid in raw.loc[dup, ROW_ID]:
+        reasons[int(rid)] = ["duplicate_row"]
+    return typed, {rid: _tidy(rs) for rid, rs in reasons.items()}
+
+
+def split_rows(
+    dataset: str, raw: pd.DataFrame, typed: pd.DataFrame, reasons: dict[int, list[str]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (rows for stg_*, rows for quarantine_* with their reasons); raise if a read row is in neither or both."""
+    bad_ids = set(reasons)
+    quarantine = raw[raw[ROW_ID].isin(bad_ids)].copy()
+    detail = raw.set_index(ROW_ID)["_load_issue"]
+    quarantine["reasons"] = [
+        ";".join(dict.fromkeys(detail[r] if x == "wrong_field_count" and detail[r] else x for x in reasons[int(r)]))
+        for r in quarantine[ROW_ID]
+    ]
+    good = typed[~typed[ROW_ID].isin(bad_ids)].drop(columns=["_batch_date"]).merge(raw[[ROW_ID] + META], on=ROW_ID)
+    n_read, n_good, n_bad = len(raw), len(good), len(quarantine)
+    if n_read != n_good + n_bad:  # an invariant of the code above, checked on every run
+        raise DataQualityError(f"{dataset}: row accounting broken ({n_read} != {n_good} + {n_bad})")
+    return good, quarantine
+
+
+def dataset_status(n_read: int, n_bad: int, failure: str | None, warning: str | None) -> str:
+    """Return a validated dataset's dq_runs status: failed, warn, ok, or missing (nothing read, nothing wrong)."""
+    if not n_read:
+        return "failed" if failure else ("warn" if warning else "missing")
+    return "failed" if failure else ("warn" if n_bad or warning else "ok")
+
+
+def publish_results(run: ValidationRun, results: dict[str, DatasetResult]) -> None:
+    """Write the run in one transaction: the window's stg_* and quarantine_* rows, then the night's dq_runs.
+
+    If any dataset failed, only dq_runs is written: stg_* and quarantine_* keep the previous outputs.
+    The DELETEs stay inline: each removes the partition (the window, or the run date in dq_runs) that the
+    insert right after it replaces, and a file per one-line DELETE would add nothing.
+    """
+    dq_rows = [
+        row
+        for r in results.values()
+        for row in _dq_rows(
+            run.run_id, run.as_of, r.dataset, r.raw, r.quarantine, r.counts, r.status, r.message, run.now
+        )
+    ]
+    with run.engine.begin() as conn:
+        if not any(r.failure for r in results.values()):
+            params = {"s": run.start, "e": run.as_of}
+            for r in results.values():
+                if r.good is None:  # missing: nothing read and no history, its tables are left alone
+                    continue
+                for table, frame in ((f"stg_{r.dataset}", r.good), (f"quarantine_{r.dataset}", r.quarantine)):
+                    conn.execute(
+                        sa.text(f"DELETE FROM {check_table(table)} WHERE _batch_date BETWEEN :s AND :e"), params
+                    )
+                    crash_point("validate_data")
+                    insert_frame(conn, table, frame)
+        conn.execute(sa.text("DELETE FROM dq_runs WHERE as_of_date = :d"), {"d": run.as_of})
+        insert_frame(conn, "dq_runs", pd.DataFrame(dq_rows))
+
+
+def raise_failures(results: dict[str, DatasetResult]) -> None:
+    """Raise DataQualityError naming the first failed dataset's problem (and how many more), if any failed."""
+    problems = [r.failure for r in results.values() if r.failure]
     if problems:
         more = f" (and {len(problems) - 1} more: see dq_runs)" if len(problems) > 1 else ""
         raise DataQualityError(problems[0] + more)
-    return summary
 
 
 def _tidy(reasons: list[str]) -> list[str]:
@@ -629,7 +711,9 @@ def _tidy(reasons: list[str]) -> list[str]:
     return [r for r in out if not (r.startswith("missing_or_unparseable_") and f"non_finite_{r[23:]}" in out)]
 
 
-def _mostly_bad(dataset: str, raw: pd.DataFrame, quarantine: pd.DataFrame, reasons: dict, share: float) -> str | None:
+def quarantine_guard(
+    dataset: str, raw: pd.DataFrame, quarantine: pd.DataFrame, reasons: dict, share: float
+) -> str | None:
     """Return a failure message if more than `share` of any one batch day's rows failed validation."""
     if raw.empty or quarantine.empty:
         return None
