@@ -342,7 +342,7 @@ def load_landing(as_of: date, cfg: Config, engine: Engine, since: date | None = 
 
     SQL: sql/ingest/landing_ledger.sql, sql/ingest/raw_window_files.sql (DELETEs of the window's rows and
     ledger entries stay inline in publish_landing and record_load_failure).
-    Tests: tests/ingest/test_validate.py, tests/ingest/test_hostile.py. Doc: docs/data-quality.md.
+    Tests: tests/ingest/test_validate.py, tests/ingest/test_hostile.py. Doc: docs/ingest.md.
     """
     start, _ = load_window(as_of, cfg, since)
     summary = LoadSummary(as_of, (start, as_of))

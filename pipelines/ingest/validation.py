@@ -571,7 +571,7 @@ def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | Non
     SQL: sql/ingest/raw_window_rows.sql, sql/ingest/known_customers.sql, sql/ingest/prior_keys.sql,
     sql/ingest/accepted_rows_per_day.sql, sql/ingest/any_staged_customer.sql (the DELETEs of the window's
     partitions stay inline in publish_results).
-    Tests: tests/ingest/test_validate.py, tests/ingest/test_hostile.py. Doc: docs/data-quality.md.
+    Tests: tests/ingest/test_validate.py, tests/ingest/test_hostile.py. Doc: docs/ingest.md.
     """
     start, _ = load_window(as_of, cfg, since)
     summary = ValidationSummary(as_of, uuid.uuid4().hex[:12])
