@@ -27,7 +27,7 @@ from models.reasons import rule_text
 from models.scoring import CATEGORY
 from pipelines.core.config import Config
 from pipelines.core.safe import safe_name
-from pipelines.core.warehouse import read_bulk, read_frame, replace_partition
+from pipelines.core.warehouse import read_bulk, read_frame, replace_partition, sql_text
 from pipelines.features.population import customer_value, still_customer
 
 LISTS = ("prevention", "reactivation")
@@ -169,15 +169,9 @@ def band_rank(bands: pd.Series, cfg: Config) -> pd.Series:
 
 def _candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame, str]:
     """Return every customer of as_of with features and, when scored, the model's score and reasons."""
+    # The placeholder is filled from the code constant only, never from configuration or data.
     cols = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS)
-    frame = read_bulk(
-        engine,
-        f"SELECT f.as_of_date, f.customer_id, {cols}, s.churn_probability, s.risk_band, s.value_12m, s.value_at_risk, "
-        "s.reason_1, s.reason_2, s.reason_3, s.reason_codes, s.model_version "
-        "FROM customer_features f LEFT JOIN churn_scores s "
-        "ON s.customer_id = f.customer_id AND s.as_of_date = f.as_of_date WHERE f.as_of_date = :d",
-        {"d": as_of},
-    )
+    frame = read_bulk(engine, sql_text("deliver/alert_candidates.sql").replace("{feature_columns}", cols), {"d": as_of})
     frame["as_of_date"] = as_of
     for col in NUMERIC:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
@@ -201,7 +195,12 @@ def _candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame,
 
 
 def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
-    """Select, suppress, cool down, hold out, rank, route and cap alerts; replace as_of's churn_alerts."""
+    """Select, suppress, cool down, hold out, rank, route and cap alerts; replace as_of's churn_alerts.
+
+    Step build_alerts. SQL: sql/deliver/alert_candidates.sql, sql/deliver/alerts_recently_sent.sql.
+    Tests: tests/deliver/test_alerts.py, tests/ingest/test_hostile.py (safe team names).
+    Doc: docs/alerts.md.
+    """
     frame, mode = _candidates(as_of, cfg, engine)
     if frame.empty:
         replace_partition(engine, "churn_alerts", pd.DataFrame(), as_of)
@@ -294,10 +293,7 @@ def _in_cooldown(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) 
     if days <= 0 or frame.empty:
         return pd.Series(False, index=frame.index)
     recent = read_frame(
-        engine,
-        "SELECT customer_id, risk_band, as_of_date FROM churn_alerts "
-        "WHERE status = 'sent' AND as_of_date >= :a AND as_of_date < :d",
-        {"a": as_of - timedelta(days=days), "d": as_of},
+        engine, sql_text("deliver/alerts_recently_sent.sql"), {"a": as_of - timedelta(days=days), "d": as_of}
     )
     if recent.empty:
         return pd.Series(False, index=frame.index)

@@ -19,7 +19,7 @@ from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError
 from pipelines.core.publish import swap_folder
 from pipelines.core.safe import safe_cells, safe_name
-from pipelines.core.warehouse import read_frame
+from pipelines.core.warehouse import read_frame, sql_text
 from pipelines.deliver.alerts import LISTS
 
 # Spreadsheet number formats of the outbox columns (money with two decimals, probability as a percent).
@@ -113,12 +113,12 @@ def _outbox_name(folder: Path, team: str) -> str:
 
 
 def publish_outbox(as_of: date, cfg: Config, engine: Engine) -> dict:
-    """Write outbox/<as_of>/<team>.csv and .xlsx (sent alerts, highest priority first), replacing the day whole."""
-    alerts = read_frame(
-        engine,
-        "SELECT * FROM churn_alerts WHERE as_of_date = :d AND status = 'sent' ORDER BY team, team_rank",
-        {"d": as_of},
-    )
+    """Write outbox/<as_of>/<team>.csv and .xlsx (sent alerts, highest priority first), replacing the day whole.
+
+    Step publish_outbox. SQL: sql/deliver/outbox_alerts.sql. Tests: tests/deliver/test_alerts.py,
+    tests/ingest/test_hostile.py (formula-proof cells, safe team names). Doc: docs/alerts.md.
+    """
+    alerts = read_frame(engine, sql_text("deliver/outbox_alerts.sql"), {"d": as_of})
     root = cfg.resolve(cfg.paths.outbox_dir)
     root.mkdir(parents=True, exist_ok=True)
     target = root / as_of.isoformat()

@@ -4,6 +4,12 @@
 `measure_outreach` takes the alert days whose horizon has just matured and writes `outreach_results`:
 churn among customers who were sent to a team vs the control group held out of the same lists,
 the difference with a 95 % confidence interval (Newcombe), and the revenue that difference is worth.
+
+SQL: sql/deliver/outcome_alerts.sql (import), sql/deliver/outreach_cohort_alerts.sql and
+outreach_cohort_outcomes.sql (measure). The two DELETE-by-key statements (alert_outcomes per customer
+and alert day, outreach_results per alert day) stay inline: each runs inside the write transaction
+that replaces the rows it deletes. Tests: tests/deliver/test_alerts.py, tests/ingest/test_hostile.py.
+Doc: docs/alerts.md ("Measured outreach").
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,7 +30,7 @@ from sqlalchemy.engine import Engine
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError, first_line
 from pipelines.core.numbers import FALSE_WORDS, TRUE_WORDS
-from pipelines.core.warehouse import crash_point, insert_frame, read_frame
+from pipelines.core.warehouse import crash_point, insert_frame, read_frame, sql_text
 from pipelines.features.population import churn_labels
 
 RESULTS = ["retained", "declined", "no_answer", "not_reached", "churned", "other"]
@@ -79,6 +86,23 @@ def _blank_to_none(values: pd.Series) -> pd.Series:
 
 def parse_outcomes(path: Path, engine: Engine) -> pd.DataFrame:
     """Return the outcome rows of a file, checked against the alerts; raise naming every bad row (max 5)."""
+    frame = _outcome_table(path)
+    problems: list[str] = []
+
+    def bad(i: int, col: str, msg: str) -> None:
+        problems.append(f"row {i + 2} column {col}: {msg}")
+
+    out, contacted_text = _outcome_values(frame)
+    _check_cells(frame, out, contacted_text, bad)
+    _check_against_alerts(out, engine, bad)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ChurnwatchError(f"{path}: nothing imported; " + "; ".join(problems[:5]) + more)
+    return out
+
+
+def _outcome_table(path: Path) -> pd.DataFrame:
+    """Return the outcomes file with every outcome column (blank where absent); raise if it names no alerts."""
     frame = _read_table(path)
     missing = [c for c in ("customer_id", "alert_date") if c not in frame.columns]
     if missing:
@@ -90,11 +114,11 @@ def parse_outcomes(path: Path, engine: Engine) -> pd.DataFrame:
     for col in OUTCOME_COLUMNS:
         if col not in frame:
             frame[col] = ""
-    problems: list[str] = []
+    return frame
 
-    def bad(i: int, col: str, msg: str) -> None:
-        problems.append(f"row {i + 2} column {col}: {msg}")
 
+def _outcome_values(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Return the outcome rows as values (dates, yes/no, None for blanks) and the contacted cells as read."""
     out = pd.DataFrame({"customer_id": frame["customer_id"].str.strip()})
     out["alert_date"] = pd.to_datetime(frame["alert_date"].str.strip(), errors="coerce", format="ISO8601").dt.date
     out["contact_date"] = pd.to_datetime(frame["contact_date"].str.strip(), errors="coerce", format="ISO8601").dt.date
@@ -102,6 +126,11 @@ def parse_outcomes(path: Path, engine: Engine) -> pd.DataFrame:
     out["contacted"] = text.map(lambda v: True if v in TRUE_WORDS else (False if v in FALSE_WORDS else None))
     out["offer"] = _blank_to_none(frame["offer"].str.strip())
     out["result"] = _blank_to_none(frame["result"].str.strip().str.lower())
+    return out, text
+
+
+def _check_cells(frame: pd.DataFrame, out: pd.DataFrame, text: pd.Series, bad: Callable[[int, str, str], None]) -> None:
+    """Report every cell that is empty, unreadable or not allowed, and every customer listed twice for a day."""
     for i, row in frame.iterrows():
         if not out.at[i, "customer_id"]:
             bad(i, "customer_id", "empty")
@@ -116,33 +145,32 @@ def parse_outcomes(path: Path, engine: Engine) -> pd.DataFrame:
     dup = out.duplicated(["customer_id", "alert_date"], keep=False) & out["customer_id"].ne("")
     for i in out.index[dup]:
         bad(i, "customer_id", f"{out.at[i, 'customer_id']} appears twice for {out.at[i, 'alert_date']}")
+
+
+def _check_against_alerts(out: pd.DataFrame, engine: Engine, bad: Callable[[int, str, str], None]) -> None:
+    """Add each row's team from its alert; report rows with no alert and control customers marked contacted."""
     ok = out["alert_date"].notna() & out["customer_id"].ne("")
-    if ok.any():
-        dates = sorted(set(out.loc[ok, "alert_date"]))
-        stmt = sa.text(
-            "SELECT customer_id, as_of_date, status, team FROM churn_alerts WHERE as_of_date IN :d"
-        ).bindparams(sa.bindparam("d", expanding=True))
-        with engine.connect() as conn:
-            result = conn.execute(stmt, {"d": dates})
-            alerts = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-        alerts["as_of_date"] = pd.to_datetime(alerts["as_of_date"]).dt.date
-        known = {(r.customer_id, r.as_of_date): (r.status, r.team) for r in alerts.itertuples()}
-        teams = []
-        for i in out.index:
-            key = (out.at[i, "customer_id"], out.at[i, "alert_date"])
-            status, team = known.get(key, (None, None))
-            teams.append(team)
-            if not ok[i]:
-                continue
-            if status is None:
-                bad(i, "customer_id", f"no alert for {key[0]} on {key[1]}")
-            elif status == "control" and out.at[i, "contacted"]:
-                bad(i, "contacted", f"{key[0]} was in the control group on {key[1]} and must not be contacted")
-        out["team"] = teams
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise ChurnwatchError(f"{path}: nothing imported; " + "; ".join(problems[:5]) + more)
-    return out
+    if not ok.any():
+        return
+    dates = sorted(set(out.loc[ok, "alert_date"]))
+    stmt = sa.text(sql_text("deliver/outcome_alerts.sql")).bindparams(sa.bindparam("d", expanding=True))
+    with engine.connect() as conn:
+        result = conn.execute(stmt, {"d": dates})
+        alerts = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    alerts["as_of_date"] = pd.to_datetime(alerts["as_of_date"]).dt.date
+    known = {(r.customer_id, r.as_of_date): (r.status, r.team) for r in alerts.itertuples()}
+    teams = []
+    for i in out.index:
+        key = (out.at[i, "customer_id"], out.at[i, "alert_date"])
+        status, team = known.get(key, (None, None))
+        teams.append(team)
+        if not ok[i]:
+            continue
+        if status is None:
+            bad(i, "customer_id", f"no alert for {key[0]} on {key[1]}")
+        elif status == "control" and out.at[i, "contacted"]:
+            bad(i, "contacted", f"{key[0]} was in the control group on {key[1]} and must not be contacted")
+    out["team"] = teams
 
 
 def import_outcomes(path: Path, cfg: Config, engine: Engine) -> dict:
@@ -192,12 +220,7 @@ def difference_ci(churn_c: int, n_c: int, churn_t: int, n_t: int) -> tuple[float
 def cohort_result(alert_date: date, as_of: date, cfg: Config, engine: Engine) -> dict | None:
     """Compare churn of sent vs comparable control alerts of one day; None if either group is empty."""
     # The prevention lists only: their customers were active, so "churned" has the same meaning for all.
-    alerts = read_frame(
-        engine,
-        "SELECT customer_id, team, team_rank, status, value_12m FROM churn_alerts "
-        "WHERE as_of_date = :d AND status IN ('sent', 'control') AND COALESCE(list_name, 'prevention') = 'prevention'",
-        {"d": alert_date},
-    )
+    alerts = read_frame(engine, sql_text("deliver/outreach_cohort_alerts.sql"), {"d": alert_date})
     if alerts.empty:
         return None
     # Comparable control: held-out customers whose priority would have put them within the called range.
@@ -210,9 +233,7 @@ def cohort_result(alert_date: date, as_of: date, cfg: Config, engine: Engine) ->
     yt = treated["customer_id"].map(labels).fillna(1).astype(int)
     yc = control["customer_id"].map(labels).fillna(1).astype(int)
     diff, low, high = difference_ci(int(yc.sum()), len(yc), int(yt.sum()), len(yt))
-    outcomes = read_frame(
-        engine, "SELECT contacted, result FROM alert_outcomes WHERE alert_date = :d", {"d": alert_date}
-    )
+    outcomes = read_frame(engine, sql_text("deliver/outreach_cohort_outcomes.sql"), {"d": alert_date})
     value = pd.to_numeric(treated["value_12m"]).fillna(0).to_numpy(float)
     return {
         "alert_date": alert_date,
@@ -237,7 +258,12 @@ def effect_is_clear(low: float, high: float, n_control: int) -> bool:
 
 
 def measure_outreach(as_of: date, cfg: Config, engine: Engine) -> OutreachSummary:
-    """Write outreach_results for the alert day whose horizon matures on as_of (re-runs replace it)."""
+    """Write outreach_results for the alert day whose horizon matures on as_of (re-runs replace it).
+
+    Step measure_outreach. SQL: sql/deliver/outreach_cohort_alerts.sql, sql/deliver/outreach_cohort_outcomes.sql
+    (the DELETE of the day's old result stays inline: one key, inside the write transaction).
+    Tests: tests/deliver/test_alerts.py. Doc: docs/alerts.md ("Measured outreach").
+    """
     alert_date = as_of - timedelta(days=cfg.churn.horizon_days)
     summary = OutreachSummary(as_of)
     row = cohort_result(alert_date, as_of, cfg, engine)

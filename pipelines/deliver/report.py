@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from pipelines.core.config import Config
 from pipelines.core.publish import atomic_write
-from pipelines.core.warehouse import read_frame
+from pipelines.core.warehouse import read_frame, sql_text
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2530;background:#f6f7f9}
@@ -173,17 +173,21 @@ def _tile(label: str, value: str) -> str:
 
 def report_data(as_of: date, cfg: Config, engine: Engine) -> dict:
     """Return everything the page shows, read from the warehouse (only rows dated up to as_of)."""
-    q = lambda sql, **p: read_frame(engine, sql, {"d": as_of, **p})  # noqa: E731
-    champion = q("SELECT model_version, card FROM model_registry WHERE status = 'champion'")
-    card = json.loads(champion["card"].iloc[0]) if len(champion) and champion["card"].iloc[0] else {}
-    runs = q(
-        "SELECT message FROM pipeline_runs WHERE as_of_date = :d AND step = 'monitor_model' AND status = 'ok' "
-        "ORDER BY finished_at DESC LIMIT 1"
-    )
-    try:
-        monitor_message = json.loads(runs["message"].iloc[0]).get("message", "") if len(runs) else ""
-    except (ValueError, AttributeError):
-        monitor_message = ""
+    return {
+        **_report_settings(cfg),
+        "monitor_message": _monitor_message(as_of, engine),
+        "card": _champion_card(as_of, engine),
+        **_report_tables(as_of, engine),
+    }
+
+
+def _query(engine: Engine, as_of: date, name: str, **params) -> pd.DataFrame:
+    """Return the rows of sql/deliver/<name>.sql, bound to :d = as_of and any further parameters."""
+    return read_frame(engine, sql_text(f"deliver/{name}.sql"), {"d": as_of, **params})
+
+
+def _report_settings(cfg: Config) -> dict:
+    """Return the configuration the page explains: currency, periods, capacities, control group, datasets."""
     return {
         "currency": cfg.alerts.currency,
         "period_days": cfg.features.kpi_period_days,
@@ -194,47 +198,37 @@ def report_data(as_of: date, cfg: Config, engine: Engine) -> dict:
         "control_fraction": cfg.alerts.control_fraction,
         "cooldown_days": cfg.alerts.cooldown_days,
         "datasets": list(cfg.sources.datasets),
-        "monitor_message": monitor_message,
-        "kpis": q(
-            "SELECT as_of_date, churn_rate, lost_revenue, nps, customers_lost, customers_active_start "
-            "FROM churn_kpis_daily WHERE segment_type = 'all' AND as_of_date <= :d AND as_of_date > :a "
-            "ORDER BY as_of_date",
-            a=as_of - timedelta(days=365),
-        ),
-        "segments": q(
-            "SELECT segment_type, segment, customers_active_start, customers_lost, churn_rate, lost_revenue, nps "
-            "FROM churn_kpis_daily WHERE as_of_date = :d AND segment_type <> 'all' ORDER BY segment_type, segment"
-        ),
-        "scores": q("SELECT churn_probability, risk_band FROM churn_scores WHERE as_of_date = :d"),
-        "card": card,
-        "dq": q(
-            "SELECT dataset, SUM(rows_read) AS rows_read, SUM(rows_loaded) AS rows_loaded, "
-            "SUM(rows_quarantined) AS rows_quarantined, MAX(status) AS status FROM dq_runs "
-            "WHERE as_of_date = :d AND batch_date = :d GROUP BY dataset ORDER BY dataset"
-        ),
-        "checks": q(
-            "SELECT dataset, checks FROM dq_runs WHERE as_of_date = :d AND batch_date = :d AND checks IS NOT NULL"
-        ),
-        "monitoring": q(
-            "SELECT metric, subject, value, threshold, status FROM model_monitoring WHERE as_of_date = :d "
-            "AND (metric <> 'psi' OR status <> 'ok') ORDER BY metric, subject"
-        ),
-        "alerts": q(
-            "SELECT team, COALESCE(list_name, 'prevention') AS list_name, status, COUNT(*) AS alerts "
-            "FROM churn_alerts WHERE as_of_date = :d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-        ),
+    }
+
+
+def _champion_card(as_of: date, engine: Engine) -> dict:
+    """Return the champion model's card, or {} without a champion."""
+    champion = _query(engine, as_of, "report_champion_card")
+    return json.loads(champion["card"].iloc[0]) if len(champion) and champion["card"].iloc[0] else {}
+
+
+def _monitor_message(as_of: date, engine: Engine) -> str:
+    """Return the message of the day's latest successful monitor_model run ('' if none or unreadable)."""
+    runs = _query(engine, as_of, "report_monitor_message")
+    try:
+        return json.loads(runs["message"].iloc[0]).get("message", "") if len(runs) else ""
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _report_tables(as_of: date, engine: Engine) -> dict[str, pd.DataFrame]:
+    """Return the warehouse tables of the page, one query file each under sql/deliver/."""
+    return {
+        "kpis": _query(engine, as_of, "report_kpi_trend", a=as_of - timedelta(days=365)),
+        "segments": _query(engine, as_of, "report_kpi_segments"),
+        "scores": _query(engine, as_of, "report_scores"),
+        "dq": _query(engine, as_of, "report_dq_datasets"),
+        "checks": _query(engine, as_of, "report_dq_checks"),
+        "monitoring": _query(engine, as_of, "report_monitoring"),
+        "alerts": _query(engine, as_of, "report_alert_counts"),
         # The first customers of every team's prevention list, in the order the team calls them.
-        "top": q(
-            "SELECT team, team_rank, customer_id, churn_probability, risk_band, value_at_risk, reasons, "
-            "recommended_action FROM churn_alerts WHERE as_of_date = :d AND status = 'sent' "
-            "AND COALESCE(list_name, 'prevention') = 'prevention' AND team_rank <= :k ORDER BY team, team_rank",
-            k=TOP_PER_TEAM,
-        ),
-        "outreach": q(
-            "SELECT alert_date, n_treated, n_control, churn_rate_treated, churn_rate_control, churn_reduction, "
-            "ci_low, ci_high, revenue_retained FROM outreach_results WHERE as_of_date <= :d "
-            "ORDER BY alert_date DESC LIMIT 12"
-        ),
+        "top": _query(engine, as_of, "report_top_customers", k=TOP_PER_TEAM),
+        "outreach": _query(engine, as_of, "report_outreach"),
     }
 
 
@@ -337,16 +331,42 @@ def _top(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
 
 def render(as_of: date, data: dict, docs_link: str | None) -> str:
     """Return the HTML page."""
-    kpis, scores, card = data["kpis"], data["scores"], data["card"]
-    metrics = card.get("metrics", {})
-    latest = kpis.iloc[-1] if len(kpis) else None
-    status = data["monitoring"].query("metric == 'status'")["status"].tolist() if len(data["monitoring"]) else []
-    currency, period = data["currency"], data["period_days"]
     quality_card, dq = _quality(data)
-    alerts = data["alerts"]
+    sections = [
+        _today_section(data, quality_card),
+        _kpi_section(data),
+        _scores_section(data),
+        _quality_section(data, dq, docs_link),
+        _monitoring_section(data),
+        _alerts_section(data),
+        _top_section(data),
+        _outreach_section(data),
+    ]
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>churnwatch {as_of.isoformat()}</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>{CSS}</style></head><body>"
+        f"<header><h1>churnwatch run report — {as_of.isoformat()}</h1>"
+        "<p>customers likely to leave, why, and what the business is losing</p></header>"
+        f"<main>{''.join(sections)}</main></body></html>"
+    )
+
+
+def _model_status(data: dict) -> list[str]:
+    """Return the statuses of the day's model monitoring (usually one, or none)."""
+    return data["monitoring"].query("metric == 'status'")["status"].tolist() if len(data["monitoring"]) else []
+
+
+def _today_tiles(data: dict, quality_card: str) -> list[str]:
+    """Return the tiles of the "Today" card: customers scored and sent, the latest KPIs, model, data quality."""
+    kpis, card, alerts = data["kpis"], data["card"], data["alerts"]
+    latest = kpis.iloc[-1] if len(kpis) else None
+    status = _model_status(data)
+    currency, period = data["currency"], data["period_days"]
     sent = int(alerts.loc[alerts["status"] == "sent", "alerts"].sum()) if len(alerts) else 0
-    tiles = [
-        _tile("customers scored", f"{len(scores):,}"),
+    return [
+        _tile("customers scored", f"{len(data['scores']):,}"),
         _tile("customers sent to teams", f"{sent:,}"),
         _tile(
             f"churn rate, last {period} days",
@@ -363,9 +383,74 @@ def render(as_of: date, data: dict, docs_link: str | None) -> str:
         _tile("model status", status[0] if status else "n/a"),
         _tile("data quality", quality_card),
     ]
+
+
+def _today_section(data: dict, quality_card: str) -> str:
     status_line = data["monitor_message"] or (
-        "model quality as promised on the latest matured cohort" if status == ["ok"] else ""
+        "model quality as promised on the latest matured cohort" if _model_status(data) == ["ok"] else ""
     )
+    return (
+        f'<section><h2>Today</h2><div class="tiles">{"".join(_today_tiles(data, quality_card))}</div>'
+        f'<p class="note">{html.escape(status_line)}</p></section>'
+    )
+
+
+def _kpi_section(data: dict) -> str:
+    kpis, currency, period = data["kpis"], data["currency"], data["period_days"]
+    return (
+        '<section><h2>KPI trends</h2><div class="grid">'
+        f'<img alt="churn rate trend" src="{_trend_chart(kpis, "churn_rate", f"Churn rate ({period} days)")}">'
+        f'<img alt="lost revenue trend" src="{_trend_chart(kpis, "lost_revenue", f"Lost revenue ({currency}, {period} days)", "{:,.0f}")}">'
+        f'<img alt="NPS trend" src="{_trend_chart(kpis, "nps", "NPS", "{:.0f}")}">'
+        "</div>"
+        f"<h2>By segment</h2>{_table(_segments(data['segments'], currency))}"
+        f'<p class="note">churn rate = customers lost in the last {period} days / customers active at its start; '
+        f"lost revenue = what those customers would have spent in the period ({currency})</p></section>"
+    )
+
+
+def _scores_section(data: dict) -> str:
+    card = data["card"]
+    metrics = card.get("metrics", {})
+    model_line = (
+        f"{card.get('model_kind', '')} trained {card.get('trained_on', '')}: held-out AUC "
+        f"{metrics.get('auc', float('nan')):.3f} vs recency-only {metrics.get('recency_auc', float('nan')):.3f}, "
+        f"Brier {metrics.get('brier', float('nan')):.3f}"
+        if metrics
+        else "no champion model: alerts come from rule triggers only"
+    )
+    return (
+        '<section><h2>Scores and calibration</h2><div class="grid">'
+        f'<img alt="score distribution" src="{_score_chart(data["scores"])}">'
+        f'<img alt="calibration plot" src="{_calibration_chart(metrics.get("calibration", []))}">'
+        f'</div><p class="note">{html.escape(model_line)}</p></section>'
+    )
+
+
+def _quality_section(data: dict, dq: pd.DataFrame, docs_link: str | None) -> str:
+    docs = (
+        f' · every expectation: <a href="{html.escape(docs_link)}">Great Expectations Data Docs</a> '
+        "(its styles load from the internet)"
+        if docs_link
+        else ""
+    )
+    return (
+        f"<section><h2>Data quality</h2>{_table(dq, 'status')}"
+        f"<h3>What failed today</h3>{_table(_failed_checks(data['checks']), empty='no check failed')}"
+        '<p class="note">rows of the day\'s batch; '
+        f"rows read = loaded + quarantined{docs}</p></section>"
+    )
+
+
+def _monitoring_section(data: dict) -> str:
+    return (
+        f"<section><h2>Model monitoring</h2>{_table(_monitoring(data['monitoring']), 'status')}"
+        '<p class="note">drift (PSI) rows are shown when not ok; realised quality of the cohort scored one '
+        "horizon ago</p></section>"
+    )
+
+
+def _alerts_section(data: dict) -> str:
     capacity = "; ".join(f"{team} {a} + {b}" for team, (a, b) in data["capacity"].items())
     alerts_note = (
         "sent: in the team's file today; overflow: above the list's capacity (per team, prevention + reactivation: "
@@ -374,64 +459,38 @@ def render(as_of: date, data: dict, docs_link: str | None) -> str:
         "Prevention lists customers still active, ranked by value at risk; reactivation lists dormant accounts "
         "(3-6 months quiet), ranked by their 12-month value."
     )
-    model_line = (
-        f"{card.get('model_kind', '')} trained {card.get('trained_on', '')}: held-out AUC "
-        f"{metrics.get('auc', float('nan')):.3f} vs recency-only {metrics.get('recency_auc', float('nan')):.3f}, "
-        f"Brier {metrics.get('brier', float('nan')):.3f}"
-        if metrics
-        else "no champion model: alerts come from rule triggers only"
+    return (
+        f"<section><h2>Alerts by team</h2>{_table(_alert_counts(data['alerts']))}"
+        f'<p class="note">{html.escape(alerts_note)}</p></section>'
     )
-    docs = (
-        f' · every expectation: <a href="{html.escape(docs_link)}">Great Expectations Data Docs</a> '
-        "(its styles load from the internet)"
-        if docs_link
-        else ""
-    )
-    sections = [
-        f'<section><h2>Today</h2><div class="tiles">{"".join(tiles)}</div>'
-        f'<p class="note">{html.escape(status_line)}</p></section>',
-        '<section><h2>KPI trends</h2><div class="grid">'
-        f'<img alt="churn rate trend" src="{_trend_chart(kpis, "churn_rate", f"Churn rate ({period} days)")}">'
-        f'<img alt="lost revenue trend" src="{_trend_chart(kpis, "lost_revenue", f"Lost revenue ({currency}, {period} days)", "{:,.0f}")}">'
-        f'<img alt="NPS trend" src="{_trend_chart(kpis, "nps", "NPS", "{:.0f}")}">'
-        "</div>"
-        f"<h2>By segment</h2>{_table(_segments(data['segments'], currency))}"
-        f'<p class="note">churn rate = customers lost in the last {period} days / customers active at its start; '
-        f"lost revenue = what those customers would have spent in the period ({currency})</p></section>",
-        '<section><h2>Scores and calibration</h2><div class="grid">'
-        f'<img alt="score distribution" src="{_score_chart(scores)}">'
-        f'<img alt="calibration plot" src="{_calibration_chart(metrics.get("calibration", []))}">'
-        f'</div><p class="note">{html.escape(model_line)}</p></section>',
-        f"<section><h2>Data quality</h2>{_table(dq, 'status')}"
-        f"<h3>What failed today</h3>{_table(_failed_checks(data['checks']), empty='no check failed')}"
-        '<p class="note">rows of the day\'s batch; '
-        f"rows read = loaded + quarantined{docs}</p></section>",
-        f"<section><h2>Model monitoring</h2>{_table(_monitoring(data['monitoring']), 'status')}"
-        '<p class="note">drift (PSI) rows are shown when not ok; realised quality of the cohort scored one '
-        "horizon ago</p></section>",
-        f"<section><h2>Alerts by team</h2>{_table(_alert_counts(alerts))}"
-        f'<p class="note">{html.escape(alerts_note)}</p></section>',
+
+
+def _top_section(data: dict) -> str:
+    currency = data["currency"]
+    return (
         f"<section><h2>Top at-risk customers</h2>{_table(_top(data['top'], currency), max_rows=200)}"
         f'<p class="note">the first {TOP_PER_TEAM} customers of each team\'s prevention list; value at risk = churn '
-        f"probability × 12-month value ({currency})</p></section>",
-        f"<section><h2>Measured outreach (sent vs control)</h2>{_table(_outreach(data['outreach'], currency), 'verdict')}"
+        f"probability × 12-month value ({currency})</p></section>"
+    )
+
+
+def _outreach_section(data: dict) -> str:
+    return (
+        f"<section><h2>Measured outreach (sent vs control)</h2>"
+        f"{_table(_outreach(data['outreach'], data['currency']), 'verdict')}"
         '<p class="note">reduction = churn of the control group − churn of the customers sent to teams, with a 95 % '
         f"interval; shown once an alert day's {data['horizon_days']}-day horizon has passed. A money figure is "
-        "given only when the interval excludes zero and the control group has at least 30 customers.</p></section>",
-    ]
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>churnwatch {as_of.isoformat()}</title>"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<style>{CSS}</style></head><body>"
-        f"<header><h1>churnwatch run report — {as_of.isoformat()}</h1>"
-        "<p>customers likely to leave, why, and what the business is losing</p></header>"
-        f"<main>{''.join(sections)}</main></body></html>"
+        "given only when the interval excludes zero and the control group has at least 30 customers.</p></section>"
     )
 
 
 def build_report(as_of: date, cfg: Config, engine: Engine) -> dict:
-    """Write reports/<as_of>/index.html (replaced atomically on a re-run)."""
+    """Write reports/<as_of>/index.html (replaced atomically on a re-run).
+
+    Step build_report. SQL: sql/deliver/report_*.sql (one file per table of the page, read by report_data).
+    Tests: tests/deliver/test_report.py, tests/app/test_end_to_end.py (the page in headless Chromium).
+    Doc: README.md ("The run report").
+    """
     folder = cfg.resolve(cfg.paths.report_dir) / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     docs = "data_docs/index.html" if (folder / "data_docs" / "index.html").exists() else None

@@ -1,4 +1,5 @@
-"""Alert lists: cooldown, control group, suppression, dormant accounts, XLSX, outcomes and measured outreach."""
+"""Alert lists: priority, capacity, routing, rules, cold start, cooldown, control group, suppression,
+dormant accounts, XLSX, outcomes and measured outreach."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import pytest
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError
 from pipelines.core.warehouse import get_engine, insert_frame, read_frame, replace_partition
-from pipelines.deliver.alerts import build_alerts, in_control
+from pipelines.deliver.alerts import build_alerts, in_control, route, rule_triggers
 from pipelines.deliver.outbox import publish_outbox
 from pipelines.deliver.outreach import difference_ci, import_outcomes, measure_outreach
 
 DAY = date(2025, 6, 30)
+AS_OF = DAY  # the day of the tests that came from tests/models/test_scoring_alerts.py
 
 
 def _night(engine, day: date, rows: list[dict]) -> None:
@@ -327,3 +329,188 @@ def test_outcomes_file_missing_or_unreadable_is_one_line(world, tmp_path):
     empty.write_text("customer_id,alert_date\n")
     with pytest.raises(ChurnwatchError, match="no outcome rows"):
         import_outcomes(empty, cfg, engine)
+
+
+def _alert_inputs(engine, rows):
+    feats = pd.DataFrame(
+        [
+            {
+                "as_of_date": AS_OF,
+                "customer_id": r["id"],
+                "region": r.get("region", "north"),
+                "segment": "consumer",
+                "do_not_contact": r.get("dnc", False),
+                "repeat_contacts_90d": r.get("repeat", 0),
+                "last_nps": 8,
+                "complaints_90d": 0,
+                "spend_90d": 100.0,
+                "spend_prev_90d": 100.0,
+                "purchases_365d": 3,
+                "overdue_ratio": 1.0,
+            }
+            for r in rows
+        ]
+    )
+    scores = pd.DataFrame(
+        [
+            {
+                "as_of_date": AS_OF,
+                "customer_id": r["id"],
+                "churn_probability": r["p"],
+                "risk_band": "high" if r["p"] >= 0.6 else "low",
+                "percentile": 50.0,
+                "value_12m": r["value"],
+                "value_at_risk": r["p"] * r["value"],
+                "reason_1": "no purchase for 80 days",
+                "reason_codes": "inactivity",
+                "model_version": "test",
+            }
+            for r in rows
+        ]
+    )
+    with engine.begin() as conn:
+        insert_frame(conn, "customer_features", feats)
+        insert_frame(conn, "churn_scores", scores)
+
+
+def test_alerts_priority_capacity_suppression_and_outbox(tmp_path):
+    from pipelines.core.warehouse import get_engine
+
+    cfg = Config(
+        base_dir=tmp_path,
+        alerts={
+            "teams": [{"name": "north", "capacity": 2, "regions": ["north"]}],
+            "default_team": "rest",
+            "probability_threshold": 0.5,
+            "control_fraction": 0,
+        },
+    )
+    engine = get_engine(cfg)
+    _alert_inputs(
+        engine,
+        [
+            {"id": "A", "p": 0.9, "value": 100.0},
+            {"id": "B", "p": 0.6, "value": 1000.0},  # lower probability, higher value at risk: ranks first
+            {"id": "C", "p": 0.7, "value": 50.0},  # over capacity -> overflow
+            {"id": "D", "p": 0.95, "value": 500.0, "dnc": True},  # do-not-contact: never listed
+            {"id": "E", "p": 0.1, "value": 10.0},  # not at risk, no rule
+            {"id": "F", "p": 0.2, "value": 10.0, "repeat": 3, "region": "south"},  # rule trigger only
+        ],
+    )
+    summary = build_alerts(AS_OF, cfg, engine)
+    assert summary.suppressed == 1
+    alerts = read_frame(engine, "SELECT * FROM churn_alerts ORDER BY team, team_rank")
+    north = alerts[alerts["team"] == "north"]
+    assert north["customer_id"].tolist() == ["B", "A", "C"]
+    assert north["status"].tolist() == ["sent", "sent", "overflow"]
+    rest = alerts[alerts["team"] == "rest"].iloc[0]
+    assert rest["customer_id"] == "F" and rest["triggers"] == "repeat_contacts"
+    assert alerts.set_index("customer_id").loc["B", "recommended_action"] == "win-back offer"
+    assert "D" not in set(alerts["customer_id"]) and "E" not in set(alerts["customer_id"])
+    out = publish_outbox(AS_OF, cfg, engine)
+    assert out["files"] == {"north": 2, "rest": 1}
+    csv = pd.read_csv(tmp_path / "outbox" / AS_OF.isoformat() / "north.csv")
+    assert csv["customer_id"].tolist() == ["B", "A"]
+    assert list(csv.columns)[:3] == ["team_rank", "customer_id", "churn_probability"]
+    build_alerts(AS_OF, cfg, engine)  # re-run: same partition, no duplicates
+    assert len(read_frame(engine, "SELECT * FROM churn_alerts")) == len(alerts)
+    engine.dispose()
+
+
+def test_routing_and_rules_on_frames():
+    cfg = Config(
+        alerts={
+            "teams": [{"name": "vip", "min_value": 1000}, {"name": "s", "regions": ["south"]}],
+            "default_team": "other",
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "region": ["south", "south", "north", "north"],
+            "segment": ["x"] * 4,
+            "value_12m": [5000.0, 10.0, 10.0, 10.0],
+            "team": [None, None, "own", None],
+        }
+    )
+    assert route(frame, cfg).tolist() == ["vip", "s", "own", "other"]
+    rules = rule_triggers(
+        pd.DataFrame(
+            {
+                "repeat_contacts_90d": [2, 0],
+                "last_nps": [3, 9],
+                "complaints_90d": [1, 0],
+                "spend_prev_90d": [100.0, 0.0],
+                "spend_90d": [40.0, 0.0],
+                "purchases_365d": [10, 1],
+                "overdue_ratio": [4.0, None],
+            }
+        ),
+        cfg,
+    )
+    assert rules.tolist() == ["repeat_contacts;detractor_after_complaint;spend_halved;overdue_regular", ""]
+
+
+def test_cold_start_scores_nothing_and_alerts_from_rules_saying_so(tmp_path):
+    from models.monitoring import monitor_model
+    from models.scoring import score_customers
+    from pipelines.core.warehouse import get_engine
+
+    cfg = Config(base_dir=tmp_path, alerts={"control_fraction": 0})
+    engine = get_engine(cfg)
+    base = {"as_of_date": AS_OF, "last_nps": 8, "complaints_90d": 0, "purchases_365d": 3, "overdue_ratio": 1.0}
+    feats = pd.DataFrame(
+        [
+            {
+                **base,
+                "customer_id": "A",
+                "repeat_contacts_90d": 3,
+                "spend_90d": 50.0,
+                "spend_prev_90d": 50.0,
+                "spend_365d": 500.0,
+                "days_since_last_purchase": 10,
+            },
+            {
+                **base,
+                "customer_id": "B",
+                "repeat_contacts_90d": 0,
+                "spend_90d": 50.0,
+                "spend_prev_90d": 50.0,
+                "spend_365d": 5000.0,
+                "days_since_last_purchase": 5,
+            },  # no rule fires
+            {
+                **base,
+                "customer_id": "C",
+                "repeat_contacts_90d": 0,
+                "spend_90d": 10.0,
+                "spend_prev_90d": 100.0,
+                "spend_365d": 900.0,
+                "days_since_last_purchase": 20,
+            },  # spend halved
+            {
+                **base,
+                "customer_id": "D",
+                "repeat_contacts_90d": 4,
+                "spend_90d": 0.0,
+                "spend_prev_90d": 0.0,
+                "spend_365d": 100.0,
+                "days_since_last_purchase": 200,
+            },  # already lost: not listed
+        ]
+    )
+    with engine.begin() as conn:
+        insert_frame(conn, "customer_features", feats)
+    scored = score_customers(AS_OF, cfg, engine)
+    assert scored.scored == 0 and "cold start" in scored.message and "churnwatch train" in scored.message
+    summary = build_alerts(AS_OF, cfg, engine)
+    assert summary.mode == "rules-only" and summary.alerts == 2
+    alerts = read_frame(engine, "SELECT * FROM churn_alerts ORDER BY team_rank")
+    assert alerts["customer_id"].tolist() == ["C", "A"]  # ranked by value when there is no probability
+    assert alerts["churn_probability"].isna().all() and set(alerts["model_version"]) == {"rules-only"}
+    assert alerts["reasons"].tolist() == [
+        "spent EUR 10 in the last 90 days, down from EUR 100 in the 90 days before",
+        "contacted us again about the same problem 3 times in 90 days",
+    ]
+    assert alerts["recommended_action"].tolist() == ["re-engagement message", "service recovery call"]
+    assert monitor_model(AS_OF, cfg, engine).status == "cold_start"
+    engine.dispose()
