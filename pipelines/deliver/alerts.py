@@ -199,7 +199,7 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
 
     Step build_alerts. SQL: sql/deliver/alert_candidates.sql, sql/deliver/alerts_recently_sent.sql.
     Tests: tests/deliver/test_alerts.py, tests/ingest/test_hostile.py (safe team names).
-    Doc: docs/alerts.md.
+    Doc: docs/deliver.md.
     """
     frame, mode = _candidates(as_of, cfg, engine)
     if frame.empty:

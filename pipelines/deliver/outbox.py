@@ -116,7 +116,7 @@ def publish_outbox(as_of: date, cfg: Config, engine: Engine) -> dict:
     """Write outbox/<as_of>/<team>.csv and .xlsx (sent alerts, highest priority first), replacing the day whole.
 
     Step publish_outbox. SQL: sql/deliver/outbox_alerts.sql. Tests: tests/deliver/test_alerts.py,
-    tests/ingest/test_hostile.py (formula-proof cells, safe team names). Doc: docs/alerts.md.
+    tests/ingest/test_hostile.py (formula-proof cells, safe team names). Doc: docs/deliver.md.
     """
     alerts = read_frame(engine, sql_text("deliver/outbox_alerts.sql"), {"d": as_of})
     root = cfg.resolve(cfg.paths.outbox_dir)

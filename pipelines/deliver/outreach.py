@@ -9,7 +9,7 @@ SQL: sql/deliver/outcome_alerts.sql (import), sql/deliver/outreach_cohort_alerts
 outreach_cohort_outcomes.sql (measure). The two DELETE-by-key statements (alert_outcomes per customer
 and alert day, outreach_results per alert day) stay inline: each runs inside the write transaction
 that replaces the rows it deletes. Tests: tests/deliver/test_alerts.py, tests/ingest/test_hostile.py.
-Doc: docs/alerts.md ("Measured outreach").
+Doc: docs/deliver.md ("Measured outreach").
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def measure_outreach(as_of: date, cfg: Config, engine: Engine) -> OutreachSummar
 
     Step measure_outreach. SQL: sql/deliver/outreach_cohort_alerts.sql, sql/deliver/outreach_cohort_outcomes.sql
     (the DELETE of the day's old result stays inline: one key, inside the write transaction).
-    Tests: tests/deliver/test_alerts.py. Doc: docs/alerts.md ("Measured outreach").
+    Tests: tests/deliver/test_alerts.py. Doc: docs/deliver.md ("Measured outreach").
     """
     alert_date = as_of - timedelta(days=cfg.churn.horizon_days)
     summary = OutreachSummary(as_of)

@@ -16,7 +16,7 @@ from pipelines.deliver.outbox import publish_outbox
 from pipelines.deliver.outreach import difference_ci, import_outcomes, measure_outreach
 
 DAY = date(2025, 6, 30)
-AS_OF = DAY  # the day of the tests that came from tests/models/test_scoring_alerts.py
+AS_OF = DAY  # the alert-selection tests below
 
 
 def _night(engine, day: date, rows: list[dict]) -> None:
