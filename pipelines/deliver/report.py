@@ -489,7 +489,7 @@ def build_report(as_of: date, cfg: Config, engine: Engine) -> dict:
 
     Step build_report. SQL: sql/deliver/report_*.sql (one file per table of the page, read by report_data).
     Tests: tests/deliver/test_report.py, tests/app/test_end_to_end.py (the page in headless Chromium).
-    Doc: README.md ("The run report").
+    Doc: docs/deliver.md ("The run report"), README.md.
     """
     folder = cfg.resolve(cfg.paths.report_dir) / as_of.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
