@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -107,19 +108,20 @@ class _Latent:
     churn_day: np.ndarray  # -1 = not within the simulated span
 
 
-def _draw_latent(rng: np.random.Generator, n: int, days: int, w: World) -> _Latent:
-    existing = rng.random(n) < 0.7
-    signup = np.where(existing, -rng.integers(30, 1500, n), rng.integers(0, max(days - 30, 1), n))
-    rate0 = purchase_rate(rng.standard_normal(n), w)
-    spend = np.exp(rng.normal(math.log(35), 0.6, n))
-    base_hazard = np.exp(rng.normal(math.log(w.base_hazard), 0.5, n))
-    decline_mean = np.exp(rng.normal(math.log(900), 0.6, n))
+def _draw_latent(rng: np.random.Generator, customers: int, days: int, world: World) -> _Latent:
+    """Return every customer's hidden traits (the churn day is filled in by the simulation)."""
+    existing = rng.random(customers) < 0.7
+    signup = np.where(existing, -rng.integers(30, 1500, customers), rng.integers(0, max(days - 30, 1), customers))
+    rate0 = purchase_rate(rng.standard_normal(customers), world)
+    spend = np.exp(rng.normal(math.log(35), 0.6, customers))
+    base_hazard = np.exp(rng.normal(math.log(world.base_hazard), 0.5, customers))
+    decline_mean = np.exp(rng.normal(math.log(900), 0.6, customers))
     # Memoryless onset: the decline starts a random time after signup.
     decline_start = np.maximum(signup, 0) + rng.exponential(decline_mean)
-    episode_rate = np.exp(rng.normal(math.log(1 / 200), 0.7, n))
-    locked = rng.random(n) < 0.12
+    episode_rate = np.exp(rng.normal(math.log(1 / 200), 0.7, customers))
+    locked = rng.random(customers) < 0.12
     episode_rate = np.where(locked, episode_rate * 2.0, episode_rate)
-    vocal = np.where(locked, rng.random(n) < 0.9, rng.random(n) < 0.3)
+    vocal = np.where(locked, rng.random(customers) < 0.9, rng.random(customers) < 0.3)
     return _Latent(
         signup,
         rate0,
@@ -130,7 +132,7 @@ def _draw_latent(rng: np.random.Generator, n: int, days: int, w: World) -> _Late
         episode_rate,
         locked,
         vocal,
-        np.full(n, -1),
+        np.full(customers, -1),
     )
 
 
@@ -144,16 +146,21 @@ def _draw_episode_weight(rng: np.random.Generator, size: int) -> tuple[np.ndarra
     return repeats, long_wait, unresolved, weight
 
 
-def _decline_progress(day: int | np.ndarray, start: np.ndarray, w: World) -> np.ndarray:
-    return np.maximum(0.0, np.floor(day) - np.floor(start)) / w.decline_scale_days
+def _decline_progress(day: int | np.ndarray, start: np.ndarray, world: World) -> np.ndarray:
+    """Return how far each decline has gone on `day`, in units of decline_scale_days (0 before it starts)."""
+    return np.maximum(0.0, np.floor(day) - np.floor(start)) / world.decline_scale_days
 
 
-def _onset_scale(w: World) -> float:
+def _onset_scale(world: World) -> float:
     """Hazard per unit of (slow - fast) episode load, so an episode's total hazard is the same whatever the onset."""
-    if w.episode_onset_days <= 0:
+    if world.episode_onset_days <= 0:
         return 1.0
-    total_slow = 1 / (1 - math.exp(-1 / w.episode_decay_days))
-    return total_slow / (total_slow - 1 / (1 - math.exp(-1 / w.episode_onset_days)))
+    total_slow = 1 / (1 - math.exp(-1 / world.episode_decay_days))
+    return total_slow / (total_slow - 1 / (1 - math.exp(-1 / world.episode_onset_days)))
+
+
+# The public helpers below keep their short parameter names (w: the World, z: a standard-normal quantile):
+# other modules and tests call them, and z is the textbook name.
 
 
 def episode_kernel(age: np.ndarray, w: World) -> np.ndarray:
@@ -180,6 +187,65 @@ def decline_hazard(progress: np.ndarray, w: World) -> np.ndarray:
     return w.decline_hazard * (np.exp(w.decline_growth * lagged) - 1)
 
 
+class _Contact(NamedTuple):
+    """A service contact waiting for its day."""
+
+    customer: int  # index into the customers
+    long_wait: bool
+    resolved: bool
+    number: int  # 0 = the first contact about the problem, 1.. = repeats, -1 = a complaint
+    contacts: int  # how many contacts the episode brings
+
+
+@dataclass
+class _Simulation:
+    """The daily loop's state: latent traits, what builds up per customer, and the records written so far.
+
+    The one random generator is shared by every step: the order of its draws fixes the data for a seed.
+    """
+
+    spec: GeneratorSpec
+    rng: np.random.Generator
+    latent: _Latent
+    ids: np.ndarray
+    multiplier: np.ndarray  # lock-in scales the whole hazard
+    threshold: np.ndarray  # a customer leaves the day the cumulative hazard reaches it
+    cum_hazard: np.ndarray
+    load: np.ndarray  # episode load (upset), decays daily: quiets purchases and NPS at once
+    fast: np.ndarray  # the part of the load not yet turned into hazard (episode_onset_days)
+    alive: np.ndarray
+    load_decay: float
+    fast_decay: float
+    onset_scale: float
+    transactions: list[pd.DataFrame] = field(default_factory=list)
+    service_events: list[tuple] = field(default_factory=list)
+    surveys: list[pd.DataFrame] = field(default_factory=list)
+    episodes: list[tuple] = field(default_factory=list)  # (customer index, day, weight)
+    pending_contacts: dict[int, list[_Contact]] = field(default_factory=dict)  # by day
+
+
+def _start_simulation(spec: GeneratorSpec) -> _Simulation:
+    """Return the state before day 0: latent traits and each customer's exit threshold drawn."""
+    rng = np.random.default_rng(spec.seed)
+    customers, world = spec.customers, spec.world
+    latent = _draw_latent(rng, customers, spec.days, world)
+    return _Simulation(
+        spec=spec,
+        rng=rng,
+        latent=latent,
+        ids=np.array([f"{spec.id_prefix}C{i:07d}" for i in range(customers)]),
+        multiplier=np.where(latent.locked, world.locked_multiplier, 1.0),
+        threshold=rng.exponential(1.0, customers),
+        cum_hazard=np.zeros(customers),
+        load=np.zeros(customers),
+        fast=np.zeros(customers),
+        alive=np.ones(customers, dtype=bool),
+        load_decay=math.exp(-1 / world.episode_decay_days),
+        fast_decay=math.exp(-1 / world.episode_onset_days) if world.episode_onset_days > 0 else 0.0,
+        onset_scale=_onset_scale(world),
+    )
+
+
 def generate(
     spec: GeneratorSpec, out: Path, fmt: str = "csv", append: bool = False, truth: bool = True
 ) -> dict[str, int]:
@@ -188,136 +254,180 @@ def generate(
     append=True adds to existing daily CSV files (blocks of customers with distinct id prefixes);
     truth=False skips the ground truth (the benchmark does not need it).
     """
-    rng = np.random.default_rng(spec.seed)
-    n, days, horizon = spec.customers, spec.days, spec.horizon_days
-    total = days + horizon
-    w = spec.world
-    lat = _draw_latent(rng, n, days, w)
-    multiplier = np.where(lat.locked, w.locked_multiplier, 1.0)
-    threshold = rng.exponential(1.0, n)
-    cum_hazard = np.zeros(n)
-    load = np.zeros(n)  # episode load (upset), decays daily: quiets purchases and NPS at once
-    fast = np.zeros(n)  # the part of the load not yet turned into hazard (episode_onset_days)
-    fast_decay = math.exp(-1 / w.episode_onset_days) if w.episode_onset_days > 0 else 0.0
-    onset_scale = _onset_scale(w)
-    alive = np.ones(n, dtype=bool)
-    decay = math.exp(-1 / w.episode_decay_days)
-    ids = np.array([f"{spec.id_prefix}C{i:07d}" for i in range(n)])
-
-    txn_parts: list[pd.DataFrame] = []
-    event_rows: list[tuple] = []
-    survey_parts: list[pd.DataFrame] = []
-    episodes: list[tuple] = []
-    pending_contacts: dict[int, list[tuple]] = {}
-
-    for t in range(total):
-        signed = lat.signup <= t
-        active = alive & signed
-        load *= decay
-        fast *= fast_decay
-        new_ep = active & (rng.random(n) < lat.episode_rate)
-        idx = np.flatnonzero(new_ep)
-        if idx.size:
-            reps, long_wait, unresolved, weight = _draw_episode_weight(rng, idx.size)
-            load[idx] += weight
-            if w.episode_onset_days > 0:
-                fast[idx] += weight
-            for k, c in enumerate(idx):
-                episodes.append((int(c), t, float(weight[k])))
-                contacts = 1 + int(reps[k])
-                contacted = rng.random() < (0.95 if lat.vocal[c] else 0.35)
-                if not contacted:
-                    continue
-                day = t
-                for j in range(contacts):
-                    last = j == contacts - 1
-                    pending_contacts.setdefault(day, []).append(
-                        (int(c), bool(long_wait[k]), bool(last and not unresolved[k]), j, contacts)
-                    )
-                    day += int(rng.integers(1, 7))
-                if lat.vocal[c] and (contacts >= 2 or unresolved[k]) and rng.random() < 0.7:
-                    pending_contacts.setdefault(t + int(rng.integers(0, 3)), []).append(
-                        (int(c), bool(long_wait[k]), False, -1, contacts)
-                    )
-        decline = _decline_progress(t, lat.decline_start, w)
-        hazard = multiplier * (lat.base_hazard + decline_hazard(decline, w) + onset_scale * (load - fast))
-        hazard = np.where(active, hazard, 0.0)
-        cum_hazard += hazard
-        churn_now = active & (cum_hazard >= threshold)
-        lat.churn_day[churn_now] = t
-        alive &= ~churn_now
-        active &= ~churn_now
-        if t >= days:
-            continue
-
-        rate = lat.rate0 * np.exp(-w.purchase_fade * decline) * np.exp(-w.episode_purchase_fade * load)
-        n_buy = rng.poisson(np.where(active, rate, 0.0))
-        buyers = np.flatnonzero(n_buy)
-        if buyers.size:
-            who = np.repeat(buyers, n_buy[buyers])
-            amount = np.round(lat.spend[who] * np.exp(rng.normal(0, 0.5, who.size)), 2)
-            is_refund = rng.random(who.size) < 0.02 + 0.1 * (load[who] > 0.0012)
-            txn_parts.append(
-                pd.DataFrame(
-                    {
-                        "day": t,
-                        "customer_id": ids[who],
-                        "seconds": rng.integers(8 * 3600, 22 * 3600, who.size),
-                        "amount": np.where(is_refund, -amount, amount),
-                        "type": np.where(is_refund, "refund", "purchase"),
-                        "channel": CHANNELS[rng.integers(0, 3, who.size)],
-                    }
-                )
-            )
-        for c, long_wait, resolved, j, _contacts in pending_contacts.pop(t, []):
-            if not alive[c]:
-                continue
-            complaint = j < 0
-            wait = rng.lognormal(math.log(900 if long_wait else 150), 0.5)
-            negative = complaint or j >= 1 or long_wait
-            note = (NOTE_NEGATIVE if negative else NOTE_NEUTRAL)[int(rng.integers(0, 5 if negative else 4))]
-            event_rows.append(
-                (
-                    t,
-                    ids[c],
-                    int(rng.integers(8 * 3600, 20 * 3600)),
-                    "complaint" if complaint else "contact",
-                    CONTACT_CHANNELS[int(rng.integers(0, 3))],
-                    int(wait),
-                    int(rng.lognormal(math.log(400), 0.4)),
-                    resolved,
-                    bool(rng.random() < (0.45 if j >= 1 else 0.15)),
-                    note,
-                )
-            )
-        # NPS answers: satisfaction falls with the episode load and the decline.
-        answer = active & (rng.random(n) < 1 / 90)
-        who = np.flatnonzero(answer)
-        if who.size:
-            score = nps_mean(load[who], decline[who], lat.locked[who]) + rng.normal(0, 1.0, who.size)
-            survey_parts.append(
-                pd.DataFrame(
-                    {
-                        "day": t,
-                        "customer_id": ids[who],
-                        "seconds": rng.integers(9 * 3600, 21 * 3600, who.size),
-                        "nps_score": np.clip(np.round(score), 0, 10).astype(int),
-                    }
-                )
-            )
-
-    counts = _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts, append)
+    simulation = _start_simulation(spec)
+    # The horizon after the window is simulated too, so the truth knows who leaves within it.
+    for day in range(spec.days + spec.horizon_days):
+        _simulate_day(simulation, day)
+    counts = _write_outputs(spec, out, fmt, simulation, append)
     if truth:
-        _write_truth(spec, out, lat, ids, episodes, fmt)
+        _write_truth(spec, out, simulation.latent, simulation.ids, simulation.episodes)
     return counts
 
 
+def _simulate_day(simulation: _Simulation, day: int) -> None:
+    """Advance one day: new episodes, the hazard and who leaves, then (inside the window) the day's records."""
+    active = simulation.alive & (simulation.latent.signup <= day)
+    simulation.load *= simulation.load_decay
+    simulation.fast *= simulation.fast_decay
+    _start_episodes(simulation, day, active)
+    decline = _decline_progress(day, simulation.latent.decline_start, simulation.spec.world)
+    active = _churn(simulation, day, active, decline)
+    if day >= simulation.spec.days:
+        return
+    _record_purchases(simulation, day, active, decline)
+    _record_service_events(simulation, day)
+    _record_nps_answers(simulation, day, active, decline)
+
+
+def _start_episodes(simulation: _Simulation, day: int, active: np.ndarray) -> None:
+    """Start today's service episodes: their weight joins the load and their contacts are queued."""
+    rng = simulation.rng
+    starting = active & (rng.random(simulation.spec.customers) < simulation.latent.episode_rate)
+    customers = np.flatnonzero(starting)
+    if not customers.size:
+        return
+    repeats, long_wait, unresolved, weight = _draw_episode_weight(rng, customers.size)
+    simulation.load[customers] += weight
+    if simulation.spec.world.episode_onset_days > 0:
+        simulation.fast[customers] += weight
+    for k, customer in enumerate(customers):
+        simulation.episodes.append((int(customer), day, float(weight[k])))
+        _queue_contacts(simulation, day, int(customer), 1 + int(repeats[k]), bool(long_wait[k]), bool(unresolved[k]))
+
+
+def _queue_contacts(
+    simulation: _Simulation, day: int, customer: int, contacts: int, long_wait: bool, unresolved: bool
+) -> None:
+    """Queue one episode's contacts, a few days apart; a vocal customer with a bad episode may also complain."""
+    rng = simulation.rng
+    vocal = simulation.latent.vocal[customer]
+    # Silent customers mostly live with a problem without telling the service.
+    if not rng.random() < (0.95 if vocal else 0.35):
+        return
+    contact_day = day
+    for number in range(contacts):
+        last = number == contacts - 1
+        simulation.pending_contacts.setdefault(contact_day, []).append(
+            _Contact(customer, long_wait, bool(last and not unresolved), number, contacts)
+        )
+        contact_day += int(rng.integers(1, 7))
+    if vocal and (contacts >= 2 or unresolved) and rng.random() < 0.7:
+        simulation.pending_contacts.setdefault(day + int(rng.integers(0, 3)), []).append(
+            _Contact(customer, long_wait, False, -1, contacts)
+        )
+
+
+def _churn(simulation: _Simulation, day: int, active: np.ndarray, decline: np.ndarray) -> np.ndarray:
+    """Add today's hazard, record who reaches their threshold, and return who is still active."""
+    latent, world = simulation.latent, simulation.spec.world
+    episode_hazard = simulation.onset_scale * (simulation.load - simulation.fast)
+    hazard = simulation.multiplier * (latent.base_hazard + decline_hazard(decline, world) + episode_hazard)
+    hazard = np.where(active, hazard, 0.0)
+    simulation.cum_hazard += hazard
+    leaving = active & (simulation.cum_hazard >= simulation.threshold)
+    latent.churn_day[leaving] = day
+    simulation.alive &= ~leaving
+    return active & ~leaving
+
+
+def _record_purchases(simulation: _Simulation, day: int, active: np.ndarray, decline: np.ndarray) -> None:
+    """Draw today's purchases and refunds: a decline and the episode load thin a customer's purchases out."""
+    latent, world, rng, load = simulation.latent, simulation.spec.world, simulation.rng, simulation.load
+    rate = latent.rate0 * np.exp(-world.purchase_fade * decline) * np.exp(-world.episode_purchase_fade * load)
+    purchases = rng.poisson(np.where(active, rate, 0.0))
+    buyers = np.flatnonzero(purchases)
+    if not buyers.size:
+        return
+    buyer = np.repeat(buyers, purchases[buyers])  # one entry per purchase
+    amount = np.round(latent.spend[buyer] * np.exp(rng.normal(0, 0.5, buyer.size)), 2)
+    is_refund = rng.random(buyer.size) < 0.02 + 0.1 * (load[buyer] > 0.0012)
+    simulation.transactions.append(
+        pd.DataFrame(
+            {
+                "day": day,
+                "customer_id": simulation.ids[buyer],
+                "seconds": rng.integers(8 * 3600, 22 * 3600, buyer.size),
+                "amount": np.where(is_refund, -amount, amount),
+                "type": np.where(is_refund, "refund", "purchase"),
+                "channel": CHANNELS[rng.integers(0, 3, buyer.size)],
+            }
+        )
+    )
+
+
+def _record_service_events(simulation: _Simulation, day: int) -> None:
+    """Turn the contacts queued for today into service events (customers gone by now no longer call)."""
+    for contact in simulation.pending_contacts.pop(day, []):
+        if not simulation.alive[contact.customer]:
+            continue
+        customer_id = simulation.ids[contact.customer]
+        simulation.service_events.append(_service_event(simulation.rng, day, customer_id, contact))
+
+
+def _service_event(rng: np.random.Generator, day: int, customer_id: str, contact: _Contact) -> tuple:
+    """Return one service event row (columns as _EVENT_COLUMNS); repeats and long waits read negative."""
+    complaint = contact.number < 0
+    wait = rng.lognormal(math.log(900 if contact.long_wait else 150), 0.5)
+    negative = complaint or contact.number >= 1 or contact.long_wait
+    note = (NOTE_NEGATIVE if negative else NOTE_NEUTRAL)[int(rng.integers(0, 5 if negative else 4))]
+    return (
+        day,
+        customer_id,
+        int(rng.integers(8 * 3600, 20 * 3600)),
+        "complaint" if complaint else "contact",
+        CONTACT_CHANNELS[int(rng.integers(0, 3))],
+        int(wait),
+        int(rng.lognormal(math.log(400), 0.4)),
+        contact.resolved,
+        bool(rng.random() < (0.45 if contact.number >= 1 else 0.15)),
+        note,
+    )
+
+
+def _record_nps_answers(simulation: _Simulation, day: int, active: np.ndarray, decline: np.ndarray) -> None:
+    """Draw today's NPS answers: satisfaction falls with the episode load and the decline."""
+    rng, latent = simulation.rng, simulation.latent
+    answering = active & (rng.random(simulation.spec.customers) < 1 / 90)
+    respondents = np.flatnonzero(answering)
+    if not respondents.size:
+        return
+    expected = nps_mean(simulation.load[respondents], decline[respondents], latent.locked[respondents])
+    score = expected + rng.normal(0, 1.0, respondents.size)
+    simulation.surveys.append(
+        pd.DataFrame(
+            {
+                "day": day,
+                "customer_id": simulation.ids[respondents],
+                "seconds": rng.integers(9 * 3600, 21 * 3600, respondents.size),
+                "nps_score": np.clip(np.round(score), 0, 10).astype(int),
+            }
+        )
+    )
+
+
+_TS_FORMAT = "%Y-%m-%d %H:%M:%S"
+_EVENT_COLUMNS = [
+    "day",
+    "customer_id",
+    "seconds",
+    "event_type",
+    "channel",
+    "wait_seconds",
+    "handle_seconds",
+    "resolved",
+    "transferred",
+    "note",
+]
+
+
 def _ts(start: date, day: pd.Series, seconds: pd.Series) -> pd.Series:
+    """Return the timestamps `day` days and `seconds` seconds after start."""
     base = pd.Timestamp(start)
     return base + pd.to_timedelta(day, unit="D") + pd.to_timedelta(seconds, unit="s")
 
 
 def _write_daily(frame: pd.DataFrame, folder: Path, start: date, fmt: str, append: bool = False) -> None:
+    """Write one landing file per day of frame (its day column becomes the file name)."""
     folder.mkdir(parents=True, exist_ok=True)
     for day, part in frame.groupby("day", sort=True):
         name = (start + timedelta(days=int(day))).isoformat()
@@ -330,136 +440,113 @@ def _write_daily(frame: pd.DataFrame, folder: Path, start: date, fmt: str, appen
             part.to_csv(path, index=False, mode="a" if extend else "w", header=not extend)
 
 
-def _write_outputs(spec, out, fmt, lat, ids, txn_parts, event_rows, survey_parts, append=False) -> dict[str, int]:
-    landing = out / "landing"
-    start = spec.start
-    n = len(ids)
-    rng = np.random.default_rng(spec.seed + 1)
-
-    txns = (
-        pd.concat(txn_parts, ignore_index=True)
-        if txn_parts
-        else pd.DataFrame(columns=["day", "customer_id", "seconds", "amount", "type", "channel"])
-    )
-    txns = txns.sort_values(["day", "seconds", "customer_id"], kind="stable").reset_index(drop=True)
-    txns["ts"] = _ts(start, txns["day"], txns["seconds"]).dt.strftime("%Y-%m-%d %H:%M:%S")
-    txns.insert(0, "txn_id", [f"{spec.id_prefix}T{i:09d}" for i in range(len(txns))])
-    _write_daily(
-        txns[["day", "txn_id", "customer_id", "ts", "amount", "type", "channel"]],
-        landing / "transactions",
-        start,
-        fmt,
-        append,
-    )
-
-    cols = [
-        "day",
-        "customer_id",
-        "seconds",
-        "event_type",
-        "channel",
-        "wait_seconds",
-        "handle_seconds",
-        "resolved",
-        "transferred",
-        "note",
-    ]
-    events = pd.DataFrame(event_rows, columns=cols).sort_values(["day", "seconds", "customer_id"], kind="stable")
-    events = events.reset_index(drop=True)
-    events["ts"] = _ts(start, events["day"], events["seconds"]).dt.strftime("%Y-%m-%d %H:%M:%S")
-    events.insert(0, "event_id", [f"{spec.id_prefix}E{i:09d}" for i in range(len(events))])
-    _write_daily(
-        events[
-            [
-                "day",
-                "event_id",
-                "customer_id",
-                "ts",
-                "event_type",
-                "channel",
-                "wait_seconds",
-                "handle_seconds",
-                "resolved",
-                "transferred",
-                "note",
-            ]
-        ],
-        landing / "service_events",
-        start,
-        fmt,
-        append,
-    )
-
-    surveys = (
-        pd.concat(survey_parts, ignore_index=True)
-        if survey_parts
-        else pd.DataFrame(columns=["day", "customer_id", "seconds", "nps_score"])
-    )
-    surveys = surveys.sort_values(["day", "seconds", "customer_id"], kind="stable").reset_index(drop=True)
-    surveys["ts"] = _ts(start, surveys["day"], surveys["seconds"]).dt.strftime("%Y-%m-%d %H:%M:%S")
-    surveys.insert(0, "response_id", [f"{spec.id_prefix}R{i:09d}" for i in range(len(surveys))])
-    _write_daily(
-        surveys[["day", "response_id", "customer_id", "ts", "nps_score"]], landing / "surveys", start, fmt, append
-    )
-
-    signup_dates = pd.Timestamp(start) + pd.to_timedelta(lat.signup, unit="D")
-    contract_end = np.where(
-        lat.locked, (pd.Timestamp(start) + pd.Timedelta(days=spec.days + 400)).strftime("%Y-%m-%d"), ""
-    )
-    customers = pd.DataFrame(
-        {
-            # Customers known before the window arrive in the first file; new ones on their signup day.
-            "day": np.maximum(lat.signup, 0),
-            "customer_id": ids,
-            "signup_date": signup_dates.strftime("%Y-%m-%d"),
-            "region": REGIONS[rng.integers(0, len(REGIONS), n)],
-            "segment": np.where(lat.locked, "contract", SEGMENTS[rng.integers(0, len(SEGMENTS), n)]),
-            "contract_end": contract_end,
-            "do_not_contact": rng.random(n) < 0.02,
-        }
-    )
-    customers = customers[customers["day"] < spec.days]
-    _write_daily(customers.sort_values(["day", "customer_id"]), landing / "customers", start, fmt, append)
-
-    # The same churn seen by a subscription business: a cancellation on the day the customer leaves.
-    gone = np.flatnonzero((lat.churn_day >= 0) & (lat.churn_day < spec.days))
-    cancellations = pd.DataFrame(
-        {
-            "day": lat.churn_day[gone],
-            "cancel_id": [f"{spec.id_prefix}X{i:07d}" for i in gone],
-            "customer_id": ids[gone],
-            "ts": _ts(start, pd.Series(lat.churn_day[gone]), pd.Series(36000 + (gone % 28800))).dt.strftime(
-                "%Y-%m-%d %H:%M:%S"
-            ),
-            "reason": np.array(CANCEL_REASONS)[gone % len(CANCEL_REASONS)],
-        }
-    )
-    _write_daily(cancellations.sort_values(["day", "customer_id"]), landing / "cancellations", start, fmt, append)
+def _write_outputs(spec: GeneratorSpec, out: Path, fmt: str, simulation: _Simulation, append: bool) -> dict[str, int]:
+    """Write every dataset's landing files; return each dataset's row count."""
+    latent, ids = simulation.latent, simulation.ids
+    frames = {
+        "transactions": _transactions_frame(spec, simulation.transactions),
+        "service_events": _service_events_frame(spec, simulation.service_events),
+        "surveys": _surveys_frame(spec, simulation.surveys),
+        "customers": _customers_frame(spec, latent, ids),
+        "cancellations": _cancellations_frame(spec, latent, ids),
+    }
+    for dataset, frame in frames.items():
+        _write_daily(frame, out / "landing" / dataset, spec.start, fmt, append)
     return {
-        "cancellations": int(len(cancellations)),
-        "customers": int(len(customers)),
-        "transactions": int(len(txns)),
-        "service_events": int(len(events)),
-        "surveys": int(len(surveys)),
+        dataset: int(len(frames[dataset]))
+        for dataset in ("cancellations", "customers", "transactions", "service_events", "surveys")
     }
 
 
-def _write_truth(spec, out, lat, ids, episodes, fmt) -> None:
+def _in_time_order(frame: pd.DataFrame, start: date, id_column: str, id_start: str) -> pd.DataFrame:
+    """Return frame sorted by time with a ts column and running ids (id_start and 9 digits) in front."""
+    frame = frame.sort_values(["day", "seconds", "customer_id"], kind="stable").reset_index(drop=True)
+    frame["ts"] = _ts(start, frame["day"], frame["seconds"]).dt.strftime(_TS_FORMAT)
+    frame.insert(0, id_column, [f"{id_start}{i:09d}" for i in range(len(frame))])
+    return frame
+
+
+def _transactions_frame(spec: GeneratorSpec, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Return the transactions landing rows (with their day) from the daily draws."""
+    columns = ["day", "customer_id", "seconds", "amount", "type", "channel"]
+    transactions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    transactions = _in_time_order(transactions, spec.start, "txn_id", f"{spec.id_prefix}T")
+    return transactions[["day", "txn_id", "customer_id", "ts", "amount", "type", "channel"]]
+
+
+def _service_events_frame(spec: GeneratorSpec, rows: list[tuple]) -> pd.DataFrame:
+    """Return the service events landing rows (with their day) from the daily draws."""
+    events = _in_time_order(pd.DataFrame(rows, columns=_EVENT_COLUMNS), spec.start, "event_id", f"{spec.id_prefix}E")
+    landing_columns = ["day", "event_id", "customer_id", "ts"] + _EVENT_COLUMNS[3:]
+    return events[landing_columns]
+
+
+def _surveys_frame(spec: GeneratorSpec, parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Return the surveys landing rows (with their day) from the daily draws."""
+    columns = ["day", "customer_id", "seconds", "nps_score"]
+    surveys = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    surveys = _in_time_order(surveys, spec.start, "response_id", f"{spec.id_prefix}R")
+    return surveys[["day", "response_id", "customer_id", "ts", "nps_score"]]
+
+
+def _customers_frame(spec: GeneratorSpec, latent: _Latent, ids: np.ndarray) -> pd.DataFrame:
+    """Return the customers landing rows signed up within the window, sorted by day and id."""
+    # A generator of its own: the customer attributes do not shift the daily draws.
+    rng = np.random.default_rng(spec.seed + 1)
+    count = len(ids)
+    start = pd.Timestamp(spec.start)
+    signup_dates = start + pd.to_timedelta(latent.signup, unit="D")
+    contract_end = np.where(latent.locked, (start + pd.Timedelta(days=spec.days + 400)).strftime("%Y-%m-%d"), "")
+    customers = pd.DataFrame(
+        {
+            # Customers known before the window arrive in the first file; new ones on their signup day.
+            "day": np.maximum(latent.signup, 0),
+            "customer_id": ids,
+            "signup_date": signup_dates.strftime("%Y-%m-%d"),
+            "region": REGIONS[rng.integers(0, len(REGIONS), count)],
+            "segment": np.where(latent.locked, "contract", SEGMENTS[rng.integers(0, len(SEGMENTS), count)]),
+            "contract_end": contract_end,
+            "do_not_contact": rng.random(count) < 0.02,
+        }
+    )
+    customers = customers[customers["day"] < spec.days]
+    return customers.sort_values(["day", "customer_id"])
+
+
+def _cancellations_frame(spec: GeneratorSpec, latent: _Latent, ids: np.ndarray) -> pd.DataFrame:
+    """Return the cancellations landing rows: customers who left within the window, sorted by day and id."""
+    # The same churn seen by a subscription business: a cancellation on the day the customer leaves.
+    gone = np.flatnonzero((latent.churn_day >= 0) & (latent.churn_day < spec.days))
+    seconds = pd.Series(36000 + (gone % 28800))
+    cancellations = pd.DataFrame(
+        {
+            "day": latent.churn_day[gone],
+            "cancel_id": [f"{spec.id_prefix}X{i:07d}" for i in gone],
+            "customer_id": ids[gone],
+            "ts": _ts(spec.start, pd.Series(latent.churn_day[gone]), seconds).dt.strftime(_TS_FORMAT),
+            "reason": np.array(CANCEL_REASONS)[gone % len(CANCEL_REASONS)],
+        }
+    )
+    return cancellations.sort_values(["day", "customer_id"])
+
+
+def _write_truth(spec: GeneratorSpec, out: Path, latent: _Latent, ids: np.ndarray, episodes: list[tuple]) -> None:
+    """Write truth/: the latent traits, the episodes, meta.json and the oracle every 7 days."""
     truth = out / "truth"
     truth.mkdir(parents=True, exist_ok=True)
-    churn_date = [(spec.start + timedelta(days=int(d))).isoformat() if d >= 0 else "" for d in lat.churn_day]
+    churn_date = [(spec.start + timedelta(days=int(day))).isoformat() if day >= 0 else "" for day in latent.churn_day]
     pd.DataFrame(
         {
             "customer_id": ids,
             "churn_date": churn_date,
-            "signup_day": lat.signup,
-            "base_hazard": lat.base_hazard,
-            "decline_mean": lat.decline_mean,
-            "decline_start": lat.decline_start,
-            "episode_rate": lat.episode_rate,
-            "locked_in": lat.locked,
-            "vocal": lat.vocal,
-            "churn_day": lat.churn_day,
+            "signup_day": latent.signup,
+            "base_hazard": latent.base_hazard,
+            "decline_mean": latent.decline_mean,
+            "decline_start": latent.decline_start,
+            "episode_rate": latent.episode_rate,
+            "locked_in": latent.locked,
+            "vocal": latent.vocal,
+            "churn_day": latent.churn_day,
         }
     ).to_csv(truth / "customers_truth.csv", index=False)
     pd.DataFrame(episodes, columns=["customer_index", "day", "weight"]).to_csv(truth / "episodes.csv", index=False)
@@ -473,19 +560,19 @@ def _write_truth(spec, out, lat, ids, episodes, fmt) -> None:
     }
     (truth / "meta.json").write_text(json.dumps(meta, indent=2))
     # Oracle probabilities every 7 days, counted back from the last day (its horizon is simulated too).
-    dates = [spec.start + timedelta(days=d) for d in range(spec.days - 1, -1, -7)]
+    dates = [spec.start + timedelta(days=day) for day in range(spec.days - 1, -1, -7)]
     loaded = load_truth(out)
-    frames = [oracle_probability(out, d, spec.horizon_days, loaded) for d in sorted(dates)]
+    frames = [oracle_probability(out, as_of, spec.horizon_days, loaded) for as_of in sorted(dates)]
     pd.concat(frames, ignore_index=True).to_csv(truth / "oracle_probability.csv", index=False)
 
 
 def load_truth(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Return (customers truth, episodes, meta) written by generate()."""
     truth = out / "truth"
-    cust = pd.read_csv(truth / "customers_truth.csv", keep_default_na=False, na_values=[""])
-    eps = pd.read_csv(truth / "episodes.csv")
+    customers = pd.read_csv(truth / "customers_truth.csv", keep_default_na=False, na_values=[""])
+    episodes = pd.read_csv(truth / "episodes.csv")
     meta = json.loads((truth / "meta.json").read_text())
-    return cust, eps, meta
+    return customers, episodes, meta
 
 
 def oracle_probability(
@@ -496,67 +583,108 @@ def oracle_probability(
     Customers already gone on as_of get 1.0. The expectation over future episodes and a future
     decline onset is exact for the simulated process (it knows the latent state, not the future).
     """
-    cust, eps, meta = truth or load_truth(out)
+    customers, episodes, meta = truth or load_truth(out)
     start = date.fromisoformat(str(meta["start"]))
-    w = World(**meta.get("world", {}))  # truth written before worlds existed: the default world
-    d = (as_of - start).days
-    signed = cust["signup_day"].to_numpy() <= d
-    cust = cust[signed].reset_index(drop=True)
-    idx_map = np.flatnonzero(signed)
-    n = len(cust)
-    mult = np.where(cust["locked_in"].astype(bool), w.locked_multiplier, 1.0)
-    base = cust["base_hazard"].to_numpy()
-    start_decl = cust["decline_start"].to_numpy()
-    steps = np.arange(1, horizon + 1)
-    days_ahead = d + steps
+    world = World(**meta.get("world", {}))  # truth written before worlds existed: the default world
+    day = (as_of - start).days
+    signed = customers["signup_day"].to_numpy() <= day
+    customers = customers[signed].reset_index(drop=True)
+    multiplier = np.where(customers["locked_in"].astype(bool), world.locked_multiplier, 1.0)
+    started = np.floor(customers["decline_start"].to_numpy()) <= day
+    episode_hazard = _past_episode_hazard(np.flatnonzero(signed), episodes, day, horizon, world)
+    log_known = _known_log_survival(customers, episode_hazard, started, day, horizon, world, multiplier)
+    decline_survival = _future_decline_survival(customers, started, horizon, world, multiplier)
+    log_future = _future_episodes_log_survival(customers, horizon, world, multiplier)
 
-    # Known part: base hazard, the decline if it has begun, and the decaying load of past episodes.
-    episode_hazard = np.zeros((n, horizon))
-    past = eps[eps["day"] <= d]
-    pos = np.full(int(idx_map.max()) + 1 if n else 1, -1)
-    pos[idx_map] = np.arange(n)
-    past = past[past["customer_index"] < len(pos)]
-    rows = pos[past["customer_index"].to_numpy()]
-    keep = rows >= 0
-    age = (d - past["day"].to_numpy()[keep])[:, None] + steps[None, :]
-    np.add.at(episode_hazard, rows[keep], past["weight"].to_numpy()[keep][:, None] * episode_kernel(age, w))
-    known = base[:, None] + episode_hazard
-    started = np.floor(start_decl) <= d
-    prog = np.maximum(0.0, days_ahead[None, :] - np.floor(start_decl)[:, None]) / w.decline_scale_days
-    decline_known = np.where(started[:, None], decline_hazard(prog, w), 0.0)
-    log_surv = -(mult[:, None] * (known + decline_known)).sum(axis=1)
-
-    # Future decline onset (memoryless): onset on day d+k with probability from Exp(decline_mean).
-    u = np.arange(0, horizon + 1)
-    g = np.cumsum(decline_hazard(u / w.decline_scale_days, w))
-    lam = 1 / cust["decline_mean"].to_numpy()
-    onset_p = np.exp(-lam[:, None] * (steps[None, :] - 1)) - np.exp(-lam[:, None] * steps[None, :])
-    tail = np.exp(-lam * horizon)
-    surv_onset = np.exp(-mult[:, None] * g[horizon - steps][None, :])
-    e_decline = np.where(started, 1.0, (onset_p * surv_onset).sum(axis=1) + tail)
-
-    # Future episodes: each day d+k an episode with probability rate, weight from the known law.
-    rng = np.random.default_rng(12345)
-    *_, weights = _draw_episode_weight(rng, 4000)
-    kern = np.cumsum(episode_kernel(u, w))  # K(L) for L = 0..horizon
-    k_rem = kern[horizon - steps]  # remaining kernel mass for an episode starting at d+k
-    log_future = np.zeros(n)
-    for m in np.unique(mult):
-        phi = np.exp(-m * weights[None, :] * k_rem[:, None]).mean(axis=1)  # per start day
-        sel = mult == m
-        rate = cust["episode_rate"].to_numpy()[sel]
-        log_future[sel] = np.log(1 - rate[:, None] + rate[:, None] * phi[None, :]).sum(axis=1)
-
-    p = 1 - np.exp(log_surv + log_future) * e_decline
-    gone = (cust["churn_day"].to_numpy() >= 0) & (cust["churn_day"].to_numpy() <= d)
-    p = np.where(gone, 1.0, p)
-    churned_in = (cust["churn_day"].to_numpy() >= 0) & (cust["churn_day"].to_numpy() <= d + horizon)
+    probability = 1 - np.exp(log_known + log_future) * decline_survival
+    churn_day = customers["churn_day"].to_numpy()
+    gone = (churn_day >= 0) & (churn_day <= day)
+    probability = np.where(gone, 1.0, probability)
+    churned_in = (churn_day >= 0) & (churn_day <= day + horizon)
     return pd.DataFrame(
         {
             "as_of_date": as_of.isoformat(),
-            "customer_id": cust["customer_id"],
-            "true_probability": p,
+            "customer_id": customers["customer_id"],
+            "true_probability": probability,
             "churned_within_horizon": churned_in,
             "already_gone": gone,
         }
     )
+
+
+def _past_episode_hazard(
+    customer_index: np.ndarray, episodes: pd.DataFrame, day: int, horizon: int, world: World
+) -> np.ndarray:
+    """Return the hazard per customer and day ahead left by the episodes up to `day` (customers: truth indices)."""
+    count = len(customer_index)
+    steps = np.arange(1, horizon + 1)
+    hazard = np.zeros((count, horizon))
+    past = episodes[episodes["day"] <= day]
+    # Row of each truth index among the signed-up customers (-1: not signed up).
+    row_of = np.full(int(customer_index.max()) + 1 if count else 1, -1)
+    row_of[customer_index] = np.arange(count)
+    past = past[past["customer_index"] < len(row_of)]
+    rows = row_of[past["customer_index"].to_numpy()]
+    keep = rows >= 0
+    age = (day - past["day"].to_numpy()[keep])[:, None] + steps[None, :]
+    np.add.at(hazard, rows[keep], past["weight"].to_numpy()[keep][:, None] * episode_kernel(age, world))
+    return hazard
+
+
+def _known_log_survival(
+    customers: pd.DataFrame,
+    episode_hazard: np.ndarray,
+    started: np.ndarray,
+    day: int,
+    horizon: int,
+    world: World,
+    multiplier: np.ndarray,
+) -> np.ndarray:
+    """Return log P(survive the horizon) from what is known: base hazard, past episodes, a decline begun."""
+    steps = np.arange(1, horizon + 1)
+    days_ahead = day + steps
+    decline_start = customers["decline_start"].to_numpy()
+    known = customers["base_hazard"].to_numpy()[:, None] + episode_hazard
+    progress = np.maximum(0.0, days_ahead[None, :] - np.floor(decline_start)[:, None]) / world.decline_scale_days
+    decline_known = np.where(started[:, None], decline_hazard(progress, world), 0.0)
+    return -(multiplier[:, None] * (known + decline_known)).sum(axis=1)
+
+
+def _future_decline_survival(
+    customers: pd.DataFrame, started: np.ndarray, horizon: int, world: World, multiplier: np.ndarray
+) -> np.ndarray:
+    """Return the expected survival factor of a decline not begun yet (1 where one has begun already).
+
+    The onset is memoryless: on day k ahead with probability from Exp(1 / decline_mean), or not within the horizon.
+    """
+    steps = np.arange(1, horizon + 1)
+    lags = np.arange(0, horizon + 1)
+    cumulative_hazard = np.cumsum(decline_hazard(lags / world.decline_scale_days, world))
+    onset_rate = 1 / customers["decline_mean"].to_numpy()
+    onset_probability = np.exp(-onset_rate[:, None] * (steps[None, :] - 1)) - np.exp(
+        -onset_rate[:, None] * steps[None, :]
+    )
+    no_onset = np.exp(-onset_rate * horizon)
+    survival_after_onset = np.exp(-multiplier[:, None] * cumulative_hazard[horizon - steps][None, :])
+    return np.where(started, 1.0, (onset_probability * survival_after_onset).sum(axis=1) + no_onset)
+
+
+def _future_episodes_log_survival(
+    customers: pd.DataFrame, horizon: int, world: World, multiplier: np.ndarray
+) -> np.ndarray:
+    """Return log E[survival of future episodes]: each day ahead one starts with the customer's episode rate."""
+    # A fixed sample of the weight law: the oracle is the same on every call.
+    rng = np.random.default_rng(12345)
+    *_, weights = _draw_episode_weight(rng, 4000)
+    steps = np.arange(1, horizon + 1)
+    lags = np.arange(0, horizon + 1)
+    kernel_mass = np.cumsum(episode_kernel(lags, world))  # K(L) for L = 0..horizon
+    remaining = kernel_mass[horizon - steps]  # remaining kernel mass for an episode starting on day k ahead
+    log_future = np.zeros(len(customers))
+    for level in np.unique(multiplier):
+        # phi: E[exp(-multiplier * weight * remaining mass)] per start day (the weight's Laplace transform).
+        phi = np.exp(-level * weights[None, :] * remaining[:, None]).mean(axis=1)
+        selected = multiplier == level
+        rate = customers["episode_rate"].to_numpy()[selected]
+        log_future[selected] = np.log(1 - rate[:, None] + rate[:, None] * phi[None, :]).sum(axis=1)
+    return log_future
