@@ -36,7 +36,7 @@ NIGHTLY_STEPS: tuple[Step, ...] = (
     Step("load_landing", "pipelines.ingest.extract:load_landing", doc="Copy the day's landing files into raw_*."),
     Step(
         "validate_data",
-        "pipelines.ingest.validation:validate_batches",
+        "pipelines.ingest.validation:validate_data",
         after=("load_landing",),
         retries=0,  # a bad batch is not retried blindly
         doc="Validate each batch with its Great Expectations suite; publish valid rows to stg_*, quarantine the rest.",

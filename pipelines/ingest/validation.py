@@ -562,7 +562,7 @@ class DatasetResult:
         }
 
 
-def validate_batches(as_of: date, cfg: Config, engine: Engine, since: date | None = None) -> ValidationSummary:
+def validate_data(as_of: date, cfg: Config, engine: Engine, since: date | None = None) -> ValidationSummary:
     """Validate the raw batches of the run's window; write stg_, quarantine_ and dq_runs atomically.
 
     Raises DataQualityError (after recording the failed check in dq_runs) when a batch is broken as a

@@ -19,7 +19,7 @@ from pipelines.engines import choose_compute
 from pipelines.engines.spark import spark_master, sync_lake, to_spark_sql
 from pipelines.features.customer_features import build_features, read_features
 from pipelines.ingest.extract import load_landing
-from pipelines.ingest.validation import validate_batches
+from pipelines.ingest.validation import validate_data
 from pipelines.synth.generate import load_truth
 from tests.conftest import assert_same_rows
 
@@ -46,7 +46,7 @@ def test_spark_features_and_scores_equal_duckdb(small_dataset, tmp_path):
     )
     engine = get_engine(cfg)
     load_landing(as_of, cfg, engine, since=start)
-    validate_batches(as_of, cfg, engine, since=start)
+    validate_data(as_of, cfg, engine, since=start)
     days = (as_of - timedelta(days=45), as_of)
     for day in days:
         build_features(day, cfg, engine)

@@ -249,7 +249,7 @@ def test_same_sql_gives_identical_results_on_duckdb_and_postgres(small_dataset, 
     """Features and KPIs from one SQL source on both engines, compared row by row."""
     from pipelines.core.warehouse import get_engine
     from pipelines.ingest.extract import load_landing
-    from pipelines.ingest.validation import validate_batches
+    from pipelines.ingest.validation import validate_data
     from pipelines.synth.generate import load_truth
 
     meta = load_truth(small_dataset)[2]
@@ -263,7 +263,7 @@ def test_same_sql_gives_identical_results_on_duckdb_and_postgres(small_dataset, 
         )
         engine = get_engine(cfg)
         load_landing(as_of, cfg, engine, since=start)
-        validate_batches(as_of, cfg, engine, since=start)
+        validate_data(as_of, cfg, engine, since=start)
         for day in (as_of - timedelta(days=45), as_of):
             build_features(day, cfg, engine)
             build_kpis(day, cfg, engine)

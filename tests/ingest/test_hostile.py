@@ -27,7 +27,7 @@ from pipelines.deliver.outbox import publish_outbox
 from pipelines.deliver.outreach import parse_outcomes
 from pipelines.features.customer_features import build_features
 from pipelines.ingest.extract import load_landing
-from pipelines.ingest.validation import validate_batches
+from pipelines.ingest.validation import validate_data
 from tests.conftest import write_landing
 from tests.ingest.test_validate import AS_OF, DAY, HEADER, assert_accounting, reasons_by, run_dq, txn_lines
 
@@ -223,7 +223,7 @@ def test_a_replaced_file_replaces_its_rows_whatever_its_name(any_cfg, any_engine
     )
     summary = load_landing(AS_OF, any_cfg, any_engine)
     assert summary.removed == [f"transactions/{DAY}.csv ({DAY}): no longer delivered, its rows withdrawn"]
-    validate_batches(AS_OF, any_cfg, any_engine)
+    validate_data(AS_OF, any_cfg, any_engine)
     assert _count(any_engine, "quarantine_transactions") == 0  # the corrected rows are not lost as conflicts
     amount = read_frame(any_engine, "SELECT amount FROM stg_transactions WHERE txn_id = 't1'")["amount"].tolist()
     assert amount == [12.0]

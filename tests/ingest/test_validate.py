@@ -18,7 +18,7 @@ from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError, DataQualityError
 from pipelines.core.warehouse import get_engine, read_frame
 from pipelines.ingest.extract import load_landing
-from pipelines.ingest.validation import validate_batches
+from pipelines.ingest.validation import validate_data
 from tests.conftest import write_landing
 
 DAY = "2025-03-31"
@@ -28,7 +28,7 @@ HEADER = "txn_id,customer_id,ts,amount,type,channel\n"
 
 def run_dq(cfg, engine, as_of: date = AS_OF, **kw):
     load_landing(as_of, cfg, engine, **kw)
-    return validate_batches(as_of, cfg, engine, **kw)
+    return validate_data(as_of, cfg, engine, **kw)
 
 
 def assert_accounting(engine, dataset: str = "transactions") -> None:
@@ -92,7 +92,7 @@ def test_row_level_problems_are_quarantined_with_reasons(any_cfg, any_engine, tm
     dq = read_frame(any_engine, "SELECT * FROM dq_runs WHERE dataset = 'transactions'")
     assert dq["status"].tolist() == ["warn"] and '"future_timestamp": 1' in dq["checks"][0]
     assert_accounting(any_engine)
-    assert Path(validate_batches(AS_OF, any_cfg, any_engine).data_docs).exists()
+    assert Path(validate_data(AS_OF, any_cfg, any_engine).data_docs).exists()
 
 
 def test_out_of_range_service_and_survey_values(any_cfg, any_engine, tmp_path):
@@ -141,7 +141,7 @@ def test_customer_list_is_optional(any_cfg, any_engine, tmp_path):
     write_landing(tmp_path, "transactions", DAY, HEADER + txn_lines(3))
     load = load_landing(AS_OF, any_cfg, any_engine)
     assert sorted(load.missing) == ["customers", "service_events", "surveys"]
-    summary = validate_batches(AS_OF, any_cfg, any_engine)
+    summary = validate_data(AS_OF, any_cfg, any_engine)
     assert summary.datasets["transactions"]["rows_loaded"] == 3
     assert summary.datasets["surveys"]["status"] == "missing"
 

@@ -20,7 +20,7 @@ from pipelines.core.errors import ChurnwatchError
 from pipelines.core.warehouse import get_engine, read_frame
 from pipelines.features.customer_features import build_features
 from pipelines.ingest.extract import load_landing
-from pipelines.ingest.validation import validate_batches
+from pipelines.ingest.validation import validate_data
 from pipelines.synth.generate import GeneratorSpec, generate, load_truth
 from pipelines.synth.truth import TruthJudge
 
@@ -39,7 +39,7 @@ def _world(small_dataset, root, until: date, **extra) -> tuple[Config, object]:
     )
     engine = get_engine(cfg)
     load_landing(until, cfg, engine, since=start)
-    validate_batches(until, cfg, engine, since=start)
+    validate_data(until, cfg, engine, since=start)
     return cfg, engine
 
 
