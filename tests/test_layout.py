@@ -115,3 +115,13 @@ def test_column_lists_in_code_name_columns_the_ddl_declares():
     ]:
         assert [c for c in columns if c not in features] == [], name
     assert SCORE_COLUMNS == declared_names("churn_scores")
+
+
+def test_each_step_is_the_function_of_its_name_in_its_stage():
+    """One hop from a task to its code: step validate_data is pipelines.ingest.validation.validate_data."""
+    from pipelines.steps import STEPS
+
+    for name, step in STEPS.items():
+        module, func = step.target.split(":")
+        assert func == name and _stage(module) is not None and _stage(module) < _stage("pipelines.steps"), name
+        assert callable(step.function()), name
