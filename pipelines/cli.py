@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import re
 import shutil
@@ -498,6 +499,10 @@ def main() -> None:
     """Entry point: user mistakes print one line and exit 2; no traceback."""
     # Great Expectations imports pyspark when it is installed; its pandas-version notice is not for users.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    # The CLI prints its own summaries; step bookkeeping at INFO is for Airflow's task logs. (A connection
+    # looked up in Airflow's store loads Airflow's logging set-up, which would print it.)
+    for name in ("churnwatch", "pipelines", "models"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         app(standalone_mode=False, prog_name="churnwatch")
     except ChurnwatchError as exc:

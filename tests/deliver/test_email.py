@@ -88,3 +88,40 @@ def test_connection_extras_follow_the_airflow_smtp_provider():
     )
     plain = SmtpServer.from_uri("smtp://mail?disable_ssl=true", "c")
     assert (plain.port, plain.ssl, plain.starttls, plain.sender) == (587, False, True, "churnwatch@localhost")
+
+
+def test_the_cli_runs_the_step_and_a_missing_connection_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    outbox = _outbox(tmp_path) / "outbox"
+    config = tmp_path / "churnwatch.yaml"
+    config.write_text(
+        f"warehouse: {{url: 'duckdb:///{tmp_path}/wh.duckdb'}}\n"
+        f"paths: {{outbox_dir: '{outbox}'}}\n"
+        "alerts: {email: {north: north@example.com}}\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "-c",
+            str(config),
+            "--date",
+            DAY.isoformat(),
+            "--steps",
+            "email_outbox",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: alerts.email is set but the SMTP connection 'smtp_default' is not defined "
+        "(define it in Airflow or set AIRFLOW_CONN_SMTP_DEFAULT)"
+    ], done.stderr
