@@ -183,3 +183,31 @@ def fit_stored_features(engine, as_of) -> BGNBD:
     return fit_bgnbd(
         counts["x"].astype(float), counts["t_x"].astype(float), counts["t_cal"].astype(float), counts["n"].astype(float)
     )
+
+
+def save_fit(engine, as_of, fit: BGNBD | None) -> None:
+    """Replace the btyd_fits partition of as_of with the night's fit (no fit: an empty partition)."""
+    from pipelines.core.warehouse import replace_partition
+
+    rows = pd.DataFrame([{"as_of_date": as_of, **asdict(fit)}]) if fit is not None else pd.DataFrame()
+    replace_partition(engine, "btyd_fits", rows, as_of)
+
+
+def saved_fit(engine, as_of) -> BGNBD | None:
+    """Return the fit the night's scores used (btyd_fits), or None if none was saved."""
+    from pipelines.core.warehouse import read_frame
+
+    rows = read_frame(
+        engine, "SELECT r, alpha, a, b, n_customers, log_likelihood FROM btyd_fits WHERE as_of_date = :d", {"d": as_of}
+    )
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    return BGNBD(
+        float(row["r"]),
+        float(row["alpha"]),
+        float(row["a"]),
+        float(row["b"]),
+        int(row["n_customers"]),
+        float(row["log_likelihood"]),
+    )

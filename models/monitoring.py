@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from sqlalchemy.engine import Engine
 
 from models.registry import load_champion, read_card
-from models.scoring import btyd_fit_or_none
+from models.scoring import tonights_btyd_fit
 from models.training import add_model_features, bin_shares, top_share_metrics
 from pipelines.core.config import Config
 from pipelines.core.errors import NoModelError
@@ -148,7 +148,7 @@ def _drift_rows(as_of: date, cfg: Config, engine: Engine, artifact: dict) -> tup
         )
     feats = active_population(load_features(engine, as_of), cfg)
     if len(feats):
-        feats = add_model_features(feats, btyd_fit_or_none(engine, as_of), cfg.churn.horizon_days)
+        feats = add_model_features(feats, tonights_btyd_fit(engine, as_of), cfg.churn.horizon_days)
         for col in artifact["features"]:
             if col not in reference or col not in feats:
                 continue

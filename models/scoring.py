@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from models.btyd import BGNBD, fit_stored_features
+from models.btyd import BGNBD, fit_stored_features, save_fit, saved_fit
 from models.reasons import REASON_COLUMNS, describe_reason, pattern_reason, raises_risk
 from models.registry import binner, load_champion, predict, predict_binned, predict_matrix
 from models.training import add_model_features
@@ -185,6 +185,13 @@ def btyd_fit_or_none(engine: Engine, as_of: date) -> BGNBD | None:
         return None
 
 
+def tonights_btyd_fit(engine: Engine, as_of: date) -> BGNBD | None:
+    """Return the BG/NBD fit the night's scores used (saved by score_customers), else a fresh fit.
+
+    At a million customers a fit takes seconds; monitoring needs the very fit scoring used, not a second one."""
+    return saved_fit(engine, as_of) or btyd_fit_or_none(engine, as_of)
+
+
 def score_customers(as_of: date, cfg: Config, engine: Engine, compute: Compute | None = None) -> ScoreSummary:
     """Score every active customer as of a date and replace that date's churn_scores partition.
 
@@ -202,6 +209,7 @@ def score_customers(as_of: date, cfg: Config, engine: Engine, compute: Compute |
         return ScoreSummary(as_of, 0, "none", 0.0, {}, f"cold start, alerts from rules only: {exc}")
     # The BG/NBD inputs come from a fit as of tonight, on everyone who ever bought.
     artifact = {**artifact, "btyd_fit": btyd_fit_or_none(engine, as_of)}
+    save_fit(engine, as_of, artifact["btyd_fit"])
     compute = compute or choose_compute(cfg, engine)
     scores = compute.score_features(
         as_of, lambda chunk: score_frame(artifact, numeric_features(chunk), cfg, as_of), SCORE_COLUMNS

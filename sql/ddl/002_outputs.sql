@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS model_monitoring (
     value DOUBLE PRECISION, threshold DOUBLE PRECISION, status VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL
 );
 
+-- The BG/NBD fit of each night's scores (alpha in days), read again by monitor_model instead of refitting.
+CREATE TABLE IF NOT EXISTS btyd_fits (
+    as_of_date DATE NOT NULL, r DOUBLE PRECISION NOT NULL, alpha DOUBLE PRECISION NOT NULL,
+    a DOUBLE PRECISION NOT NULL, b DOUBLE PRECISION NOT NULL, n_customers BIGINT, log_likelihood DOUBLE PRECISION
+);
+
 -- churnwatch backtest: one row per replayed date (realised_* once the horizon has passed; truth_* on generated data).
 CREATE TABLE IF NOT EXISTS backtest_results (
     run_id VARCHAR NOT NULL, as_of_date DATE NOT NULL, model_kind VARCHAR, n_scored BIGINT,

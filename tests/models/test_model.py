@@ -190,6 +190,23 @@ def test_monitoring_flags_drift_and_measures_matured_cohorts(full, dates):
     build_features(late, cfg, engine)
 
 
+def test_the_nights_btyd_fit_is_saved_once_and_reused_by_monitoring(full, dates, monkeypatch):
+    import models.scoring as scoring
+    from models.btyd import fit_stored_features, saved_fit
+
+    cfg, engine = full
+    _, late = _score_two_nights(cfg, engine, dates)
+    assert saved_fit(engine, late) == fit_stored_features(engine, late)  # the very fit scoring used, to the bit
+    score_customers(late, cfg, engine)  # a re-run replaces the night's row
+    assert len(read_frame(engine, "SELECT r FROM btyd_fits WHERE as_of_date = :d", {"d": late})) == 1
+    fits = []
+    real = scoring.fit_stored_features
+    monkeypatch.setattr(scoring, "fit_stored_features", lambda *args: fits.append(args) or real(*args))
+    assert monitor_model(late, cfg, engine).status in ("ok", "drift", "degraded")
+    assert fits == []  # monitoring read the saved fit instead of fitting again
+    assert saved_fit(engine, late - timedelta(days=1)) is None
+
+
 def test_auc_interval_matches_the_noise_of_a_cohort():
     low, high = auc_interval(0.75, 1000, 1000)
     assert high - low == pytest.approx(2 * 1.96 * 0.0109, abs=0.002)  # about +-0.02 for 2,000 customers
