@@ -64,6 +64,41 @@ def predict_binned(artifact: dict, x_binned: np.ndarray) -> np.ndarray:
     return np.clip(artifact["calibrator"].predict(proba), 0.0, 1.0)
 
 
+def binned_group_probabilities(
+    artifact: dict, x_binned: np.ndarray, typical_binned: np.ndarray, groups: dict[str, list[int]]
+) -> dict[str, np.ndarray]:
+    """Return, per group of feature positions, calibrated probabilities with that group set to its typical bins.
+
+    Equal (to float rounding) to predict_binned on each altered matrix, at a fraction of the cost: a tree
+    that never splits on a group's features gives the same value either way, so each group re-evaluates
+    only the trees that use it and shares the rest of the sum with the unaltered prediction.
+    """
+    model = artifact["model"]
+    n_threads = _openmp_effective_n_threads()
+    missing_bin = model._bin_mapper.missing_values_bin_idx_
+    trees = [tree for (tree,) in model._predictors]
+    used = [set(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0].tolist()) for tree in trees]
+    touches = {name: [k for k, cols in enumerate(used) if cols & set(idx)] for name, idx in groups.items()}
+    groups_of_tree = [[name for name, ks in touches.items() if k in set(ks)] for k in range(len(trees))]
+    raw = np.full(len(x_binned), float(np.ravel(model._baseline_prediction)[0]))
+    shared = {name: np.zeros(len(x_binned)) for name in groups}
+    for k, tree in enumerate(trees):
+        value = tree.predict_binned(x_binned, missing_bin, n_threads)
+        raw += value
+        for name in groups_of_tree[k]:
+            shared[name] += value
+    out = {}
+    for name, idx in groups.items():
+        altered = x_binned.copy()
+        altered[:, idx] = typical_binned[0, idx]
+        changed = np.zeros(len(x_binned))
+        for k in touches[name]:
+            changed += trees[k].predict_binned(altered, missing_bin, n_threads)
+        proba = model._loss.predict_proba((raw - shared[name] + changed)[:, None])[:, 1]
+        out[name] = np.clip(artifact["calibrator"].predict(proba), 0.0, 1.0)
+    return out
+
+
 def champion_on(engine: Engine, hold: pd.DataFrame) -> tuple[str | None, float | None]:
     """Return (champion version, its AUC on the given held-out rows), or (None, None) without a champion."""
     try:

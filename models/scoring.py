@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from models.btyd import BGNBD, fit_stored_features, save_fit, saved_fit
 from models.reasons import REASON_COLUMNS, describe_reason, pattern_reason, raises_risk
-from models.registry import binner, load_champion, predict, predict_binned, predict_matrix
+from models.registry import binned_group_probabilities, binner, load_champion, predict, predict_matrix
 from models.training import add_model_features
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError, NoModelError
@@ -94,18 +94,17 @@ def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.
     typical = np.array([[artifact["typical"].get(c, np.nan) for c in features]], dtype=float)
     x = frame[features].to_numpy(float)
     to_bins = binner(artifact)
-    if to_bins is not None:  # gradient boosting: perturb bins, not values (same trees, half the cost)
-        x, typical = to_bins(x), to_bins(typical)
     base_logit = logit(base, EPS)
+    groups = {code: [features.index(c) for c in cols if c in features] for code, _, cols in DRIVERS}
+    groups = {code: idx for code, idx in groups.items() if idx}
+    if to_bins is not None:  # gradient boosting: on the model's bins, each group re-runs only the trees it touches
+        altered = binned_group_probabilities(artifact, to_bins(x), to_bins(typical), groups)
+        return pd.DataFrame({c: base_logit - logit(p, EPS) for c, p in altered.items()}, index=frame.index)
     effects = {}
-    for code, _, cols in DRIVERS:
-        idx = [features.index(c) for c in cols if c in features]
-        if not idx:
-            continue
-        altered = x.copy()
-        altered[:, idx] = typical[0, idx]
-        p = predict_binned(artifact, altered) if to_bins is not None else predict_matrix(artifact, altered)
-        effects[code] = base_logit - logit(p, EPS)
+    for code, idx in groups.items():
+        changed = x.copy()
+        changed[:, idx] = typical[0, idx]
+        effects[code] = base_logit - logit(predict_matrix(artifact, changed), EPS)
     return pd.DataFrame(effects, index=frame.index)
 
 

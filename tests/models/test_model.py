@@ -392,3 +392,16 @@ def test_binned_prediction_equals_the_model(full, dates):
     to_bins = binner(artifact)
     assert to_bins is not None and np.isnan(x).any()  # missing values take the missing bin
     np.testing.assert_array_equal(predict_binned(artifact, to_bins(x)), predict_matrix(artifact, x))
+    # Each driver group re-runs only the trees that split on it: the same probabilities as the whole model.
+    from models.registry import binned_group_probabilities
+    from models.scoring import DRIVERS
+
+    typical = np.nanmedian(x, axis=0, keepdims=True)
+    groups = {code: [features.index(c) for c in cols if c in features] for code, _, cols in DRIVERS}
+    groups = {code: idx for code, idx in groups.items() if idx}
+    fast = binned_group_probabilities(artifact, to_bins(x), to_bins(typical), groups)
+    assert set(fast) == set(groups) and len(groups) >= 8
+    for code, idx in groups.items():
+        altered = to_bins(x)
+        altered[:, idx] = to_bins(typical)[0, idx]
+        np.testing.assert_allclose(fast[code], predict_binned(artifact, altered), rtol=0, atol=1e-12, err_msg=code)
