@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import gammaln, hyp2f1
+from scipy.special import digamma, gammaln, hyp2f1
 
 from pipelines.core.errors import ChurnwatchError
 
@@ -44,15 +44,32 @@ class BGNBD:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def _log_likelihood(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray) -> float:
+def _log_likelihood_and_gradient(
+    log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Return the weighted log-likelihood and its gradient with respect to (log r, log alpha, log a, log b).
+
+    The analytic gradient lets the optimiser take one likelihood pass per step instead of five (a finite-
+    difference gradient over four parameters): at a million customers that is most of the fit's time.
+    """
     r, alpha, a, b = np.exp(log_params)
+    repeat = x > 0
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * np.log(alpha + T)
-    # The second term only exists for repeat buyers (a drop-out after the last purchase).
+    log_alpha_T = np.log(alpha + T)
+    log_alpha_tx = np.log(alpha + t_x)
+    a3 = -(r + x) * log_alpha_T
     with np.errstate(divide="ignore", invalid="ignore"):
-        a4 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * np.log(alpha + t_x), -np.inf)
-    return float(np.sum(w * (a1 + a2 + np.logaddexp(a3, a4))))
+        a4 = np.where(repeat, np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * log_alpha_tx, -np.inf)
+    tail = np.logaddexp(a3, a4)
+    share3 = np.exp(a3 - tail)  # how much of the last term is "still alive", per customer
+    share4 = np.where(repeat, np.exp(np.where(repeat, a4, 0.0) - tail), 0.0)
+    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - share3 * log_alpha_T - share4 * log_alpha_tx
+    d_alpha = r / alpha - share3 * (r + x) / (alpha + T) - share4 * (r + x) / (alpha + t_x)
+    d_a = digamma(a + b) - digamma(a + b + x) + share4 / a
+    d_b = digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - share4 / np.maximum(b + x - 1, 1e-12)
+    grad = np.array([r * np.sum(w * d_r), alpha * np.sum(w * d_alpha), a * np.sum(w * d_a), b * np.sum(w * d_b)])
+    return float(np.sum(w * (a1 + a2 + tail))), grad
 
 
 def summary_counts(x, t_x, T) -> pd.DataFrame:
@@ -84,13 +101,15 @@ def fit_bgnbd(x, t_x, T, weights=None, penalizer: float = 0.0) -> BGNBD:
         raise ChurnwatchError("BG/NBD summary is inconsistent: need x >= 0 and 0 <= t_x <= T")
     total = w.sum()
 
-    def objective(log_params: np.ndarray) -> float:
-        value = -_log_likelihood(log_params, x, t_x, T, w) / total
-        return value + penalizer * float(np.sum(np.exp(log_params) ** 2))
+    def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = _log_likelihood_and_gradient(log_params, x, t_x, T, w)
+        params = np.exp(log_params)
+        penalty = penalizer * float(np.sum(params**2))
+        return -value / total + penalty, -grad / total + penalizer * 2 * params**2
 
     best = None
     for start in (np.zeros(4), np.log([0.5, max(float(np.average(T, weights=w)), 1.0), 1.0, 2.0])):
-        res = minimize(objective, start, method="L-BFGS-B", bounds=[(-12, 12)] * 4)
+        res = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=[(-12, 12)] * 4)
         if best is None or res.fun < best.fun:
             best = res
     if not np.isfinite(best.fun):

@@ -135,3 +135,17 @@ def test_summary_comes_from_the_feature_sql(engine, cfg):
     assert m.n_customers == 2
     with pytest.raises(ChurnwatchError, match="no customer with a purchase"):
         fit_stored_features(engine, date(2025, 1, 1))
+
+
+def test_the_analytic_gradient_matches_finite_differences():
+    from scipy.optimize import approx_fprime
+
+    from models.btyd import _log_likelihood_and_gradient
+
+    d = _cdnow_summary()
+    x, t_x, T = d["frequency"].to_numpy(float), d["recency"].to_numpy(float), d["T"].to_numpy(float)
+    w = np.ones_like(x)
+    for point in (np.log([0.243, 4.414, 0.793, 2.426]), np.zeros(4), np.log([2.0, 30.0, 0.2, 5.0])):
+        _, grad = _log_likelihood_and_gradient(point, x, t_x, T, w)
+        numeric = approx_fprime(point, lambda p: _log_likelihood_and_gradient(p, x, t_x, T, w)[0], 1e-6)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-3)
