@@ -2,7 +2,7 @@
 
 One place for the wording so that model reasons and rule reasons read alike: plain sentences, correct
 plurals, rounded numbers, money with the configured currency. A driver is only given as a reason when
-the customer's own numbers point to risk (`raises_risk`): a promoter's NPS answer or a long tenure is
+the customer's own numbers point to risk (`risk_flags`): a promoter's NPS answer or a long tenure is
 never a churn reason, whatever the model's arithmetic says.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # Columns a reason sentence may quote.
@@ -60,33 +61,39 @@ def money(v: Any, currency: str) -> str:
     return f"{currency} {value:,.0f}".strip()
 
 
-def raises_risk(code: str, row: dict, long_wait_seconds: float = 600) -> bool:
-    """Return whether the customer's own numbers for a driver point to churn risk."""
-    g = lambda c: _num(row.get(c))  # noqa: E731
-    if code == "inactivity":
-        days, gap = g("days_since_last_purchase"), g("mean_gap_days")
-        return days is not None and (days > gap if gap else days >= 30)
-    if code == "fewer_purchases":
-        now, before = g("purchases_90d"), g("purchases_prev_90d")
-        return now is not None and before is not None and now < before
-    if code == "lower_spend":
-        now, before = g("spend_90d"), g("spend_prev_90d")
-        return now is not None and before is not None and before > 0 and now < before
-    if code == "repeat_contacts":
-        return (g("repeat_contacts_90d") or 0) >= 1
-    if code == "long_waits":
-        return (g("max_wait_90d") or 0) >= long_wait_seconds
-    if code == "open_tickets":
-        return (g("open_tickets") or 0) >= 1
-    if code == "complaints":
-        return (g("complaints_90d") or 0) >= 1 or (g("negative_notes_90d") or 0) >= 1
-    if code == "low_nps":
-        nps, change = g("last_nps"), g("nps_change")
-        return nps is not None and (nps <= DETRACTOR_MAX or (change is not None and change <= -2 and nps <= 8))
-    if code == "tenure":
-        tenure = g("tenure_days")
-        return tenure is not None and tenure < NEW_CUSTOMER_DAYS
-    return False
+def risk_flags(frame: pd.DataFrame, codes, long_wait_seconds: float = 600) -> np.ndarray:
+    """Return a customers x codes boolean matrix: whether each customer's own numbers for a driver point to
+    churn risk (missing numbers never do, except that no known rhythm falls back to 30 days of silence)."""
+
+    def col(name: str) -> np.ndarray:
+        values = frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
+        return pd.to_numeric(values, errors="coerce").to_numpy(float)
+
+    def known(*values: np.ndarray) -> np.ndarray:
+        return np.logical_and.reduce([~np.isnan(v) for v in values])
+
+    def at_least_one(*names: str) -> np.ndarray:
+        return np.logical_or.reduce([np.nan_to_num(col(n)) >= 1 for n in names])
+
+    days, gap = col("days_since_last_purchase"), col("mean_gap_days")
+    nps, change = col("last_nps"), col("nps_change")
+    now_p, before_p = col("purchases_90d"), col("purchases_prev_90d")
+    now_s, before_s = col("spend_90d"), col("spend_prev_90d")
+    tenure = col("tenure_days")
+    with np.errstate(invalid="ignore"):
+        rules = {
+            "inactivity": known(days) & np.where(known(gap) & (gap != 0), days > gap, days >= 30),
+            "fewer_purchases": known(now_p, before_p) & (now_p < before_p),
+            "lower_spend": known(now_s, before_s) & (before_s > 0) & (now_s < before_s),
+            "repeat_contacts": at_least_one("repeat_contacts_90d"),
+            "long_waits": np.nan_to_num(col("max_wait_90d")) >= long_wait_seconds,
+            "open_tickets": at_least_one("open_tickets"),
+            "complaints": at_least_one("complaints_90d", "negative_notes_90d"),
+            "low_nps": known(nps) & ((nps <= DETRACTOR_MAX) | (known(change) & (change <= -2) & (nps <= 8))),
+            "tenure": known(tenure) & (tenure < NEW_CUSTOMER_DAYS),
+        }
+    none = np.zeros(len(frame), bool)
+    return np.column_stack([rules.get(code, none) for code in codes]) if len(codes) else np.zeros((len(frame), 0), bool)
 
 
 def describe_reason(code: str, row: dict, currency: str = "") -> str:

@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from models.btyd import BGNBD, fit_stored_features, save_fit, saved_fit
-from models.reasons import REASON_COLUMNS, describe_reason, pattern_reason, raises_risk
+from models.reasons import REASON_COLUMNS, describe_reason, pattern_reason, risk_flags
 from models.registry import binned_group_probabilities, binner, load_champion, predict, predict_matrix
 from models.training import add_model_features
 from pipelines.core.config import Config
@@ -120,19 +120,23 @@ def top_reasons(
     # Rounded so that float noise between runs (threaded prediction) cannot flip near-ties.
     vals = np.round(effects.to_numpy(), 6)
     order = np.argsort(-vals, axis=1, kind="stable")
+    usable = np.take_along_axis((vals > MIN_EFFECT) & risk_flags(frame, codes, long_wait_seconds), order, axis=1)
+    chosen = usable & (np.cumsum(usable, axis=1) <= k)  # the k strongest usable drivers, strongest first
+    # The model's drivers raise the score, yet none is a fact one could tell the customer: say so.
+    strongest = np.take_along_axis(vals, order[:, :1], axis=1)[:, 0] if len(codes) else np.zeros(len(frame))
+    pattern = ~chosen.any(axis=1) & (strongest > MIN_EFFECT)
     out = {f"reason_{i + 1}": [None] * len(frame) for i in range(k)}
     out["reason_codes"] = [""] * len(frame)
-    records = frame[[c for c in REASON_COLUMNS if c in frame.columns]].to_dict("records")  # faster than iterrows
-    for r, row in enumerate(records):
-        picked = [
-            codes[j] for j in order[r] if vals[r, j] > MIN_EFFECT and raises_risk(codes[j], row, long_wait_seconds)
-        ][:k]
-        for i, code in enumerate(picked):
-            out[f"reason_{i + 1}"][r] = describe_reason(code, row, currency)
-        if not picked and len(codes) and vals[r, order[r][0]] > MIN_EFFECT:
-            # The model's drivers raise the score, yet none is a fact one could tell the customer: say so.
-            picked = [codes[order[r][0]]]
+    rows = np.flatnonzero(chosen.any(axis=1) | pattern)
+    records = frame.iloc[rows][[c for c in REASON_COLUMNS if c in frame.columns]].to_dict("records")
+    for r, row in zip(rows, records):
+        if pattern[r]:
+            picked = [codes[order[r, 0]]]
             out["reason_1"][r] = pattern_reason(picked[0])
+        else:
+            picked = [codes[j] for j in order[r][chosen[r]]]
+            for i, code in enumerate(picked):
+                out[f"reason_{i + 1}"][r] = describe_reason(code, row, currency)
         out["reason_codes"][r] = ";".join(picked)
     return pd.DataFrame(out, index=frame.index)
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from models.reasons import describe_reason, raises_risk, reasons_frame_ok, rule_text
+from models.reasons import describe_reason, reasons_frame_ok, risk_flags, rule_text
 from models.scoring import DRIVERS, driver_effects, predict, risk_band, top_reasons
 from models.training import FEATURES, PlattCalibrator, evaluate, top_share_metrics
 from pipelines.deliver.alerts import RULE_DRIVER
@@ -30,6 +30,10 @@ def artifact():
         "typical": frame[FEATURES].median().to_dict(),
         "model_version": "test",
     }
+
+
+def _raises_risk(code: str, row: dict, long_wait_seconds: float = 600) -> bool:
+    return bool(risk_flags(pd.DataFrame([row]), [code], long_wait_seconds)[0, 0])
 
 
 def _customer(**over):
@@ -81,14 +85,14 @@ def test_reason_texts_read_as_sentences():
 
 
 def test_only_risk_raising_facts_are_reasons():
-    assert not raises_risk("low_nps", {"last_nps": 9})  # a promoter's answer is no churn reason
-    assert raises_risk("low_nps", {"last_nps": 5})
-    assert raises_risk("low_nps", {"last_nps": 7, "nps_change": -3})  # a passive who dropped
-    assert not raises_risk("tenure", {"tenure_days": 886})  # a long tenure is no churn reason
-    assert raises_risk("tenure", {"tenure_days": 20})
-    assert not raises_risk("fewer_purchases", {"purchases_90d": 3, "purchases_prev_90d": 3})
-    assert not raises_risk("inactivity", {"days_since_last_purchase": 5, "mean_gap_days": 20})
-    assert not raises_risk("long_waits", {"max_wait_90d": 60}, long_wait_seconds=600)
+    assert not _raises_risk("low_nps", {"last_nps": 9})  # a promoter's answer is no churn reason
+    assert _raises_risk("low_nps", {"last_nps": 5})
+    assert _raises_risk("low_nps", {"last_nps": 7, "nps_change": -3})  # a passive who dropped
+    assert not _raises_risk("tenure", {"tenure_days": 886})  # a long tenure is no churn reason
+    assert _raises_risk("tenure", {"tenure_days": 20})
+    assert not _raises_risk("fewer_purchases", {"purchases_90d": 3, "purchases_prev_90d": 3})
+    assert not _raises_risk("inactivity", {"days_since_last_purchase": 5, "mean_gap_days": 20})
+    assert not _raises_risk("long_waits", {"max_wait_90d": 60}, long_wait_seconds=600)
 
 
 def test_risk_bands():
@@ -115,3 +119,22 @@ def test_a_score_no_single_fact_explains_says_so():
         == "no single clear reason: the overall pattern (strongest signal: time since the last purchase)"
     )
     assert out.loc[0, "reason_codes"] == "inactivity" and out.loc[0, "reason_2"] is None
+
+
+def test_risk_flags_with_missing_numbers_and_columns():
+    """Transactions-only data has no service columns; a missing number never points to risk."""
+    frame = pd.DataFrame(
+        {
+            "days_since_last_purchase": [45.0, 45.0, np.nan, 10.0],
+            "mean_gap_days": [np.nan, 60.0, 5.0, 0.0],
+            "purchases_90d": [1.0, np.nan, 0.0, 2.0],
+            "purchases_prev_90d": [3.0, 2.0, np.nan, 2.0],
+        }
+    )
+    codes = ["inactivity", "fewer_purchases", "open_tickets", "complaints", "low_nps", "unknown"]
+    flags = risk_flags(frame, codes)
+    assert flags.shape == (4, 6) and flags.dtype == bool
+    # no rhythm known: 30 days of silence count; a rhythm of 60 days: 45 do not; no purchase at all: nothing
+    assert flags[:, 0].tolist() == [True, False, False, False]
+    assert flags[:, 1].tolist() == [True, False, False, False]
+    assert not flags[:, 2:].any()
