@@ -48,55 +48,49 @@ def binner(artifact: dict):
     return model._bin_mapper.transform
 
 
-def predict_binned(artifact: dict, x_binned: np.ndarray) -> np.ndarray:
-    """Return calibrated probabilities from binned features; equal to predict_matrix on the raw values.
+def binned_probabilities(
+    artifact: dict, x_binned: np.ndarray, typical_binned: np.ndarray | None = None, groups: dict | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Return calibrated probabilities of the gradient-boosting model on binned rows, and per group of feature
+    positions the probabilities with that group set to its typical bins.
 
-    The trees send a binned value the same way as its raw value (a split's threshold is a bin edge);
-    tests/models/test_model.py checks the equality on a trained model.
+    The first equals predict_matrix on the raw values (a split's threshold is a bin edge, so a binned value
+    goes the same way as its raw value). The groups cost a fraction of a whole prediction each: a tree that
+    never splits on a group's features gives the same value either way, so a group re-evaluates only the
+    trees that use it and shares the rest of the sum. tests/models/test_model.py checks both equalities.
     """
     model = artifact["model"]
-    n_threads = _openmp_effective_n_threads()
-    raw = np.full(len(x_binned), float(np.ravel(model._baseline_prediction)[0]))
-    missing_bin = model._bin_mapper.missing_values_bin_idx_
-    for (tree,) in model._predictors:
-        raw += tree.predict_binned(x_binned, missing_bin, n_threads)
-    proba = model._loss.predict_proba(raw[:, None])[:, 1]
-    return np.clip(artifact["calibrator"].predict(proba), 0.0, 1.0)
-
-
-def binned_group_probabilities(
-    artifact: dict, x_binned: np.ndarray, typical_binned: np.ndarray, groups: dict[str, list[int]]
-) -> dict[str, np.ndarray]:
-    """Return, per group of feature positions, calibrated probabilities with that group set to its typical bins.
-
-    Equal (to float rounding) to predict_binned on each altered matrix, at a fraction of the cost: a tree
-    that never splits on a group's features gives the same value either way, so each group re-evaluates
-    only the trees that use it and shares the rest of the sum with the unaltered prediction.
-    """
-    model = artifact["model"]
+    groups = groups or {}
     n_threads = _openmp_effective_n_threads()
     missing_bin = model._bin_mapper.missing_values_bin_idx_
     trees = [tree for (tree,) in model._predictors]
-    used = [set(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0].tolist()) for tree in trees]
-    touches = {name: [k for k, cols in enumerate(used) if cols & set(idx)] for name, idx in groups.items()}
-    groups_of_tree = [[name for name, ks in touches.items() if k in set(ks)] for k in range(len(trees))]
+    columns = {name: set(idx) for name, idx in groups.items()}
+    groups_of_tree = [
+        [name for name, cols in columns.items() if cols & set(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0])]
+        for tree in trees
+    ]
+
+    def calibrated(raw: np.ndarray) -> np.ndarray:
+        proba = model._loss.predict_proba(raw[:, None])[:, 1]
+        return np.clip(artifact["calibrator"].predict(proba), 0.0, 1.0)
+
     raw = np.full(len(x_binned), float(np.ravel(model._baseline_prediction)[0]))
     shared = {name: np.zeros(len(x_binned)) for name in groups}
-    for k, tree in enumerate(trees):
+    for tree, names in zip(trees, groups_of_tree):
         value = tree.predict_binned(x_binned, missing_bin, n_threads)
         raw += value
-        for name in groups_of_tree[k]:
+        for name in names:
             shared[name] += value
     out = {}
     for name, idx in groups.items():
         altered = x_binned.copy()
         altered[:, idx] = typical_binned[0, idx]
         changed = np.zeros(len(x_binned))
-        for k in touches[name]:
-            changed += trees[k].predict_binned(altered, missing_bin, n_threads)
-        proba = model._loss.predict_proba((raw - shared[name] + changed)[:, None])[:, 1]
-        out[name] = np.clip(artifact["calibrator"].predict(proba), 0.0, 1.0)
-    return out
+        for tree, names in zip(trees, groups_of_tree):
+            if name in names:
+                changed += tree.predict_binned(altered, missing_bin, n_threads)
+        out[name] = calibrated(raw - shared[name] + changed)
+    return calibrated(raw), out
 
 
 def champion_on(engine: Engine, hold: pd.DataFrame) -> tuple[str | None, float | None]:

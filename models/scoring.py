@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from models.btyd import BGNBD, fit_stored_features, save_fit, saved_fit
 from models.reasons import REASON_COLUMNS, describe_reason, pattern_reason, risk_flags
-from models.registry import binned_group_probabilities, binner, load_champion, predict, predict_matrix
+from models.registry import binned_probabilities, binner, load_champion, predict, predict_matrix
 from models.training import add_model_features
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError, NoModelError
@@ -98,7 +98,7 @@ def driver_effects(artifact: dict, frame: pd.DataFrame, base: np.ndarray) -> pd.
     groups = {code: [features.index(c) for c in cols if c in features] for code, _, cols in DRIVERS}
     groups = {code: idx for code, idx in groups.items() if idx}
     if to_bins is not None:  # gradient boosting: on the model's bins, each group re-runs only the trees it touches
-        altered = binned_group_probabilities(artifact, to_bins(x), to_bins(typical), groups)
+        _, altered = binned_probabilities(artifact, to_bins(x), to_bins(typical), groups)
         return pd.DataFrame({c: base_logit - logit(p, EPS) for c, p in altered.items()}, index=frame.index)
     effects = {}
     for code, idx in groups.items():

@@ -380,7 +380,7 @@ def test_scoring_in_chunks_gives_the_same_table(full, dates):
 
 def test_binned_prediction_equals_the_model(full, dates):
     """Reasons perturb the gradient-boosting model's bins; that must give the model's own probabilities."""
-    from models.registry import binner, predict_binned, predict_matrix
+    from models.registry import binned_probabilities, binner, predict_matrix
     from models.training import FEATURES, PlattCalibrator, make_gradient_boosting, training_set
 
     cfg, engine = full
@@ -391,17 +391,17 @@ def test_binned_prediction_equals_the_model(full, dates):
     artifact = {"model": model, "calibrator": PlattCalibrator().fit(model.predict_proba(x)[:, 1], y)}
     to_bins = binner(artifact)
     assert to_bins is not None and np.isnan(x).any()  # missing values take the missing bin
-    np.testing.assert_array_equal(predict_binned(artifact, to_bins(x)), predict_matrix(artifact, x))
+    np.testing.assert_array_equal(binned_probabilities(artifact, to_bins(x))[0], predict_matrix(artifact, x))
     # Each driver group re-runs only the trees that split on it: the same probabilities as the whole model.
-    from models.registry import binned_group_probabilities
     from models.scoring import DRIVERS
 
     typical = np.nanmedian(x, axis=0, keepdims=True)
     groups = {code: [features.index(c) for c in cols if c in features] for code, _, cols in DRIVERS}
     groups = {code: idx for code, idx in groups.items() if idx}
-    fast = binned_group_probabilities(artifact, to_bins(x), to_bins(typical), groups)
+    _, fast = binned_probabilities(artifact, to_bins(x), to_bins(typical), groups)
     assert set(fast) == set(groups) and len(groups) >= 8
     for code, idx in groups.items():
         altered = to_bins(x)
         altered[:, idx] = to_bins(typical)[0, idx]
-        np.testing.assert_allclose(fast[code], predict_binned(artifact, altered), rtol=0, atol=1e-12, err_msg=code)
+        whole = binned_probabilities(artifact, altered)[0]  # every tree on the altered rows
+        np.testing.assert_allclose(fast[code], whole, rtol=0, atol=1e-12, err_msg=code)
