@@ -125,3 +125,9 @@ def test_the_cli_runs_the_step_and_a_missing_connection_is_one_line(tmp_path):
         "error: alerts.email is set but the SMTP connection 'smtp_default' is not defined "
         "(define it in Airflow or set AIRFLOW_CONN_SMTP_DEFAULT)"
     ], done.stderr
+
+
+@pytest.mark.parametrize("uri", ["smtp://mail:http", "smtp://mail?timeout=soon", "smtp://:25", "mail.example.com"])
+def test_a_broken_connection_uri_names_the_connection(uri):
+    with pytest.raises(ConfigError, match="SMTP connection 'smtp_default'"):
+        SmtpServer.from_uri(uri, "smtp_default")
