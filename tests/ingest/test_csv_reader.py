@@ -1,0 +1,49 @@
+"""The plain-CSV fast path gives exactly the frame of the record-by-record reader, and steps aside otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+import pipelines.ingest.extract as extract
+
+PLAIN = [
+    "customer_id,ts,amount\nC1,2024-01-01 10:00:00,12.5\nC2, 2024-01-02 ,\n",
+    "customer_id;ts;amount\nC1;2024-01-01;1\nC2;2024-01-02;2",  # no newline at the end
+    "customer_id,ts,amount,type\n,,,\nC3,2024-01-03,-4,refund\n",
+]
+NOT_PLAIN = [
+    'customer_id,note\nC1,"a, b"\n',  # quoted delimiter
+    "customer_id,ts\nC1,2024-01-01\n\nC2,2024-01-02\n",  # blank line
+    "customer_id,ts\nC1,2024-01-01,extra\n",  # ragged
+    "customer_id,ts\r\nC1,2024-01-01\r\n",  # CR line ends
+    "customer_id\nC1\n",  # one column: a blank line would look like a record
+]
+
+
+def _careful(path, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(extract, "_read_simple_csv", lambda text, delimiter: None)
+        return extract.read_csv_file(path, "transactions")
+
+
+@pytest.mark.parametrize("text", PLAIN)
+def test_plain_csv_fast_path_equals_careful_reader(tmp_path, monkeypatch, text):
+    path = tmp_path / "2024-01-03.csv"
+    path.write_text(text)
+    assert extract._read_simple_csv(text, extract._sniff_delimiter(text.split("\n")[0])) is not None
+    fast = extract.read_csv_file(path, "transactions")
+    careful = _careful(path, monkeypatch)
+    assert fast.equals(careful)
+    assert list(fast["_source_row"]) == list(range(2, len(fast) + 2))
+
+
+@pytest.mark.parametrize("text", NOT_PLAIN)
+def test_anything_not_plain_goes_to_the_careful_reader(text):
+    assert extract._read_simple_csv(text, extract._sniff_delimiter(text.split("\n")[0])) is None
+
+
+def test_repeated_header_still_named(tmp_path):
+    path = tmp_path / "2024-01-03.csv"
+    path.write_text("customer_id,ts,ts\nC1,2024-01-01,2024-01-01\n")
+    with pytest.raises(extract.DataQualityError, match="repeats column"):
+        extract.read_csv_file(path, "transactions")
