@@ -339,6 +339,15 @@ def bench(
     history_window: Annotated[int, typer.Option(min=7, help="Days per history load run.")] = 60,
     repeat: Annotated[int, typer.Option(min=1, help="Nightly and retrain runs (medians are reported).")] = 3,
     reuse: Annotated[bool, typer.Option(help="Keep the data and history of an earlier run of this name.")] = False,
+    peers: Annotated[
+        bool, typer.Option(help="Also time lifetimes and PyMC-Marketing against the feature build (side by side).")
+    ] = True,
+    peers_python: Annotated[
+        str, typer.Option(help="Python of the peers venv (make peers-venv).")
+    ] = "var/peers-venv/bin/python",
+    peers_rows: Annotated[int, typer.Option(min=1, help="Transactions in the side-by-side file (at least).")] = (
+        10_000_000
+    ),
 ) -> None:
     """Time one nightly increment and one retrain on N generated customers; write bench/results/<name>.json."""
     from pipelines.synth.bench import run_bench
@@ -347,7 +356,15 @@ def bench(
     folder = Path(workdir) if workdir else Path("var/bench") / name
     with console.status(f"benchmark {name}: {customers:,} customers"):
         results = run_bench(
-            customers, name, folder.resolve(), Path("bench/results").resolve(), history_window, repeat, reuse
+            customers,
+            name,
+            folder.resolve(),
+            Path("bench/results").resolve(),
+            history_window,
+            repeat,
+            reuse,
+            Path(peers_python).absolute() if peers else None,
+            peers_rows,
         )
     title = f"benchmark {name} ({customers:,} customers; nightly and retrain: median of {repeat})"
     table = Table("phase", "seconds", "peak RSS (MB)", title=title)
@@ -360,6 +377,48 @@ def bench(
         f"nightly increment: {sum(results['increment_rows'].values()):,} rows, "
         f"{results['nightly_customers_per_second']:,.0f} customers/s"
     )
+    if "peers" in results:
+        _print_peers(results["peers"])
+
+
+def _print_peers(peers: dict) -> None:
+    """Print the side by side: seconds per part of each tool, the ratios and whether the summaries agree."""
+    table = Table(
+        "tool",
+        "read / load (s)",
+        "summary / features (s)",
+        "process (s)",
+        "peak RSS (MB)",
+        "agree",
+        title=f"side by side on {peers['rows']:,} transactions, {peers['customers']:,} customers",
+    )
+    for tool, m in peers["tools"].items():
+        if "error" in m:
+            table.add_row(tool, "failed", escape(m["error"]), "", "", "")
+            continue
+        read = m.get("read_seconds", m.get("load_seconds"))
+        work = m.get("summary_seconds", m.get("features_seconds"))
+        agreement = peers["agreement"].get(tool)
+        agree = (
+            "-"
+            if agreement is None
+            else ("yes" if agreement["agree"] else f"NO ({agreement['mismatched_customers']:,})")
+        )
+        table.add_row(
+            tool,
+            f"{read:.1f}",
+            f"{work:.1f}",
+            f"{m['process']['seconds']:.1f}",
+            f"{m['process']['peak_rss_mb']:.0f}",
+            agree,
+        )
+    console.print(table)
+    for tool, r in peers["ratios"].items():
+        if tool not in ("basis", "goal"):
+            console.print(
+                f"{tool} / churnwatch: {r['read_plus_summary']}x (read + summary), {r['summary_only']}x (summary only),"
+                f" {r['summary_vs_equivalent_query']}x (summary vs the same columns in SQL)"
+            )
 
 
 @outcomes_app.command("import")

@@ -5,7 +5,9 @@ Phases, each in a subprocess whose whole process tree is sampled for memory (RSS
    customers, appended to the same daily files);
 2. history: load and validate the history once, in windows of `history_window` days (reported apart);
 3. nightly: the day's increment through every nightly step (`churnwatch run --date D`);
-4. retrain: `churnwatch train --date D`.
+4. retrain: `churnwatch train --date D`;
+5. peers (unless peers_python is None): lifetimes and PyMC-Marketing against churnwatch's feature build on one
+   transactions CSV of at least `peers_rows` rows (pipelines/synth/peers.py), under results["peers"].
 Wall time per step comes from `pipeline_runs`; results go to `bench/results/<name>.json`.
 """
 
@@ -15,10 +17,7 @@ import importlib.metadata
 import json
 import os
 import platform
-import subprocess
 import sys
-import threading
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -26,47 +25,10 @@ import psutil
 import yaml
 
 from pipelines.core.errors import ChurnwatchError
+from pipelines.synth.measure import measured
 
 BLOCK = 50_000
 DAYS = 730
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def measured(cmd: list[str], env: dict, log: Path) -> dict:
-    """Run a command; return wall seconds and the peak RSS of its whole process tree (sampled every 50 ms)."""
-    started = time.perf_counter()
-    with open(log, "a") as fh:
-        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
-        ps = psutil.Process(proc.pid)
-        peak = 0
-        done = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not done.is_set():
-                try:
-                    peak = max(peak, _tree_rss(ps))
-                except psutil.Error:
-                    pass
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        code = proc.wait()
-        done.set()
-        sampler.join()
-    if code != 0:
-        raise ChurnwatchError(f"benchmark step failed ({' '.join(cmd[2:5])}...); see {log}")
-    return {"seconds": round(time.perf_counter() - started, 2), "peak_rss_mb": round(peak / 2**20, 1)}
 
 
 def machine() -> dict:
@@ -99,12 +61,15 @@ def run_bench(
     history_window: int = 60,
     repeat: int = 3,
     reuse: bool = False,
+    peers_python: Path | None = None,
+    peers_rows: int = 10_000_000,
 ) -> dict:
     """Run the benchmark and write results_dir/<name>.json; return the results.
 
     The nightly run and the retrain are repeated `repeat` times (each re-run replaces the same
     outputs) and reported as medians. reuse=True keeps the generated data and loaded history of an
     earlier run in workdir (its generate and history figures are carried over from its results file).
+    peers_python is the peers venv's interpreter; None leaves the side by side out.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "bench.log"
@@ -135,6 +100,11 @@ def run_bench(
         # Written now, so that a later --reuse can time the nightly run again without the history load.
         results_dir.mkdir(parents=True, exist_ok=True)
         previous.write_text(json.dumps(results, indent=2, default=str))
+    if peers_python is not None and results["rows"]["transactions"] < peers_rows:
+        raise ChurnwatchError(
+            f"{results['rows']['transactions']:,} transactions are too few for the side by side with the peers"
+            f" ({peers_rows:,} wanted): more customers, a smaller --peers-rows, or --no-peers"
+        )
     results["phases"].update(_nightly_and_retrain(workdir, env, log, repeat))
     last = date(2024, 1, 1) + timedelta(days=DAYS - 1)
     nightly = results["phases"]["nightly"]
@@ -142,6 +112,11 @@ def run_bench(
     results["increment_rows"] = increment
     results["nightly_rows_per_second"] = round(sum(increment.values()) / nightly["seconds"], 1)
     results["nightly_customers_per_second"] = round(customers / nightly["seconds"], 1)
+    if peers_python is not None:
+        from pipelines.synth.peers import run_peers
+
+        landing = workdir / "gen" / "landing"
+        results["peers"] = run_peers(landing, workdir / "peers", env, log, peers_python, peers_rows)
     results_dir.mkdir(parents=True, exist_ok=True)
     previous.write_text(json.dumps(results, indent=2, default=str))
     return results
