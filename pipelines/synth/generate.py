@@ -18,7 +18,7 @@ Each leaver's *cause* is recorded too: the hazard component that was largest on 
 (service episodes, the decline, or the no-warning base hazard). OutreachEffect says what one retention
 call does for each cause; for every leaver the generator writes the purchases they would have made had a
 call kept them (outreach/kept_transactions.csv), which pipelines.synth.outreach merges after the fact for
-the customers the pipeline's own lists called.
+the customers the pipeline's own lists called (only the days after the call).
 
 A World holds the process's parameters and is recorded in truth/meta.json. WORLDS["observable"]
 lets the drivers show in behaviour first: a decline thins purchases for 90 days before it raises the
@@ -95,9 +95,10 @@ CAUSES = ("service", "decline", "sudden")
 
 @dataclass(frozen=True)
 class OutreachEffect:
-    """The true share of would-be leavers (within the horizon after the call) that one call keeps, by cause."""
+    """The true share of leavers at stake (lost within the horizon before the call, or leaving within the
+    horizon after it) that one call keeps or wins back, by cause."""
 
-    service: float = 0.5  # service recovery fixes what drove them away
+    service: float = 0.6  # service recovery fixes what drove them away
     decline: float = 0.05  # a fading, price- or habit-driven customer: a call rarely turns it
     sudden: float = 0.0  # no warning sign: nothing for a call to fix
 

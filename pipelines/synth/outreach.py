@@ -1,8 +1,9 @@
 """Simulated outreach on generated data, and the uplift ranking judged against the generator's truth.
 
 The world is simulated up front, but who is called depends on the pipeline's lists, so a call is applied
-after the fact: `apply_outreach` decides which called customers the call keeps (a Bernoulli draw with the
-true effect of their churn cause, fixed per customer by the seed), records it in truth/outreach_calls.csv,
+after the fact: `apply_outreach` decides which called customers at stake (lost within the horizon before
+the call, or leaving within the horizon after it) the call keeps (a Bernoulli draw with the true effect of
+their churn cause, fixed per customer by the seed), records it in truth/outreach_calls.csv,
 and merges the kept customers' continuation purchases (after the call day only) into the landing files,
 so the pipeline's own churn labels see the calls. `judge_uplift` compares the two rankings at the same
 capacity by true saved value, and the estimated uplift per profile with the true effect on the label.
@@ -26,7 +27,7 @@ from pipelines.core.warehouse import read_frame
 from pipelines.synth.generate import OutreachEffect, load_truth
 
 CALLS_FILE = "outreach_calls.csv"
-CALL_COLUMNS = ["as_of_date", "customer_id", "cause", "effect", "would_churn", "saved"]
+CALL_COLUMNS = ["as_of_date", "customer_id", "cause", "effect", "at_stake", "saved"]
 
 
 def response_draw(customer_ids: pd.Series, seed: int) -> np.ndarray:
@@ -37,7 +38,11 @@ def response_draw(customer_ids: pd.Series, seed: int) -> np.ndarray:
 
 
 def true_effects(generated: Path, as_of: date, customer_ids: pd.Series) -> pd.DataFrame:
-    """Return per customer: churn cause, the call's true effect, and whether they would leave within the horizon."""
+    """Return per customer: churn cause, the call's true effect, and whether a call can still change anything.
+
+    at_stake: the customer left within the horizon before as_of (lost, though still on the lists: a
+    recovery call may win them back) or would leave within the horizon after it.
+    """
     customers, _, meta = load_truth(generated)
     start, horizon = date.fromisoformat(str(meta["start"])), int(meta["horizon_days"])
     day = (as_of - start).days
@@ -51,6 +56,7 @@ def true_effects(generated: Path, as_of: date, customer_ids: pd.Series) -> pd.Da
             "cause": cause.to_numpy(),
             "effect": effect,
             "would_churn": (churn_day > day) & (churn_day <= day + horizon),
+            "at_stake": (churn_day > day - horizon) & (churn_day <= day + horizon),
             "churn_day": churn_day,
         }
     )
@@ -81,7 +87,7 @@ def apply_outreach(generated: Path, landing: Path, as_of: date, sent_customer_id
     # Anyone kept by any call recorded so far (this day's too, on a re-run) already has their purchases.
     kept_before = set(calls.loc[calls["saved"].astype(str) == "True", "customer_id"])
     draw = response_draw(called["customer_id"], seed)
-    saved = called["would_churn"].to_numpy() & (draw < called["effect"].to_numpy())
+    saved = called["at_stake"].to_numpy() & (draw < called["effect"].to_numpy())
     newly = saved & ~called["customer_id"].isin(kept_before).to_numpy()
     record = called.assign(as_of_date=as_of.isoformat(), saved=saved)[CALL_COLUMNS]
     pd.concat([earlier, record], ignore_index=True).to_csv(generated / "truth" / CALLS_FILE, index=False)
@@ -91,7 +97,7 @@ def apply_outreach(generated: Path, landing: Path, as_of: date, sent_customer_id
     return {
         "as_of": as_of.isoformat(),
         "called": int(len(called)),
-        "would_churn": int(called["would_churn"].sum()),
+        "at_stake": int(called["at_stake"].sum()),
         "kept": int(saved.sum()),
         "purchases_added": rows,
     }
@@ -142,9 +148,10 @@ def _original_purchase_days(landing: Path, start: date) -> pd.DataFrame:
 def label_effects(generated: Path, landing: Path, observations: pd.DataFrame, horizon: int) -> np.ndarray:
     """Return each (customer_id, alert_date) observation's true expected effect of a call on its churn label.
 
-    A call moves the label only for a customer who would leave within the horizon, whom the call keeps
-    (with their cause's effect), whose leaving shows as no purchase in the horizon, and whose kept
-    purchases would show one; a customer kept by an earlier call has nothing left to gain.
+    A call moves the label only for a customer at stake (lost within the horizon before, or leaving within
+    the horizon after the call), whom the call keeps (with their cause's effect), whose leaving shows as no
+    purchase in the horizon, and whose kept purchases would show one; a customer kept by an earlier call
+    has nothing left to gain.
     """
     _, _, meta = load_truth(generated)
     start = date.fromisoformat(str(meta["start"]))
@@ -157,7 +164,7 @@ def label_effects(generated: Path, landing: Path, observations: pd.DataFrame, ho
     parts = []
     for alert_date, part in obs.groupby("alert_date"):
         truth = true_effects(generated, pd.Timestamp(alert_date).date(), part["customer_id"])
-        parts.append(truth[["effect", "would_churn"]].set_index(part.index))
+        parts.append(truth[["effect", "at_stake"]].set_index(part.index))
     obs = obs.join(pd.concat(parts))
     earlier = obs["customer_id"].map(first_saved).fillna("9999-12-31") < obs["alert_date"].astype(str)
 
@@ -167,7 +174,7 @@ def label_effects(generated: Path, landing: Path, observations: pd.DataFrame, ho
         hit = joined.loc[inside, "index"].unique()
         return obs.index.isin(hit)
 
-    moves = obs["would_churn"].to_numpy() & ~earlier.to_numpy() & ~any_within(bought) & any_within(kept)
+    moves = obs["at_stake"].to_numpy() & ~earlier.to_numpy() & ~any_within(bought) & any_within(kept)
     return np.where(moves, obs["effect"].to_numpy(), 0.0)
 
 
@@ -183,7 +190,7 @@ def ranking_saved_value(cfg: Config, engine: Engine, as_of: date, generated: Pat
     """Return the true value saved by each ranking of the night's prevention candidates at the lists' capacity.
 
     The candidates are the rows a team could have called (sent and overflow); each team keeps the number it
-    was sent. True saved value = true effect of the customer's cause x would leave within the horizon x value.
+    was sent. True saved value = true effect of the customer's cause x at stake (true_effects) x value.
     """
     alerts = read_frame(
         engine,
@@ -195,7 +202,7 @@ def ranking_saved_value(cfg: Config, engine: Engine, as_of: date, generated: Pat
         return {}
     truth = true_effects(generated, as_of, alerts["customer_id"])
     alerts["true_saved"] = (
-        truth["effect"].to_numpy() * truth["would_churn"].to_numpy() * pd.to_numeric(alerts["value_12m"]).to_numpy()
+        truth["effect"].to_numpy() * truth["at_stake"].to_numpy() * pd.to_numeric(alerts["value_12m"]).to_numpy()
     )
     p = pd.to_numeric(alerts["churn_probability"])
     uplift = pd.to_numeric(alerts["uplift"]).clip(lower=0)

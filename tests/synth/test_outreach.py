@@ -37,7 +37,7 @@ def test_generator_records_each_leavers_cause_and_kept_purchases(small_dataset):
     leavers = truth["churn_day"] >= 0
     assert set(truth.loc[leavers, "churn_cause"]) <= set(CAUSES) and truth.loc[~leavers, "churn_cause"].isna().all()
     assert {"service", "decline"} <= set(truth["churn_cause"].dropna())
-    assert meta["outreach"] == {"service": 0.5, "decline": 0.05, "sudden": 0.0}
+    assert meta["outreach"] == {"service": 0.6, "decline": 0.05, "sudden": 0.0}
     kept = pd.read_csv(small_dataset / "outreach" / "kept_transactions.csv")
     churn_day = kept["customer_id"].map(truth.set_index("customer_id")["churn_day"])
     assert (kept["day"] >= churn_day).all() and kept["day"].max() < meta["days"]
@@ -51,8 +51,8 @@ def test_generator_records_each_leavers_cause_and_kept_purchases(small_dataset):
 def test_apply_outreach_changes_only_later_days_of_kept_called_customers(generated):
     landing = generated / "landing"
     truth = true_effects(generated, AS_OF, load_truth(generated)[0]["customer_id"])
-    leaving = truth[truth["would_churn"]]
-    sent = leaving["customer_id"].iloc[::2].tolist() + truth.loc[~truth["would_churn"], "customer_id"][:50].tolist()
+    leaving = truth[truth["at_stake"]]
+    sent = leaving["customer_id"].iloc[::2].tolist() + truth.loc[~truth["at_stake"], "customer_id"][:50].tolist()
     control = leaving["customer_id"].iloc[1::2].tolist()
     before, txns_before = _digests(landing), _transactions(landing)
     summary = apply_outreach(generated, landing, AS_OF, sent, seed=5)
@@ -62,13 +62,13 @@ def test_apply_outreach_changes_only_later_days_of_kept_called_customers(generat
     calls = pd.read_csv(generated / "truth" / "outreach_calls.csv", dtype={"customer_id": str})
     kept = set(calls.loc[calls["saved"], "customer_id"])
     assert summary["kept"] == len(kept) > 0 and kept <= set(sent) and not kept & set(control)
-    assert calls.loc[calls["saved"], "would_churn"].all()  # only a customer who would leave can be kept
+    assert calls.loc[calls["saved"], "at_stake"].all()  # only a customer lost or leaving can be kept
     added = _transactions(landing).merge(txns_before, how="left", indicator=True).query("_merge == 'left_only'")
     assert set(added["customer_id"]) == kept and (pd.to_datetime(added["ts"]).dt.date > AS_OF).all()
     # The share kept follows the true effect of each cause.
-    called = calls.query("would_churn")
+    called = calls.query("at_stake")
     rate = called.groupby("cause")["saved"].mean()
-    assert 0.3 < rate["service"] < 0.7 and rate.get("decline", 0) < 0.2 and rate.get("sudden", 0) == 0
+    assert 0.4 < rate["service"] < 0.8 and rate.get("decline", 0) < 0.2 and rate.get("sudden", 0) == 0
     # Deterministic: the same call on another copy gives the same files; a re-run adds nothing twice.
     apply_outreach(generated, landing, AS_OF, sent, seed=5)
     assert _digests(landing) == after
