@@ -6,8 +6,9 @@ prevention alerts whose horizon has matured within `alerts.uplift.window_days`, 
 customers with the comparable control customers (held out, ranked within the called range) per profile:
 effect = control churn - treated churn with Newcombe's 95 % interval. It keeps each customer's first alert
 in a horizon only (a later row of the same customer is not a new experiment). A profile with fewer than
-`alerts.uplift.min_control` control or treated alerts takes the pooled effect (source `pooled`); when the
-pool itself is that thin, nothing is used (source `thin`) and the lists stay ranked by value at risk.
+`alerts.uplift.min_control` control or treated alerts takes the effect of its reason category across bands
+(source `category`), or the pooled effect when the category is thin too (source `pooled`); when the pool
+itself is that thin, nothing is used (source `thin`) and the lists stay ranked by value at risk.
 
 Step estimate_uplift. Table uplift_estimates. Tests: tests/models/test_uplift.py. Doc: docs/deliver.md
 ("Who responds: uplift").
@@ -29,6 +30,7 @@ from pipelines.core.warehouse import read_frame, replace_partition, sql_text
 from pipelines.features.population import churn_labels
 
 POOLED = "all"
+ANY_BAND = "any"  # the profile of a reason category across risk bands, e.g. 'service/any'
 # Rule triggers that make an alert a service case whatever the model's first reason says.
 SERVICE_RULES = ("repeat_contacts", "detractor_after_complaint")
 ESTIMATE_COLUMNS = [
@@ -79,32 +81,52 @@ def _effect_row(profile: str, cell: pd.DataFrame) -> dict:
 
 
 def uplift_by_profile(observations: pd.DataFrame, min_control: int) -> pd.DataFrame:
-    """Return the effect per profile and pooled (profile 'all') from rows of profile, treated, churned.
+    """Return the effect per profile, per reason category (profile 'category/any') and pooled (profile 'all')
+    from rows of profile, treated, churned.
 
-    source: `measured` (the profile's own treated vs control), `pooled` (too few of either: the pooled
-    effect and interval stand in) or `thin` (the pool itself is too small: no effect is used).
+    source: `measured` (its own treated vs control), `category` (too few of either: the effect and interval
+    of its reason category across bands stand in), `pooled` (the category too: the pooled effect) or `thin`
+    (the pool itself is too small: no effect is used).
     """
     obs = observations.assign(treated=observations["treated"].astype(bool), churned=observations["churned"].astype(int))
     pooled = _effect_row(POOLED, obs)
-    enough = lambda r: min(r["n_treated"], r["n_control"]) >= min_control  # noqa: E731
-    pooled["source"] = "measured" if enough(pooled) else "thin"
+    pooled["source"] = "measured" if _enough(pooled, min_control) else "thin"
     rows = [pooled]
-    for profile, cell in obs.groupby("profile", sort=True):
-        row = _effect_row(str(profile), cell)
-        if enough(row):
-            row["source"] = "measured"
-        else:
-            row |= {k: pooled[k] for k in ("effect", "ci_low", "ci_high")}
-            row["source"] = "pooled" if pooled["source"] == "measured" else "thin"
+    fallback = {}
+    category = obs["profile"].astype(str).str.split("/").str[0]
+    for name, cell in obs.groupby(category, sort=True):
+        row = _effect_row(f"{name}/{ANY_BAND}", cell)
+        row = _or_parent(row, pooled, "pooled", min_control)
+        fallback[name] = row
         rows.append(row)
+    for profile, cell in obs.groupby("profile", sort=True):
+        parent = fallback[str(profile).split("/")[0]]
+        rows.append(_or_parent(_effect_row(str(profile), cell), parent, "category", min_control))
     return pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
 
 
+def _enough(row: dict, min_control: int) -> bool:
+    return min(row["n_treated"], row["n_control"]) >= min_control
+
+
+def _or_parent(row: dict, parent: dict, source: str, min_control: int) -> dict:
+    """Return row as measured when it has enough evidence, else carrying its parent's effect and interval."""
+    if _enough(row, min_control):
+        return row | {"source": "measured"}
+    if parent["source"] == "thin":
+        return row | {k: parent[k] for k in ("effect", "ci_low", "ci_high")} | {"source": "thin"}
+    # A parent that itself fell back passes on its own source (a category on the pooled effect: pooled).
+    inherited = source if parent["source"] == "measured" else parent["source"]
+    return row | {k: parent[k] for k in ("effect", "ci_low", "ci_high")} | {"source": inherited}
+
+
 def uplift_of(estimates: pd.DataFrame, profiles: pd.Series) -> pd.Series:
-    """Return the usable effect of each profile (its own, else the pooled one); NaN when none is usable."""
+    """Return the usable effect of each profile (its own, else its category's, else the pooled one); NaN when
+    none is usable."""
     usable = estimates[estimates["source"] != "thin"].set_index("profile")["effect"]
     pooled = usable.get(POOLED, np.nan)
-    return profiles.map(usable.drop(POOLED, errors="ignore")).fillna(pooled).astype(float)
+    category = profiles.fillna("").astype(str).str.split("/").str[0] + f"/{ANY_BAND}"
+    return profiles.map(usable).fillna(category.map(usable)).fillna(pooled).astype(float).where(profiles.notna())
 
 
 def choose_ranking(estimates: pd.DataFrame, cfg: Config) -> tuple[str, str]:
@@ -118,13 +140,13 @@ def choose_ranking(estimates: pd.DataFrame, cfg: Config) -> tuple[str, str]:
     if row["source"] == "thin":
         short = "n_control" if row["n_control"] < need else "n_treated"
         return "value_at_risk", f"value at risk: uplift evidence too thin ({short} {int(row[short]):,} < {need})"
-    cells = estimates[estimates["profile"] != POOLED]
+    cells = estimates[(estimates["profile"] != POOLED) & ~estimates["profile"].str.endswith(f"/{ANY_BAND}")]
     measured = int((cells["source"] == "measured").sum())
     return (
         "expected_value_saved",
         f"expected value saved (uplift measured on {int(row['n_treated']):,} treated / "
         f"{int(row['n_control']):,} control customers; {measured} of {len(cells)} profiles on their own evidence, "
-        "the rest on the pooled effect)",
+        "the rest on their reason category's or the pooled effect)",
     )
 
 

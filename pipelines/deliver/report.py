@@ -501,6 +501,7 @@ def _outreach_section(data: dict) -> str:
 
 UPLIFT_SOURCES = {
     "measured": "own evidence",
+    "category": "too few: its reason category's effect used",
     "pooled": "too few: pooled effect used",
     "thin": "too few: not used",
 }
@@ -515,7 +516,9 @@ def _uplift(frame: pd.DataFrame) -> pd.DataFrame:
         effect = "n/a" if pd.isna(r.effect) else f"{r.effect:+.0%} ({r.ci_low:+.0%} to {r.ci_high:+.0%})"
         rows.append(
             {
-                "profile": "all (pooled)" if r.profile == "all" else r.profile.replace("/", ", "),
+                "profile": "all (pooled)"
+                if r.profile == "all"
+                else r.profile.replace("/any", ", all bands").replace("/", ", "),
                 "customers sent": f"{int(r.n_treated):,}",
                 "control customers": f"{int(r.n_control):,}",
                 "churn reduction (95 % interval)": effect,
@@ -531,7 +534,8 @@ def _uplift_section(data: dict) -> str:
         f"{_table(_uplift(data.get('uplift', pd.DataFrame())), empty='no matured alerts yet')}"
         '<p class="note">churn of comparable control customers − churn of customers sent to teams, per reason '
         "category and risk band, from alert days whose horizon has passed (each customer's first alert in a "
-        "horizon); a profile with too few sent or control customers uses the pooled effect. With alerts.ranking "
+        "horizon); a profile with too few sent or control customers uses its reason category's effect, or the pooled "
+        "one. With alerts.ranking "
         "expected_value_saved, prevention lists are ranked by churn probability × this effect × value.</p></section>"
     )
 

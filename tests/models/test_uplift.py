@@ -41,7 +41,8 @@ def test_known_effects_per_profile_are_recovered_with_newcombe_intervals():
         [
             _cell("service/high", 200, 60, 100, 70),  # 0.70 - 0.30 = 0.40
             _cell("inactivity/high", 200, 110, 100, 60),  # 0.60 - 0.55 = 0.05
-            _cell("service/medium", 10, 2, 5, 3),  # thin: the pooled effect stands in
+            _cell("service/medium", 10, 2, 5, 3),  # thin: its category's effect stands in
+            _cell("satisfaction/high", 10, 2, 5, 3),  # thin, and so is its category: the pooled effect
         ]
     )
     est = uplift_by_profile(obs, min_control=30).set_index("profile")
@@ -51,13 +52,20 @@ def test_known_effects_per_profile_are_recovered_with_newcombe_intervals():
     assert est.loc["inactivity/high", "effect"] == pytest.approx(0.05)
     assert est.loc["inactivity/high", "ci_low"] < 0 < est.loc["inactivity/high", "ci_high"]
     pooled = est.loc["all"]
-    assert (pooled["n_treated"], pooled["n_control"]) == (410, 205)
-    assert pooled["effect"] == pytest.approx(133 / 205 - 172 / 410)
+    assert (pooled["n_treated"], pooled["n_control"]) == (420, 210)
+    assert pooled["effect"] == pytest.approx(136 / 210 - 174 / 420)
+    category = est.loc["service/any"]
+    assert (category["n_treated"], category["n_control"], category["source"]) == (210, 105, "measured")
+    assert category["effect"] == pytest.approx(73 / 105 - 62 / 210)
     thin = est.loc["service/medium"]
-    assert thin["source"] == "pooled" and (thin["n_treated"], thin["n_control"]) == (10, 5)
-    assert thin["effect"] == pooled["effect"] and thin["ci_low"] == pooled["ci_low"]
-    uplift = uplift_of(est.reset_index(), pd.Series(["service/high", "service/medium", "never/seen", None]))
-    assert uplift.tolist()[:3] == pytest.approx([0.40, pooled["effect"], pooled["effect"]])
+    assert thin["source"] == "category" and (thin["n_treated"], thin["n_control"]) == (10, 5)
+    assert thin["effect"] == category["effect"] and thin["ci_low"] == category["ci_low"]
+    assert est.loc["satisfaction/any", "source"] == est.loc["satisfaction/high", "source"] == "pooled"
+    assert est.loc["satisfaction/high", "effect"] == pooled["effect"]
+    profiles = pd.Series(["service/high", "service/medium", "service/low", "never/seen", None])
+    uplift = uplift_of(est.reset_index(), profiles)
+    assert uplift.tolist()[:4] == pytest.approx([0.40, category["effect"], category["effect"], pooled["effect"]])
+    assert pd.isna(uplift[4])
 
 
 def test_interval_covers_the_true_effect_on_simulated_trials():
@@ -81,7 +89,7 @@ def test_thin_pool_means_no_uplift_ranking_and_the_note_says_why():
     enough = uplift_by_profile(_cell("service/high", 300, 60, 100, 50), min_control=30)
     ranking, note = choose_ranking(enough, cfg)
     assert ranking == "expected_value_saved"
-    assert note.startswith("expected value saved (uplift measured on 300 treated / 100 control customers")
+    assert note.startswith("expected value saved (uplift measured on 300 treated / 100 control customers; 1 of 1")
     assert choose_ranking(enough, Config())[0] == "value_at_risk"  # the default ranking is value at risk
 
 
@@ -165,7 +173,7 @@ def test_estimate_uplift_reads_matured_alerts_keeps_first_alerts_and_comparable_
     assert (cell["n_treated"], cell["n_control"], cell["source"]) == (4, 3, "measured")
     assert cell["effect"] == pytest.approx(1.0 - 0.5)
     estimate_uplift(as_of, cfg, engine)  # a re-run replaces the night's rows
-    assert len(read_frame(engine, "SELECT * FROM uplift_estimates WHERE as_of_date = :d", {"d": as_of})) == 2
+    assert len(read_frame(engine, "SELECT * FROM uplift_estimates WHERE as_of_date = :d", {"d": as_of})) == 3
     assert summary.ranking == "value_at_risk" and "alerts.ranking" in summary.note
     # Nothing has matured before the first alert's horizon has passed.
     assert matured_observations(DAY + timedelta(days=29), cfg, engine).empty
