@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from models.uplift import matured_observations
+from models.uplift import ANY_BAND, POOLED, matured_observations
 from pipelines.core.config import Config
 from pipelines.core.warehouse import read_frame
 from pipelines.synth.generate import OutreachEffect, load_truth
@@ -237,7 +237,12 @@ def estimates_vs_truth(cfg: Config, engine: Engine, as_of: date, generated: Path
     observations["true_effect"] = label_effects(generated, landing, observations, cfg.churn.horizon_days)
     rows = []
     for r in estimates.itertuples(index=False):
-        cell = observations if r.profile == "all" else observations[observations["profile"] == r.profile]
+        if r.profile == POOLED:
+            cell = observations
+        elif r.profile.endswith(f"/{ANY_BAND}"):
+            cell = observations[observations["profile"].str.split("/").str[0] == r.profile.split("/")[0]]
+        else:
+            cell = observations[observations["profile"] == r.profile]
         truth = float(cell["true_effect"].mean()) if len(cell) else float("nan")
         rows.append(
             {
