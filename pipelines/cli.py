@@ -494,15 +494,17 @@ def demo(
         run_generate(spec, out, "csv")
     console.print(f"[green]✓[/] generated {out}")
     with console.status("loading and validating the history"):
-        history_end = as_of - timedelta(days=1)
-        run_step("load_landing", history_end, cfg=cfg, since=spec.start)
-        run_step("validate_data", history_end, cfg=cfg, since=spec.start)
-    console.print(f"[green]✓[/] history loaded up to {history_end}")
-    with console.status("replaying an earlier night and the KPI history"):
-        replay_history(cfg, as_of)
+        first = first_replay_night(cfg, as_of)
+        run_step("load_landing", first, cfg=cfg, since=spec.start)
+        run_step("validate_data", first, cfg=cfg, since=spec.start)
+    console.print(f"[green]✓[/] history loaded up to {first}")
+    with console.status("replaying earlier nights with simulated calls, and the KPI history"):
+        nights = replay_history(cfg, as_of, out)
     console.print(
-        f"[green]✓[/] replayed the night of {as_of - timedelta(days=cfg.churn.horizon_days)} and 26 weeks of KPIs"
+        f"[green]✓[/] replayed {len(nights)} alert nights from {nights[0]} to {nights[-1]} with simulated calls "
+        f"and outcomes, loaded up to {as_of - timedelta(days=1)}, and 26 weeks of KPIs"
     )
+    history_end = as_of - timedelta(days=1)
     # Runs for a chosen as-of date (the DAGs' as_of parameter) with today's logical date, so the Airflow
     # UI shows their real durations (a past logical date would count from that day).
     with console.status("airflow dags test churn_retrain"):
@@ -514,44 +516,26 @@ def demo(
     _print(demo_report(cfg, as_of, out), as_json)
 
 
-def replay_history(cfg, as_of: date) -> None:
-    """Give the demo a past: a night one horizon back (so outreach can be measured today) and KPI trends.
+def first_replay_night(cfg, as_of: date) -> date:
+    """Return the first of the demo's replayed alert nights."""
+    from pipelines.synth.demo import REPLAY_EVERY, REPLAY_NIGHTS
 
-    The earlier night uses a model trained only on data before it, and simulated team outcomes
-    (the generator does not simulate calls, so treated and control churn alike).
+    return as_of - timedelta(days=cfg.churn.horizon_days + REPLAY_EVERY * (REPLAY_NIGHTS - 1))
+
+
+def replay_history(cfg, as_of: date, generated: Path) -> list[date]:
+    """Give the demo a past: alert nights with simulated calls whose outcomes have matured, and KPI trends.
+
+    The nights use a model trained only on data before the first of them; the generator decides which
+    called customers a call keeps (the true effect of their churn cause) and the teams' reports say so.
     """
-    import numpy as np
-    import pandas as pd
-
-    from pipelines.core.warehouse import get_engine, read_frame
-    from pipelines.deliver.outreach import import_outcomes
     from pipelines.steps import run_step
+    from pipelines.synth.demo import replay_nights
 
-    past = as_of - timedelta(days=cfg.churn.horizon_days)
-    run_step("train_model", past - timedelta(days=1), cfg=cfg)
-    for step in ("build_features", "build_kpis", "score_customers", "build_alerts"):
-        run_step(step, past, cfg=cfg)
+    nights = replay_nights(cfg, as_of, generated, DEMO_SEED)
     for weeks in range(26, 0, -1):
         run_step("build_kpis", as_of - timedelta(days=7 * weeks), cfg=cfg)
-    engine = get_engine(cfg)
-    sent = read_frame(
-        engine, "SELECT customer_id FROM churn_alerts WHERE as_of_date = :d AND status = 'sent'", {"d": past}
-    )
-    rng = np.random.default_rng(DEMO_SEED)
-    contacted = rng.random(len(sent)) < 0.8
-    outcomes = pd.DataFrame(
-        {
-            "customer_id": sent["customer_id"],
-            "alert_date": past.isoformat(),
-            "contacted": np.where(contacted, "yes", "no"),
-            "offer": np.where(contacted, rng.choice(["10% off", "free month", "service call"], len(sent)), ""),
-            "result": np.where(contacted, rng.choice(["retained", "declined", "no_answer"], len(sent)), "not_reached"),
-        }
-    )
-    path = cfg.resolve(Path("var/demo_outcomes.csv"))
-    outcomes.to_csv(path, index=False)
-    import_outcomes(path, cfg, engine)
-    engine.dispose()
+    return nights
 
 
 def main() -> None:

@@ -59,7 +59,18 @@ NIGHTLY_STEPS: tuple[Step, ...] = (
     Step(
         "monitor_model", "models.monitoring:monitor_model", after=("score_customers",), doc="Drift and matured cohorts."
     ),
-    Step("build_alerts", "pipelines.deliver.alerts:build_alerts", after=("score_customers",), doc="Per-team lists."),
+    Step(
+        "estimate_uplift",
+        "models.uplift:estimate_uplift",
+        after=("build_features",),
+        doc="Effect of a call per profile from matured treated and control alerts.",
+    ),
+    Step(
+        "build_alerts",
+        "pipelines.deliver.alerts:build_alerts",
+        after=("score_customers", "estimate_uplift"),
+        doc="Per-team lists.",
+    ),
     Step(
         "publish_outbox", "pipelines.deliver.outbox:publish_outbox", after=("build_alerts",), doc="CSV and XLSX files."
     ),

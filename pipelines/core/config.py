@@ -338,6 +338,17 @@ class RuleConfig(_Strict):
         return value
 
 
+class UpliftConfig(_Strict):
+    """Who responds to a call: the uplift estimate behind alerts.ranking expected_value_saved (docs/deliver.md)."""
+
+    min_control: int = Field(
+        30, ge=1, description="treated and control alerts a profile (and the pool) needs before its effect is used"
+    )
+    window_days: int = Field(
+        182, ge=7, le=730, description="alert days whose horizon has matured within this many days are counted"
+    )
+
+
 class AlertConfig(_Strict):
     probability_threshold: float = Field(0.5, gt=0, lt=1)
     top_share: float | None = Field(
@@ -346,6 +357,12 @@ class AlertConfig(_Strict):
     rules: RuleConfig = Field(default_factory=RuleConfig)
     cooldown_days: int = Field(14, ge=0, description="no new alert for a customer within this many days of the last")
     control_fraction: float = Field(0.1, ge=0, le=0.5, description="share of eligible alerts held out as control")
+    ranking: Literal["value_at_risk", "expected_value_saved"] = Field(
+        "value_at_risk",
+        description="order of the prevention lists: value at risk, or P(churn) x uplift of the profile x value "
+        "once the uplift evidence suffices (else value at risk, and the summary says why)",
+    )
+    uplift: UpliftConfig = Field(default_factory=UpliftConfig)
     outbox_formats: list[Literal["csv", "xlsx"]] = Field(default_factory=lambda: ["csv", "xlsx"])
     email: dict[str, str] = Field(
         default_factory=dict,

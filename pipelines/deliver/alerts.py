@@ -6,9 +6,12 @@ Per customer and night, in this order:
 3. cooldown: a customer alerted (sent) within `cooldown_days` is not alerted again unless their risk
    band got worse (recorded with status `cooldown`);
 4. control group: a deterministic `control_fraction` of the eligible alerts is held out (status `control`);
+   a customer held out stays held out until that alert's horizon has passed (no later call blurs it);
 5. two lists per team: `prevention` (customers still active: the model's scores, or rules on a
-   cold start) ranked by value at risk (probability x 12-month value), and `reactivation` (dormant
-   accounts the model does not score, 3-6 months quiet) ranked by the 12-month value a win-back restores;
+   cold start) ranked by value at risk (probability x 12-month value), or with `alerts.ranking:
+   expected_value_saved` and enough matured evidence by probability x uplift of the profile x value
+   (models/uplift.py), and `reactivation` (dormant accounts the model does not score, 3-6 months quiet)
+   ranked by the 12-month value a win-back restores;
 6. capacity: the first `capacity` (`reactivation_capacity`) treated alerts of each list are `sent`,
    the rest `overflow`.
 """
@@ -24,14 +27,13 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from models.reasons import rule_text
-from models.scoring import CATEGORY
+from models.uplift import choose_ranking, profile_of, read_estimates, reason_category, uplift_of
 from pipelines.core.config import Config
 from pipelines.core.safe import safe_name
 from pipelines.core.warehouse import read_bulk, read_frame, replace_partition, sql_text
 from pipelines.features.population import customer_value, still_customer
 
 LISTS = ("prevention", "reactivation")
-SERVICE_RULES = ("repeat_contacts", "detractor_after_complaint")
 # Rule -> the driver whose reason it gives, in the order their reasons are listed.
 RULE_DRIVER = {
     "dormant_regular": "inactivity",
@@ -76,11 +78,15 @@ class AlertSummary:
     cooldown: dict[str, int] = field(default_factory=dict)
     suppressed: int = 0
     mode: str = "model"
+    ranking: str = "value_at_risk"
+    ranking_note: str = ""
 
     def as_dict(self) -> dict:
         return {
             "as_of": self.as_of.isoformat(),
             "mode": self.mode,
+            "ranking": self.ranking,
+            "ranking_note": self.ranking_note,
             "alerts": self.alerts,
             "sent": self.sent,
             "overflow": self.overflow,
@@ -137,11 +143,7 @@ def recommend(frame: pd.DataFrame, cfg: Config) -> pd.Series:
     first reason decides. High-value customers get an account review on top.
     """
     playbook = cfg.alerts.playbook
-    first = frame["reason_codes"].fillna("").str.split(";").str[0].map(lambda c: CATEGORY.get(c, ""))
-    triggers = frame["triggers"].fillna("")
-    service = triggers.map(lambda t: any(r in t.split(";") for r in SERVICE_RULES))
-    category = first.where(~service, "service")
-    category = category.where(~((category == "") & triggers.str.contains("spend_halved")), "declining_spend")
+    category = reason_category(frame["reason_codes"], frame["triggers"]).replace("other", "")
     category = category.where(frame["list_name"] != "reactivation", "reactivation")
     action = category.map(lambda c: playbook.get(c, playbook.get("inactivity" if c == "reactivation" else c, "")))
     action = action.where(action != "", playbook["default"])
@@ -227,7 +229,9 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     frame["status"] = "eligible"
     frame.loc[_in_cooldown(frame, as_of, cfg, engine), "status"] = "cooldown"
     eligible = frame["status"] == "eligible"
-    frame.loc[eligible & in_control(frame["customer_id"], as_of, a.control_fraction), "status"] = "control"
+    held = in_control(frame["customer_id"], as_of, a.control_fraction) | _held_out(frame, as_of, cfg, engine)
+    frame.loc[eligible & held, "status"] = "control"
+    ranking, ranking_note = _rank_by_uplift(frame, as_of, cfg, engine)
     frame = frame.sort_values(
         ["team", "list_name", "priority_value", "churn_probability", "customer_id"],
         ascending=[True, True, False, False, True],
@@ -250,10 +254,42 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     frame.loc[treated & (treated_rank <= cap), "status"] = "sent"
     frame.loc[treated & (treated_rank > cap), "status"] = "overflow"
     replace_partition(engine, "churn_alerts", frame, as_of)
-    summary = AlertSummary(as_of, len(frame), suppressed=suppressed, mode=mode)
+    summary = AlertSummary(
+        as_of, len(frame), suppressed=suppressed, mode=mode, ranking=ranking, ranking_note=ranking_note
+    )
     for (team, status), n in frame.groupby(["team", "status"]).size().items():
         getattr(summary, status)[team] = int(n)
     return summary
+
+
+def _rank_by_uplift(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> tuple[str, str]:
+    """Give prevention alerts their uplift profile and estimate; rank by expected value saved when chosen and
+    the evidence suffices. Return the ranking used and the sentence that says why."""
+    prevention = frame["list_name"] == "prevention"
+    frame["uplift_profile"] = profile_of(reason_category(frame["reason_codes"], frame["triggers"]), frame["risk_band"])
+    frame.loc[~prevention, "uplift_profile"] = None
+    estimates = read_estimates(as_of, engine)
+    frame["uplift"] = uplift_of(estimates, frame["uplift_profile"]).where(prevention)
+    ranking, note = choose_ranking(estimates, cfg)
+    if ranking == "expected_value_saved":
+        scored = prevention & frame["churn_probability"].notna()
+        saved = frame["churn_probability"] * frame["uplift"].clip(lower=0) * frame["value_12m"]
+        frame.loc[scored, "priority_value"] = saved[scored]
+    return ranking, note
+
+
+def _held_out(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> pd.Series:
+    """Customers drawn into the control group within the last horizon: they stay held out until it has passed."""
+    if frame.empty or cfg.alerts.control_fraction <= 0:
+        return pd.Series(False, index=frame.index)
+    since = as_of - timedelta(days=cfg.churn.horizon_days)
+    held = read_frame(engine, sql_text("deliver/alerts_held_out.sql"), {"a": since, "d": as_of})
+    # Only the night a customer was drawn counts: a held-out row carried over does not start a new horizon.
+    drawn = [
+        part["customer_id"][in_control(part["customer_id"], pd.Timestamp(day).date(), cfg.alerts.control_fraction)]
+        for day, part in held.groupby("as_of_date")
+    ]
+    return frame["customer_id"].isin(pd.concat(drawn) if drawn else [])
 
 
 def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:

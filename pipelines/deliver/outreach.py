@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -29,13 +28,12 @@ from sqlalchemy.engine import Engine
 
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError, first_line
-from pipelines.core.numbers import FALSE_WORDS, TRUE_WORDS
+from pipelines.core.numbers import FALSE_WORDS, TRUE_WORDS, difference_ci
 from pipelines.core.warehouse import crash_point, insert_frame, read_frame, sql_text
 from pipelines.features.population import churn_labels
 
 RESULTS = ["retained", "declined", "no_answer", "not_reached", "churned", "other"]
 OUTCOME_COLUMNS = ["customer_id", "alert_date", "contacted", "contact_date", "offer", "result"]
-Z95 = 1.959964
 # Fewer control customers than this cannot tell a call's effect from noise; the report says so.
 MIN_CONTROL = 30
 
@@ -194,27 +192,6 @@ class OutreachSummary:
 
     def as_dict(self) -> dict:
         return {"as_of": self.as_of.isoformat(), "cohorts": self.cohorts}
-
-
-def wilson(k: int, n: int) -> tuple[float, float]:
-    """Wilson score interval (95 %) of a proportion k / n."""
-    p = k / n
-    denom = 1 + Z95**2 / n
-    centre = (p + Z95**2 / (2 * n)) / denom
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
-    return centre - half, centre + half
-
-
-def difference_ci(churn_c: int, n_c: int, churn_t: int, n_t: int) -> tuple[float, float, float]:
-    """Churn reduction (control rate - treated rate) with Newcombe's 95 % interval from Wilson intervals.
-
-    Unlike the plain normal interval it stays sensible for small groups and rates near 0 or 1.
-    """
-    pc, pt = churn_c / n_c, churn_t / n_t
-    lc, uc = wilson(churn_c, n_c)
-    lt, ut = wilson(churn_t, n_t)
-    diff = pc - pt
-    return diff, diff - math.sqrt((pc - lc) ** 2 + (ut - pt) ** 2), diff + math.sqrt((uc - pc) ** 2 + (pt - lt) ** 2)
 
 
 def cohort_result(alert_date: date, as_of: date, cfg: Config, engine: Engine) -> dict | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from models.uplift import read_estimates
 from pipelines.core.config import Config
 from pipelines.core.publish import atomic_write
 from pipelines.core.warehouse import read_frame, sql_text
@@ -178,6 +179,8 @@ def report_data(as_of: date, cfg: Config, engine: Engine) -> dict:
         "monitor_message": _monitor_message(as_of, engine),
         "card": _champion_card(as_of, engine),
         **_report_tables(as_of, engine),
+        "ranking_note": _ranking_note(as_of, engine),
+        "uplift": read_estimates(as_of, engine),
     }
 
 
@@ -212,6 +215,15 @@ def _monitor_message(as_of: date, engine: Engine) -> str:
     runs = _query(engine, as_of, "report_monitor_message")
     try:
         return json.loads(runs["message"].iloc[0]).get("message", "") if len(runs) else ""
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _ranking_note(as_of: date, engine: Engine) -> str:
+    """Return the sentence of the day's build_alerts run saying which ranking produced the lists ('' if none)."""
+    runs = _query(engine, as_of, "report_alert_ranking")
+    try:
+        return json.loads(runs["message"].iloc[0]).get("ranking_note", "") if len(runs) else ""
     except (ValueError, AttributeError):
         return ""
 
@@ -341,6 +353,7 @@ def render(as_of: date, data: dict, docs_link: str | None) -> str:
         _alerts_section(data),
         _top_section(data),
         _outreach_section(data),
+        _uplift_section(data),
     ]
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -459,8 +472,10 @@ def _alerts_section(data: dict) -> str:
         "Prevention lists customers still active, ranked by value at risk; reactivation lists dormant accounts "
         "(3-6 months quiet), ranked by their 12-month value."
     )
+    ranking = data.get("ranking_note") or "value at risk"
     return (
         f"<section><h2>Alerts by team</h2>{_table(_alert_counts(data['alerts']))}"
+        f"<p><b>Prevention lists ranked by:</b> {html.escape(ranking)}</p>"
         f'<p class="note">{html.escape(alerts_note)}</p></section>'
     )
 
@@ -481,6 +496,47 @@ def _outreach_section(data: dict) -> str:
         '<p class="note">reduction = churn of the control group − churn of the customers sent to teams, with a 95 % '
         f"interval; shown once an alert day's {data['horizon_days']}-day horizon has passed. A money figure is "
         "given only when the interval excludes zero and the control group has at least 30 customers.</p></section>"
+    )
+
+
+UPLIFT_SOURCES = {
+    "measured": "own evidence",
+    "category": "too few: its reason category's effect used",
+    "pooled": "too few: pooled effect used",
+    "thin": "too few: not used",
+}
+
+
+def _uplift(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the uplift table as a reader needs it: profile, group sizes, effect with its interval, source."""
+    if frame.empty:
+        return frame
+    rows = []
+    for r in frame.itertuples(index=False):
+        effect = "n/a" if pd.isna(r.effect) else f"{r.effect:+.0%} ({r.ci_low:+.0%} to {r.ci_high:+.0%})"
+        rows.append(
+            {
+                "profile": "all (pooled)"
+                if r.profile == "all"
+                else r.profile.replace("/any", ", all bands").replace("/", ", "),
+                "customers sent": f"{int(r.n_treated):,}",
+                "control customers": f"{int(r.n_control):,}",
+                "churn reduction (95 % interval)": effect,
+                "evidence": UPLIFT_SOURCES.get(r.source, r.source),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _uplift_section(data: dict) -> str:
+    return (
+        "<section><h2>Who responds (uplift by reason and risk band)</h2>"
+        f"{_table(_uplift(data.get('uplift', pd.DataFrame())), empty='no matured alerts yet')}"
+        '<p class="note">churn of comparable control customers − churn of customers sent to teams, per reason '
+        "category and risk band, from alert days whose horizon has passed (each customer's first alert in a "
+        "horizon); a profile with too few sent or control customers uses its reason category's effect, or the pooled "
+        "one. With alerts.ranking "
+        "expected_value_saved, prevention lists are ranked by churn probability × this effect × value.</p></section>"
     )
 
 

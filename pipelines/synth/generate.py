@@ -14,6 +14,12 @@ probability P(churn within H days | state on date D). The oracle knows the laten
 decline began, every episode, each customer's own rates), which the data shows only through noisy
 behaviour, so it bounds what a model could score from above; it is not reachable.
 
+Each leaver's *cause* is recorded too: the hazard component that was largest on the day they left
+(service episodes, the decline, or the no-warning base hazard). OutreachEffect says what one retention
+call does for each cause; for every leaver the generator writes the purchases they would have made had a
+call kept them (outreach/kept_transactions.csv), which pipelines.synth.outreach merges after the fact for
+the customers the pipeline's own lists called (only the days after the call).
+
 A World holds the process's parameters and is recorded in truth/meta.json. WORLDS["observable"]
 lets the drivers show in behaviour first: a decline thins purchases for 90 days before it raises the
 hazard, an episode's hazard builds up over weeks while the customer goes quiet, sudden exits are rare.
@@ -83,6 +89,25 @@ WORLDS = {
 }
 
 
+# Why a leaver left: the hazard component that was largest on their churn day.
+CAUSES = ("service", "decline", "sudden")
+
+
+@dataclass(frozen=True)
+class OutreachEffect:
+    """The true share of leavers at stake (lost within the horizon before the call, or leaving within the
+    horizon after it) that one call keeps or wins back, by cause."""
+
+    service: float = 0.6  # service recovery fixes what drove them away
+    decline: float = 0.05  # a fading, price- or habit-driven customer: a call rarely turns it
+    sudden: float = 0.0  # no warning sign: nothing for a call to fix
+
+    def of(self, causes: pd.Series) -> np.ndarray:
+        """Return the effect of each cause ('' or unknown: 0)."""
+        effects = asdict(self)
+        return causes.fillna("").map(lambda c: effects.get(c, 0.0)).to_numpy(float)
+
+
 @dataclass(frozen=True)
 class GeneratorSpec:
     customers: int = 5000
@@ -92,6 +117,7 @@ class GeneratorSpec:
     horizon_days: int = 90
     id_prefix: str = ""  # prepended to every id, so independently generated blocks can share landing files
     world: World = World()
+    outreach: OutreachEffect = OutreachEffect()
 
 
 @dataclass
@@ -106,6 +132,7 @@ class _Latent:
     locked: np.ndarray
     vocal: np.ndarray
     churn_day: np.ndarray  # -1 = not within the simulated span
+    churn_cause: np.ndarray  # index into CAUSES, -1 = not within the simulated span
 
 
 def _draw_latent(rng: np.random.Generator, customers: int, days: int, world: World) -> _Latent:
@@ -132,6 +159,7 @@ def _draw_latent(rng: np.random.Generator, customers: int, days: int, world: Wor
         episode_rate,
         locked,
         vocal,
+        np.full(customers, -1),
         np.full(customers, -1),
     )
 
@@ -261,6 +289,7 @@ def generate(
     counts = _write_outputs(spec, out, fmt, simulation, append)
     if truth:
         _write_truth(spec, out, simulation.latent, simulation.ids, simulation.episodes)
+        _write_kept_purchases(spec, out, simulation.latent, simulation.ids)
     return counts
 
 
@@ -321,11 +350,13 @@ def _churn(simulation: _Simulation, day: int, active: np.ndarray, decline: np.nd
     """Add today's hazard, record who reaches their threshold, and return who is still active."""
     latent, world = simulation.latent, simulation.spec.world
     episode_hazard = simulation.onset_scale * (simulation.load - simulation.fast)
-    hazard = simulation.multiplier * (latent.base_hazard + decline_hazard(decline, world) + episode_hazard)
+    components = np.stack([episode_hazard, decline_hazard(decline, world), latent.base_hazard])  # CAUSES order
+    hazard = simulation.multiplier * components.sum(axis=0)
     hazard = np.where(active, hazard, 0.0)
     simulation.cum_hazard += hazard
     leaving = active & (simulation.cum_hazard >= simulation.threshold)
     latent.churn_day[leaving] = day
+    latent.churn_cause[leaving] = components[:, leaving].argmax(axis=0)
     simulation.alive &= ~leaving
     return active & ~leaving
 
@@ -547,6 +578,7 @@ def _write_truth(spec: GeneratorSpec, out: Path, latent: _Latent, ids: np.ndarra
             "locked_in": latent.locked,
             "vocal": latent.vocal,
             "churn_day": latent.churn_day,
+            "churn_cause": np.where(latent.churn_cause >= 0, np.array(CAUSES)[latent.churn_cause], ""),
         }
     ).to_csv(truth / "customers_truth.csv", index=False)
     pd.DataFrame(episodes, columns=["customer_index", "day", "weight"]).to_csv(truth / "episodes.csv", index=False)
@@ -557,6 +589,7 @@ def _write_truth(spec: GeneratorSpec, out: Path, latent: _Latent, ids: np.ndarra
         "horizon_days": spec.horizon_days,
         "customers": spec.customers,
         "world": asdict(spec.world),
+        "outreach": asdict(spec.outreach),
     }
     (truth / "meta.json").write_text(json.dumps(meta, indent=2))
     # Oracle probabilities every 7 days, counted back from the last day (its horizon is simulated too).
@@ -564,6 +597,41 @@ def _write_truth(spec: GeneratorSpec, out: Path, latent: _Latent, ids: np.ndarra
     loaded = load_truth(out)
     frames = [oracle_probability(out, as_of, spec.horizon_days, loaded) for as_of in sorted(dates)]
     pd.concat(frames, ignore_index=True).to_csv(truth / "oracle_probability.csv", index=False)
+
+
+def _write_kept_purchases(spec: GeneratorSpec, out: Path, latent: _Latent, ids: np.ndarray) -> None:
+    """Write outreach/kept_transactions.csv: each leaver's purchases from their churn day on, had a call kept them.
+
+    A kept customer buys again at their healthy rate and order value. A generator of its own: the
+    continuation does not shift the world's draws.
+    """
+    rng = np.random.default_rng(spec.seed + 2)
+    parts = []
+    for customer in np.flatnonzero((latent.churn_day >= 0) & (latent.churn_day < spec.days)):
+        days = np.arange(latent.churn_day[customer], spec.days)
+        counts = rng.poisson(latent.rate0[customer], days.size)
+        day = np.repeat(days, counts)
+        if day.size:
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "day": day,
+                        "customer_id": ids[customer],
+                        "seconds": rng.integers(8 * 3600, 22 * 3600, day.size),
+                        "amount": np.round(latent.spend[customer] * np.exp(rng.normal(0, 0.5, day.size)), 2),
+                        "type": "purchase",
+                        "channel": CHANNELS[rng.integers(0, 3, day.size)],
+                    }
+                )
+            )
+    columns = ["day", "customer_id", "seconds", "amount", "type", "channel"]
+    kept = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    kept = _in_time_order(kept, spec.start, "txn_id", f"{spec.id_prefix}K")
+    folder = out / "outreach"
+    folder.mkdir(parents=True, exist_ok=True)
+    kept[["day", "txn_id", "customer_id", "ts", "amount", "type", "channel"]].to_csv(
+        folder / "kept_transactions.csv", index=False
+    )
 
 
 def load_truth(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS churn_alerts (
     status VARCHAR NOT NULL, churn_probability DOUBLE PRECISION, risk_band VARCHAR NOT NULL,
     value_12m DOUBLE PRECISION, value_at_risk DOUBLE PRECISION, triggers VARCHAR NOT NULL,
     reasons VARCHAR, recommended_action VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
-    list_name VARCHAR, priority_value DOUBLE PRECISION
+    list_name VARCHAR, priority_value DOUBLE PRECISION,
+    uplift_profile VARCHAR, uplift DOUBLE PRECISION
 );
 
 CREATE TABLE IF NOT EXISTS model_registry (
@@ -63,6 +64,14 @@ CREATE TABLE IF NOT EXISTS outreach_results (
     churn_rate_treated DOUBLE PRECISION, churn_rate_control DOUBLE PRECISION, churn_reduction DOUBLE PRECISION,
     ci_low DOUBLE PRECISION, ci_high DOUBLE PRECISION, contacted BIGINT, reported_retained BIGINT,
     revenue_retained DOUBLE PRECISION
+);
+
+-- Who responds: the effect of a call (control churn - treated churn) per profile, from matured alerts
+-- (estimate_uplift); profile 'all' is the pooled effect. source: measured, pooled (thin profile) or thin.
+CREATE TABLE IF NOT EXISTS uplift_estimates (
+    as_of_date DATE NOT NULL, profile VARCHAR NOT NULL, n_treated BIGINT NOT NULL, n_control BIGINT NOT NULL,
+    churn_rate_treated DOUBLE PRECISION, churn_rate_control DOUBLE PRECISION, effect DOUBLE PRECISION,
+    ci_low DOUBLE PRECISION, ci_high DOUBLE PRECISION, source VARCHAR NOT NULL
 );
 
 -- One row per run, model and metric: PSI per feature and of the score, realised quality of matured cohorts.
@@ -113,3 +122,6 @@ FROM churn_kpis_daily WHERE segment_type = 'all';
 
 CREATE OR REPLACE VIEW v_outreach_results AS
 SELECT * FROM outreach_results;
+
+CREATE OR REPLACE VIEW v_uplift_estimates AS
+SELECT * FROM uplift_estimates;

@@ -30,10 +30,14 @@ def test_nightly_task_chain(dagbag):
     dag = dagbag.get_dag("churn_nightly")
     order = ["load_landing", "validate_data", "build_features", "score_customers", "build_alerts", "publish_outbox"]
     assert sorted(dag.task_ids) == sorted(
-        order + ["build_kpis", "monitor_model", "email_outbox", "measure_outreach", "build_report"]
+        order + ["build_kpis", "monitor_model", "email_outbox", "measure_outreach", "estimate_uplift", "build_report"]
     )
     for up, down in zip(order, order[1:]):
-        assert dag.get_task(down).upstream_task_ids == {up}
+        if down != "build_alerts":
+            assert dag.get_task(down).upstream_task_ids == {up}
+    # Tonight's lists wait for the scores and for the uplift measured on matured alerts.
+    assert dag.get_task("build_alerts").upstream_task_ids == {"score_customers", "estimate_uplift"}
+    assert dag.get_task("estimate_uplift").upstream_task_ids == {"build_features"}
     assert dag.get_task("build_kpis").upstream_task_ids == {"build_features"}
     assert dag.get_task("email_outbox").upstream_task_ids == {"publish_outbox"}
     assert dag.get_task("monitor_model").upstream_task_ids == {"score_customers"}

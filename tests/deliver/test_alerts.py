@@ -57,7 +57,7 @@ def _night(engine, day: date, rows: list[dict]) -> None:
                     "value_12m": r.get("value", 100.0),
                     "value_at_risk": r["p"] * r.get("value", 100.0),
                     "reason_1": "no purchase for 80 days",
-                    "reason_codes": "inactivity",
+                    "reason_codes": r.get("codes", "inactivity"),
                     "model_version": "m-test",
                 }
             )
@@ -123,6 +123,78 @@ def test_control_group_fraction_and_determinism(world):
     assert out["files"] == {"north": 50} and not sent_ids & set(alerts.index[control])  # never sent to teams
     build_alerts(DAY, cfg, engine)
     assert _alerts(engine)["status"].equals(alerts["status"])  # re-run: the same split
+
+
+def _estimates(engine, day, cells: dict[str, tuple[int, int, float, str]]) -> None:
+    """Store uplift estimates of a night: profile -> (n_treated, n_control, effect, source)."""
+    rows = [
+        {"as_of_date": day, "profile": p, "n_treated": t, "n_control": c, "effect": e, "ci_low": e - 0.1}
+        | {"ci_high": e + 0.1, "source": src}
+        for p, (t, c, e, src) in cells.items()
+    ]
+    replace_partition(engine, "uplift_estimates", pd.DataFrame(rows), day)
+
+
+def test_ranking_by_expected_value_saved_when_the_evidence_suffices(world):
+    cfg, engine = world
+    a = cfg.alerts.model_copy(update={"ranking": "expected_value_saved"})
+    a.teams[0].capacity = 2
+    cfg = cfg.model_copy(update={"alerts": a})
+    # By value at risk: I1 (0.9 x 1000), I2 (0.8 x 1000), then S1, S2; a call only helps the service cases.
+    rows = [
+        {"id": "I1", "p": 0.9, "value": 1000.0},
+        {"id": "I2", "p": 0.8, "value": 1000.0},
+        {"id": "S1", "p": 0.7, "value": 800.0, "codes": "repeat_contacts"},
+        {"id": "S2", "p": 0.6, "value": 800.0, "codes": "complaints;inactivity"},
+    ]
+    _night(engine, DAY, rows)
+    _estimates(engine, DAY, {"all": (400, 120, 0.1, "measured"), "inactivity/high": (300, 90, 0.0, "measured")})
+    summary = build_alerts(DAY, cfg, engine)
+    alerts = _alerts(engine)
+    assert summary.ranking == "expected_value_saved"
+    assert summary.ranking_note.startswith("expected value saved (uplift measured on 400 treated / 120 control")
+    assert alerts["uplift_profile"].to_dict() == {
+        "I1": "inactivity/high",
+        "I2": "inactivity/high",
+        "S1": "service/high",
+        "S2": "service/high",
+    }
+    # service/high has too few alerts of its own: the pooled 0.1 stands in; inactivity/high measured 0.
+    assert alerts["uplift"].to_dict() == pytest.approx({"I1": 0.0, "I2": 0.0, "S1": 0.1, "S2": 0.1})
+    assert set(alerts.index[alerts["status"] == "sent"]) == {"S1", "S2"}
+    assert alerts.loc["S1", "priority_value"] == pytest.approx(0.7 * 0.1 * 800.0)
+    # The same night with thin evidence falls back to value at risk and says why.
+    _estimates(engine, DAY, {"all": (400, 12, 0.1, "thin")})
+    summary = build_alerts(DAY, cfg, engine)
+    assert summary.ranking == "value_at_risk"
+    assert summary.ranking_note == "value at risk: uplift evidence too thin (n_control 12 < 30)"
+    assert set(_alerts(engine).index[_alerts(engine)["status"] == "sent"]) == {"I1", "I2"}
+    assert summary.as_dict()["ranking_note"] == summary.ranking_note
+
+
+def test_held_out_customers_stay_held_out_for_the_horizon(world):
+    cfg, engine = world
+    cfg = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={"control_fraction": 0.2})})
+    ids = [f"C{i:04d}" for i in range(200)]
+    _night(engine, DAY, [{"id": c, "p": 0.9} for c in ids])
+    build_alerts(DAY, cfg, engine)
+    first = set(_alerts(engine).query("status == 'control'").index)
+    later = DAY + timedelta(days=30)
+    _night(engine, later, [{"id": c, "p": 0.9} for c in ids])
+    build_alerts(later, cfg, engine)
+    control = set(_alerts(engine, later).query("status == 'control'").index)
+    drawn = set(pd.Series(ids)[in_control(pd.Series(ids), later, 0.2).to_numpy()])
+    assert control == first | (drawn - set(_alerts(engine, later).query("status == 'cooldown'").index))
+    # One horizon after the first night, only those drawn at `later` (or tonight) are still held out.
+    after = DAY + timedelta(days=cfg.churn.horizon_days + 1)
+    _night(engine, after, [{"id": c, "p": 0.9} for c in ids])
+    build_alerts(after, cfg, engine)
+    tonight = set(pd.Series(ids)[in_control(pd.Series(ids), after, 0.2).to_numpy()])
+    eligible = set(_alerts(engine, after).query("status != 'cooldown'").index)
+    assert set(_alerts(engine, after).query("status == 'control'").index) == (drawn | tonight) & eligible
+    assert first - drawn - tonight and not (first - drawn - tonight) & set(
+        _alerts(engine, after).query("status == 'control'").index
+    )
 
 
 def test_suppression_and_dormant_regulars(world):

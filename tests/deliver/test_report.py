@@ -6,7 +6,7 @@ from datetime import date
 
 import pandas as pd
 
-from pipelines.deliver.report import _outreach, _quality, render
+from pipelines.deliver.report import _outreach, _quality, _uplift, render
 
 
 def _outcome(n_control: int, low: float, high: float, revenue: float | None) -> dict:
@@ -78,8 +78,11 @@ def test_page_texts_have_currency_period_and_human_headers():
         "datasets": ["transactions"],
         "monitor_message": "",
         "checks": pd.DataFrame(columns=["dataset", "checks"]),
+        "ranking_note": "value at risk: uplift evidence too thin (n_control 12 < 30)",
     }
     page = render(date(2026, 3, 26), data, None)
+    assert "<b>Prevention lists ranked by:</b> value at risk: uplift evidence too thin (n_control 12 &lt; 30)" in page
+    assert "Who responds" in page and "no matured alerts yet" in page
     assert "lost revenue, last 30 days<b>EUR 10,965</b>" in page
     assert "churn rate, last 30 days<b>6.8%</b>" in page
     assert "overflow: above the list&#x27;s capacity" in page and "north 3 + 20" in page
@@ -101,3 +104,24 @@ def test_failed_checks_are_named_as_a_reader_would():
         {"dataset": "transactions", "check": "row already delivered (exact duplicate)", "rows": 2},
         {"dataset": "transactions", "check": "out of range: amount", "rows": 1},
     ]
+
+
+def test_uplift_table_gives_interval_and_evidence():
+    frame = pd.DataFrame(
+        {
+            "profile": ["all", "service/high", "inactivity/medium"],
+            "n_treated": [1240, 400, 12],
+            "n_control": [310, 95, 4],
+            "churn_rate_treated": [0.5, 0.4, 0.5],
+            "churn_rate_control": [0.58, 0.62, 0.5],
+            "effect": [0.08, 0.22, 0.08],
+            "ci_low": [0.02, 0.11, 0.02],
+            "ci_high": [0.14, 0.33, 0.14],
+            "source": ["measured", "measured", "pooled"],
+        }
+    )
+    out = _uplift(frame)
+    assert out["profile"].tolist() == ["all (pooled)", "service, high", "inactivity, medium"]
+    assert out["churn reduction (95 % interval)"][1] == "+22% (+11% to +33%)"
+    assert out["evidence"].tolist() == ["own evidence", "own evidence", "too few: pooled effect used"]
+    assert out["customers sent"][0] == "1,240"
