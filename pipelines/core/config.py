@@ -415,6 +415,17 @@ class ScoringConfig(_Strict):
     chunk_rows: int = Field(200_000, ge=100, description="customers scored per chunk (bounds the run's memory)")
 
 
+class ValueConfig(_Strict):
+    """What keeping a customer is worth: expected spend over a period (models/spend.py, docs/model.md)."""
+
+    period_days: int = Field(
+        365, ge=30, le=1825, description="days of expected spend (BG/NBD x Gamma-Gamma) that value at risk counts"
+    )
+    min_repeat_customers: int = Field(
+        50, ge=2, description="repeat customers a Gamma-Gamma fit needs; fewer: trailing 12-month spend is the value"
+    )
+
+
 class SparkConfig(_Strict):
     """Apache Spark for features and scoring (engine: spark); docs/scaling.md."""
 
@@ -432,6 +443,7 @@ class Config(_Strict):
     )
     spark: SparkConfig = Field(default_factory=SparkConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    value: ValueConfig = Field(default_factory=ValueConfig)
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     churn: ChurnConfig = Field(default_factory=ChurnConfig)

@@ -7,8 +7,9 @@ Per customer and night, in this order:
    band got worse (recorded with status `cooldown`);
 4. control group: a deterministic `control_fraction` of the eligible alerts is held out (status `control`);
 5. two lists per team: `prevention` (customers still active: the model's scores, or rules on a
-   cold start) ranked by value at risk (probability x 12-month value), and `reactivation` (dormant
-   accounts the model does not score, 3-6 months quiet) ranked by the 12-month value a win-back restores;
+   cold start) ranked by value at risk (probability x expected spend over `value.period_days` if kept,
+   models/spend.py), and `reactivation` (dormant accounts the model does not score, 3-6 months quiet)
+   ranked by the 12-month value a win-back restores; each alert names its ranking (`ranking`);
 6. capacity: the first `capacity` (`reactivation_capacity`) treated alerts of each list are `sent`,
    the rest `overflow`.
 """
@@ -63,7 +64,19 @@ FEATURE_COLUMNS = [
     "cancelled",
 ]
 TEXT_COLUMNS = {"region", "segment", "team", "do_not_contact", "loyalty_type"}
-NUMERIC = ["churn_probability", "value_12m", "value_at_risk"] + [c for c in FEATURE_COLUMNS if c not in TEXT_COLUMNS]
+NUMERIC = ["churn_probability", "value_12m", "value_at_risk", "expected_value"] + [
+    c for c in FEATURE_COLUMNS if c not in TEXT_COLUMNS
+]
+# The rankings a list can be ordered by (churn_alerts.ranking), in words for the report and the e-mail.
+RANKINGS = {
+    "value_at_risk": "value at risk = P(churn) × expected spend over the next {period} days if kept",
+    "value_12m": "12-month value (trailing spend) a win-back restores",
+}
+
+
+def describe_ranking(ranking: str, cfg: Config) -> str:
+    """Return the ranking's name in words (the name itself if unknown)."""
+    return RANKINGS.get(ranking, ranking).format(period=cfg.value.period_days)
 
 
 @dataclass
@@ -76,6 +89,7 @@ class AlertSummary:
     cooldown: dict[str, int] = field(default_factory=dict)
     suppressed: int = 0
     mode: str = "model"
+    ranking: dict[str, str] = field(default_factory=dict)  # list name -> the ranking that ordered it
 
     def as_dict(self) -> dict:
         return {
@@ -87,6 +101,7 @@ class AlertSummary:
             "control": self.control,
             "cooldown": self.cooldown,
             "suppressed": self.suppressed,
+            "ranking": self.ranking,
         }
 
 
@@ -181,6 +196,7 @@ def _candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame,
     # Customers the model does not score have no value at risk; their 12-month value ranks them.
     frame["value_12m"] = frame["value_12m"].fillna(customer_value(frame))
     frame["priority_value"] = frame["value_at_risk"].fillna(frame["value_12m"])
+    frame["ranking"] = np.where(frame["value_at_risk"].notna(), "value_at_risk", "value_12m")
     frame["model_version"] = frame["model_version"].fillna(version)
     dormant = (frame["dormant_short"] == 1) & (frame["dormant_long"] == 0)
     frame["list_name"] = np.where(dormant & ~scored, "reactivation", "prevention")
@@ -237,23 +253,29 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     # team_rank orders each list by priority; capacity counts treated alerts only, per list.
     lists = [frame["team"], frame["list_name"]]
     frame["team_rank"] = frame.groupby(lists).cumcount() + 1
-    capacity = {(t.name, "prevention"): t.capacity for t in a.teams}
-    capacity |= {
-        (t.name, "reactivation"): t.reactivation_capacity for t in a.teams if t.reactivation_capacity is not None
-    }
     treated = frame["status"] == "eligible"
     treated_rank = treated.astype(int).groupby(lists).cumsum()
-    defaults = {"prevention": a.default_capacity, "reactivation": a.reactivation_capacity}
-    cap = pd.Series(
-        [capacity.get((t, n), defaults[n]) for t, n in zip(frame["team"], frame["list_name"])], index=frame.index
-    )
+    pairs = list(zip(frame["team"], frame["list_name"]))
+    caps = {pair: list_capacity(cfg, *pair) for pair in set(pairs)}
+    cap = pd.Series([caps[pair] for pair in pairs], index=frame.index)
     frame.loc[treated & (treated_rank <= cap), "status"] = "sent"
     frame.loc[treated & (treated_rank > cap), "status"] = "overflow"
     replace_partition(engine, "churn_alerts", frame, as_of)
     summary = AlertSummary(as_of, len(frame), suppressed=suppressed, mode=mode)
+    summary.ranking = {n: ";".join(sorted(set(r))) for n, r in frame.groupby("list_name")["ranking"]}
     for (team, status), n in frame.groupby(["team", "status"]).size().items():
         getattr(summary, status)[team] = int(n)
     return summary
+
+
+def list_capacity(cfg: Config, team: str, list_name: str) -> int:
+    """Return how many alerts of a team's list are sent each night (its capacity)."""
+    a = cfg.alerts
+    rule = next((t for t in a.teams if t.name == team), None)
+    if list_name == "reactivation":
+        own = rule.reactivation_capacity if rule is not None else None
+        return own if own is not None else a.reactivation_capacity
+    return rule.capacity if rule is not None else a.default_capacity
 
 
 def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS churn_scores (
     churn_probability DOUBLE PRECISION NOT NULL, risk_band VARCHAR NOT NULL, percentile DOUBLE PRECISION NOT NULL,
     value_12m DOUBLE PRECISION, value_at_risk DOUBLE PRECISION,
     reason_1 VARCHAR, reason_2 VARCHAR, reason_3 VARCHAR, reason_codes VARCHAR,
-    model_version VARCHAR NOT NULL
+    model_version VARCHAR NOT NULL, expected_value DOUBLE PRECISION
 );
 
 CREATE TABLE IF NOT EXISTS churn_alerts (
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS churn_alerts (
     status VARCHAR NOT NULL, churn_probability DOUBLE PRECISION, risk_band VARCHAR NOT NULL,
     value_12m DOUBLE PRECISION, value_at_risk DOUBLE PRECISION, triggers VARCHAR NOT NULL,
     reasons VARCHAR, recommended_action VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
-    list_name VARCHAR, priority_value DOUBLE PRECISION
+    list_name VARCHAR, priority_value DOUBLE PRECISION, expected_value DOUBLE PRECISION, ranking VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS model_registry (
@@ -75,6 +75,14 @@ CREATE TABLE IF NOT EXISTS model_monitoring (
 CREATE TABLE IF NOT EXISTS btyd_fits (
     as_of_date DATE NOT NULL, r DOUBLE PRECISION NOT NULL, alpha DOUBLE PRECISION NOT NULL,
     a DOUBLE PRECISION NOT NULL, b DOUBLE PRECISION NOT NULL, n_customers BIGINT, log_likelihood DOUBLE PRECISION
+);
+
+-- The spend model behind each night's expected values (models/spend.py): Gamma-Gamma parameters, or the
+-- trailing-spend fallback with its reason.
+CREATE TABLE IF NOT EXISTS spend_fits (
+    as_of_date DATE NOT NULL, method VARCHAR NOT NULL, period_days INTEGER NOT NULL, p DOUBLE PRECISION,
+    q DOUBLE PRECISION, gamma DOUBLE PRECISION, population_mean DOUBLE PRECISION, n_customers BIGINT,
+    log_likelihood DOUBLE PRECISION, reason VARCHAR
 );
 
 -- churnwatch backtest: one row per replayed date (realised_* once the horizon has passed; truth_* on generated data).
