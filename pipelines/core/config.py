@@ -375,6 +375,16 @@ class AlertConfig(_Strict):
         }
     )
     high_value_threshold: float = Field(2000.0, ge=0)
+    # Targeting curve (pipelines/deliver/targeting.py): what calling the top N of a list is expected to save.
+    assumed_effect: float = Field(
+        0.10,
+        gt=0,
+        lt=1,
+        description="share of a called customer's churn risk a call removes, assumed until outreach is measured",
+    )
+    effect_lookback_days: int = Field(
+        180, ge=1, le=730, description="matured outreach measurements of this many days are pooled into the effect"
+    )
 
     @model_validator(mode="after")
     def _bands_sorted(self) -> AlertConfig:

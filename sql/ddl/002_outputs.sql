@@ -85,6 +85,18 @@ CREATE TABLE IF NOT EXISTS spend_fits (
     log_likelihood DOUBLE PRECISION, reason VARCHAR
 );
 
+-- Targeting curve per team and prevention list: what calling the top n_called of the list is expected to
+-- reach and save (pipelines/deliver/targeting.py); capacity and the effect's source on every row.
+CREATE TABLE IF NOT EXISTS targeting_curve (
+    as_of_date DATE NOT NULL, team VARCHAR NOT NULL, list_name VARCHAR NOT NULL, ranking VARCHAR NOT NULL,
+    n_called INTEGER NOT NULL, list_length INTEGER NOT NULL, capacity INTEGER NOT NULL, at_capacity BOOLEAN NOT NULL,
+    expected_churners DOUBLE PRECISION NOT NULL, value_at_risk_covered DOUBLE PRECISION NOT NULL,
+    value_period_days INTEGER NOT NULL, effect DOUBLE PRECISION NOT NULL, effect_low DOUBLE PRECISION,
+    effect_high DOUBLE PRECISION, effect_source VARCHAR NOT NULL, effect_note VARCHAR,
+    expected_value_saved DOUBLE PRECISION NOT NULL, value_saved_low DOUBLE PRECISION,
+    value_saved_high DOUBLE PRECISION
+);
+
 -- churnwatch backtest: one row per replayed date (realised_* once the horizon has passed; truth_* on generated data).
 CREATE TABLE IF NOT EXISTS backtest_results (
     run_id VARCHAR NOT NULL, as_of_date DATE NOT NULL, model_kind VARCHAR, n_scored BIGINT,
@@ -121,3 +133,6 @@ FROM churn_kpis_daily WHERE segment_type = 'all';
 
 CREATE OR REPLACE VIEW v_outreach_results AS
 SELECT * FROM outreach_results;
+
+CREATE OR REPLACE VIEW v_targeting_curve AS
+SELECT * FROM targeting_curve WHERE as_of_date = (SELECT MAX(as_of_date) FROM targeting_curve);
