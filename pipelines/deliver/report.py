@@ -531,6 +531,7 @@ def _curve_chart(rows: pd.DataFrame, team: str, currency: str) -> str:
         ax.axvline(float(cap.iloc[0]), color="#b3261e", ls=":", lw=1.5, label=f"capacity ({int(first['capacity'])})")
     ax.set_xlabel("customers called, top of the list first")
     ax.set_ylabel(f"{currency}, next {int(first['value_period_days'])} days")
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
     right = ax.twinx()
     right.plot(n, rows["expected_churners"].astype(float), color="#999", lw=1, label="expected churners reached")
     right.set_ylabel("expected churners")
@@ -584,8 +585,8 @@ def _targeting_section(data: dict) -> str:
     else:
         effect = (
             f"ASSUMPTION: a call removes {first['effect']:.0%} of a called customer's churn risk "
-            f"(alerts.assumed_effect), because {first['effect_note']}. Value saved is that assumption × value at "
-            "risk covered, not a measurement."
+            f"(alerts.assumed_effect), because the effect is not measured yet: {first['effect_note']}. Value saved is "
+            "that assumption × value at risk covered, not a measurement."
         )
     charts = "".join(
         f'<img alt="targeting curve {html.escape(str(team))}" src="{_curve_chart(rows, str(team), currency)}">'

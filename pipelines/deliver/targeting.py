@@ -68,7 +68,7 @@ class CurveSummary:
 def effect_from_results(results: pd.DataFrame, assumed: float) -> Effect:
     """Return the call effect pooled over outreach_results rows, or the assumed effect when none is clear."""
     if results.empty:
-        return Effect(assumed, None, None, "assumed", f"no matured outreach measurement yet: assumed {assumed:.0%}")
+        return Effect(assumed, None, None, "assumed", "no matured outreach measurement yet")
     n_t = pd.to_numeric(results["n_treated"]).to_numpy(float)
     n_c = pd.to_numeric(results["n_control"]).to_numpy(float)
     churn_t = int(np.rint(np.sum(pd.to_numeric(results["churn_rate_treated"]).to_numpy(float) * n_t)))
@@ -87,8 +87,7 @@ def effect_from_results(results: pd.DataFrame, assumed: float) -> Effect:
             None,
             None,
             "assumed",
-            f"{measured}: churn reduction {diff:+.1%} (95 % interval {low:+.1%} to {high:+.1%}) is not clear "
-            f"({why}): assumed {assumed:.0%}",
+            f"{measured}: churn reduction {diff:+.1%} (95 % interval {low:+.1%} to {high:+.1%}) is not clear ({why})",
         )
     rate_c = churn_c / nc
     return Effect(

@@ -124,7 +124,7 @@ def _targeting_data(source: str = "assumed") -> dict:
             "effect_low": 0.05 if measured else None,
             "effect_high": 0.35 if measured else None,
             "effect_source": source,
-            "effect_note": "3 matured alert days" if measured else "no matured outreach measurement yet: assumed 10%",
+            "effect_note": "3 matured alert days" if measured else "no matured outreach measurement yet",
             "expected_value_saved": [c * (0.2 if measured else 0.1) for c in covered],
             "value_saved_low": [c * 0.05 for c in covered] if measured else None,
             "value_saved_high": [c * 0.35 for c in covered] if measured else None,

@@ -21,7 +21,7 @@ from pipelines.deliver.targeting import (
 )
 
 AS_OF = date(2026, 3, 1)
-ASSUMED = Effect(0.1, None, None, "assumed", "no matured outreach measurement yet: assumed 10%")
+ASSUMED = Effect(0.1, None, None, "assumed", "no matured outreach measurement yet")
 
 
 def _results(rows: list[tuple[int, int, int, int]]) -> pd.DataFrame:
@@ -68,7 +68,7 @@ def test_long_lists_get_a_grid_with_the_capacity_point():
 
 def test_effect_is_assumed_until_a_clear_measurement_exists():
     assert effect_from_results(pd.DataFrame(), 0.1) == Effect(
-        0.1, None, None, "assumed", "no matured outreach measurement yet: assumed 10%"
+        0.1, None, None, "assumed", "no matured outreach measurement yet"
     )
     small = effect_from_results(_results([(100, 30, 10, 6)]), 0.1)  # 10 control customers: cannot tell
     assert small.source == "assumed" and small.value == 0.1 and "fewer than 30 control customers" in small.note
