@@ -67,10 +67,10 @@ TEXT_COLUMNS = {"region", "segment", "team", "do_not_contact", "loyalty_type"}
 NUMERIC = ["churn_probability", "value_12m", "value_at_risk", "expected_value"] + [
     c for c in FEATURE_COLUMNS if c not in TEXT_COLUMNS
 ]
-# The rankings a list can be ordered by (churn_alerts.ranking), in words for the report and the e-mail.
+# The rankings a list can be ordered by (churn_alerts.ranking), in words for the report.
 RANKINGS = {
     "value_at_risk": "value at risk = P(churn) × expected spend over the next {period} days if kept",
-    "value_12m": "12-month value (trailing spend) a win-back restores",
+    "value_12m": "12-month value (trailing spend; no churn probability to weigh it by)",
 }
 
 

@@ -514,3 +514,22 @@ def test_cold_start_scores_nothing_and_alerts_from_rules_saying_so(tmp_path):
     assert alerts["recommended_action"].tolist() == ["re-engagement message", "service recovery call"]
     assert monitor_model(AS_OF, cfg, engine).status == "cold_start"
     engine.dispose()
+
+
+def test_money_columns_carry_their_unit_and_period():
+    from pipelines.deliver.alerts import describe_ranking
+    from pipelines.deliver.email import team_message
+    from pipelines.deliver.outbox import value_legend, xlsx_headers
+
+    cfg = Config(alerts={"currency": "USD"}, value={"period_days": 180})
+    headers = xlsx_headers(cfg)
+    assert headers["value_at_risk"] == "Value at risk, next 180 days (USD)"
+    assert headers["expected_value"] == "Expected spend, next 180 days (USD)"
+    assert headers["value_12m"] == "Spend, last 12 months (USD)"
+    message = team_message("north", "a@example.com", [], AS_OF, "cw@example.com", value_legend(cfg))
+    body = message.get_content()
+    assert "value_at_risk = churn probability × expected_value (USD, next 180 days)" in body
+    assert describe_ranking("value_at_risk", cfg) == (
+        "value at risk = P(churn) × expected spend over the next 180 days if kept"
+    )
+    assert describe_ranking("expected_value_saved", cfg) == "expected_value_saved"  # unknown: its own name
