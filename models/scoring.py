@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from models.btyd import BGNBD, fit_stored_features, save_fit, saved_fit
 from models.reasons import REASON_COLUMNS, describe_reason, pattern_reason, risk_flags
 from models.registry import binned_probabilities, binner, load_champion, predict, predict_matrix
+from models.spend import SpendFit, expected_value, fit_stored_spend, save_spend_fit
 from models.training import add_model_features
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError, NoModelError
@@ -76,10 +77,12 @@ class ScoreSummary:
     mean_probability: float
     bands: dict[str, int]
     message: str | None = None
+    value_model: str = ""  # how expected values were made: the spend model, or the fallback and its reason
 
     def as_dict(self) -> dict:
         return {
             **({"message": self.message} if self.message else {}),
+            **({"value_model": self.value_model} if self.value_model else {}),
             "as_of": self.as_of.isoformat(),
             "scored": self.scored,
             "model_version": self.model_version,
@@ -164,6 +167,9 @@ def score_frame(artifact: dict, feats: pd.DataFrame, cfg: Config, as_of: date) -
         feats, driver_effects(artifact, feats, p), 3, cfg.alerts.currency, cfg.features.long_wait_seconds
     )
     value = customer_value(feats).to_numpy(float)
+    # Value at risk counts what keeping the customer is worth (expected spend over value.period_days).
+    spend_fit = artifact.get("spend_fit") or SpendFit(cfg.value.period_days, None, "no spend model")
+    kept = expected_value(feats, artifact.get("btyd_fit"), spend_fit)
     scores = pd.DataFrame(
         {
             "as_of_date": as_of,
@@ -172,8 +178,9 @@ def score_frame(artifact: dict, feats: pd.DataFrame, cfg: Config, as_of: date) -
             "risk_band": risk_band(p, cfg.alerts.risk_bands),
             "percentile": np.nan,
             "value_12m": value,
-            "value_at_risk": p * value,
+            "value_at_risk": p * kept,
             "model_version": artifact["model_version"],
+            "expected_value": kept,
         }
     ).join(reasons)
     return scores[SCORE_COLUMNS]
@@ -195,6 +202,15 @@ def tonights_btyd_fit(engine: Engine, as_of: date) -> BGNBD | None:
     return saved_fit(engine, as_of) or btyd_fit_or_none(engine, as_of)
 
 
+def tonights_spend_fit(engine: Engine, as_of: date, bgnbd: BGNBD | None, cfg: Config) -> SpendFit:
+    """Return the night's spend model (Gamma-Gamma on the night's features), saved to spend_fits."""
+    fit = fit_stored_spend(engine, as_of, bgnbd, cfg.value.period_days, cfg.value.min_repeat_customers)
+    if fit.model is None:
+        log.warning("no spend model on %s: %s", as_of, fit.reason)
+    save_spend_fit(engine, as_of, fit)
+    return fit
+
+
 def score_customers(as_of: date, cfg: Config, engine: Engine, compute: Compute | None = None) -> ScoreSummary:
     """Score every active customer as of a date and replace that date's churn_scores partition.
 
@@ -213,13 +229,14 @@ def score_customers(as_of: date, cfg: Config, engine: Engine, compute: Compute |
     # The BG/NBD inputs come from a fit as of tonight, on everyone who ever bought.
     artifact = {**artifact, "btyd_fit": btyd_fit_or_none(engine, as_of)}
     save_fit(engine, as_of, artifact["btyd_fit"])
+    artifact["spend_fit"] = tonights_spend_fit(engine, as_of, artifact["btyd_fit"], cfg)
     compute = compute or choose_compute(cfg, engine)
     scores = compute.score_features(
         as_of, lambda chunk: score_frame(artifact, numeric_features(chunk), cfg, as_of), SCORE_COLUMNS
     )
     replace_partition(engine, "churn_scores", scores, as_of)
     if scores.empty:
-        return ScoreSummary(as_of, 0, artifact["model_version"], 0.0, {})
+        return ScoreSummary(as_of, 0, artifact["model_version"], 0.0, {}, value_model=_value_model(artifact))
     bands = scores["risk_band"].value_counts().to_dict()
     return ScoreSummary(
         as_of,
@@ -227,4 +244,14 @@ def score_customers(as_of: date, cfg: Config, engine: Engine, compute: Compute |
         artifact["model_version"],
         float(scores["churn_probability"].mean()),
         {k: int(v) for k, v in bands.items()},
+        value_model=_value_model(artifact),
     )
+
+
+def _value_model(artifact: dict) -> str:
+    """Return how the night's expected values were made, for the run summary."""
+    fit: SpendFit = artifact["spend_fit"]
+    if fit.model is None:
+        return f"trailing spend over {fit.period_days} days ({fit.reason})"
+    m = fit.model
+    return f"gamma_gamma p={m.p:.3f} q={m.q:.3f} gamma={m.gamma:.2f} over {fit.period_days} days"

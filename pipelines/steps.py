@@ -87,9 +87,15 @@ NIGHTLY_STEPS: tuple[Step, ...] = (
         doc="Treated vs control churn of the matured alert day.",
     ),
     Step(
+        "build_targeting_curve",
+        "pipelines.deliver.targeting:build_targeting_curve",
+        after=("build_alerts", "measure_outreach"),
+        doc="Per team: churners reached, value at risk covered and value saved when calling the top N.",
+    ),
+    Step(
         "build_report",
         "pipelines.deliver.report:build_report",
-        after=("build_kpis", "monitor_model", "publish_outbox", "measure_outreach"),
+        after=("build_kpis", "monitor_model", "publish_outbox", "measure_outreach", "build_targeting_curve"),
         doc="The run report.",
     ),
 )

@@ -392,6 +392,16 @@ class AlertConfig(_Strict):
         }
     )
     high_value_threshold: float = Field(2000.0, ge=0)
+    # Targeting curve (pipelines/deliver/targeting.py): what calling the top N of a list is expected to save.
+    assumed_effect: float = Field(
+        0.10,
+        gt=0,
+        lt=1,
+        description="share of a called customer's churn risk a call removes, assumed until outreach is measured",
+    )
+    effect_lookback_days: int = Field(
+        180, ge=1, le=730, description="matured outreach measurements of this many days are pooled into the effect"
+    )
 
     @model_validator(mode="after")
     def _bands_sorted(self) -> AlertConfig:
@@ -432,6 +442,17 @@ class ScoringConfig(_Strict):
     chunk_rows: int = Field(200_000, ge=100, description="customers scored per chunk (bounds the run's memory)")
 
 
+class ValueConfig(_Strict):
+    """What keeping a customer is worth: expected spend over a period (models/spend.py, docs/model.md)."""
+
+    period_days: int = Field(
+        365, ge=30, le=1825, description="days of expected spend (BG/NBD x Gamma-Gamma) that value at risk counts"
+    )
+    min_repeat_customers: int = Field(
+        50, ge=2, description="repeat customers a Gamma-Gamma fit needs; fewer: trailing 12-month spend is the value"
+    )
+
+
 class SparkConfig(_Strict):
     """Apache Spark for features and scoring (engine: spark); docs/scaling.md."""
 
@@ -449,6 +470,7 @@ class Config(_Strict):
     )
     spark: SparkConfig = Field(default_factory=SparkConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    value: ValueConfig = Field(default_factory=ValueConfig)
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     churn: ChurnConfig = Field(default_factory=ChurnConfig)

@@ -8,10 +8,11 @@ Per customer and night, in this order:
 4. control group: a deterministic `control_fraction` of the eligible alerts is held out (status `control`);
    a customer held out stays held out until that alert's horizon has passed (no later call blurs it);
 5. two lists per team: `prevention` (customers still active: the model's scores, or rules on a
-   cold start) ranked by value at risk (probability x 12-month value), or with `alerts.ranking:
-   expected_value_saved` and enough matured evidence by probability x uplift of the profile x value
-   (models/uplift.py), and `reactivation` (dormant accounts the model does not score, 3-6 months quiet)
-   ranked by the 12-month value a win-back restores;
+   cold start) ranked by value at risk (probability x expected spend over `value.period_days` if kept,
+   models/spend.py), or with `alerts.ranking: expected_value_saved` and enough matured evidence by
+   probability x uplift of the profile x that expected spend (models/uplift.py), and `reactivation`
+   (dormant accounts the model does not score, 3-6 months quiet) ranked by the 12-month value a win-back
+   restores; each alert names its ranking (`ranking`);
 6. capacity: the first `capacity` (`reactivation_capacity`) treated alerts of each list are `sent`,
    the rest `overflow`.
 """
@@ -65,7 +66,21 @@ FEATURE_COLUMNS = [
     "cancelled",
 ]
 TEXT_COLUMNS = {"region", "segment", "team", "do_not_contact", "loyalty_type"}
-NUMERIC = ["churn_probability", "value_12m", "value_at_risk"] + [c for c in FEATURE_COLUMNS if c not in TEXT_COLUMNS]
+NUMERIC = ["churn_probability", "value_12m", "value_at_risk", "expected_value"] + [
+    c for c in FEATURE_COLUMNS if c not in TEXT_COLUMNS
+]
+# The rankings a list can be ordered by (churn_alerts.ranking), in words for the report.
+RANKINGS = {
+    "value_at_risk": "value at risk = P(churn) × expected spend over the next {period} days if kept",
+    "value_12m": "12-month value (trailing spend; no churn probability to weigh it by)",
+    "expected_value_saved": "expected value saved = P(churn) × measured uplift of the customer's profile × "
+    "expected spend over the next {period} days if kept",
+}
+
+
+def describe_ranking(ranking: str, cfg: Config) -> str:
+    """Return the ranking's name in words (the name itself if unknown)."""
+    return RANKINGS.get(ranking, ranking).format(period=cfg.value.period_days)
 
 
 @dataclass
@@ -78,8 +93,8 @@ class AlertSummary:
     cooldown: dict[str, int] = field(default_factory=dict)
     suppressed: int = 0
     mode: str = "model"
-    ranking: str = "value_at_risk"
-    ranking_note: str = ""
+    ranking: dict[str, str] = field(default_factory=dict)  # list name -> the ranking that ordered it
+    ranking_note: str = ""  # why the prevention lists have their ranking (uplift evidence or its lack)
 
     def as_dict(self) -> dict:
         return {
@@ -183,6 +198,7 @@ def _candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame,
     # Customers the model does not score have no value at risk; their 12-month value ranks them.
     frame["value_12m"] = frame["value_12m"].fillna(customer_value(frame))
     frame["priority_value"] = frame["value_at_risk"].fillna(frame["value_12m"])
+    frame["ranking"] = np.where(frame["value_at_risk"].notna(), "value_at_risk", "value_12m")
     frame["model_version"] = frame["model_version"].fillna(version)
     dormant = (frame["dormant_short"] == 1) & (frame["dormant_long"] == 0)
     frame["list_name"] = np.where(dormant & ~scored, "reactivation", "prevention")
@@ -231,7 +247,7 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     eligible = frame["status"] == "eligible"
     held = in_control(frame["customer_id"], as_of, a.control_fraction) | _held_out(frame, as_of, cfg, engine)
     frame.loc[eligible & held, "status"] = "control"
-    ranking, ranking_note = _rank_by_uplift(frame, as_of, cfg, engine)
+    ranking_note = _rank_by_uplift(frame, as_of, cfg, engine)
     frame = frame.sort_values(
         ["team", "list_name", "priority_value", "churn_probability", "customer_id"],
         ascending=[True, True, False, False, True],
@@ -241,30 +257,24 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     # team_rank orders each list by priority; capacity counts treated alerts only, per list.
     lists = [frame["team"], frame["list_name"]]
     frame["team_rank"] = frame.groupby(lists).cumcount() + 1
-    capacity = {(t.name, "prevention"): t.capacity for t in a.teams}
-    capacity |= {
-        (t.name, "reactivation"): t.reactivation_capacity for t in a.teams if t.reactivation_capacity is not None
-    }
     treated = frame["status"] == "eligible"
     treated_rank = treated.astype(int).groupby(lists).cumsum()
-    defaults = {"prevention": a.default_capacity, "reactivation": a.reactivation_capacity}
-    cap = pd.Series(
-        [capacity.get((t, n), defaults[n]) for t, n in zip(frame["team"], frame["list_name"])], index=frame.index
-    )
+    pairs = list(zip(frame["team"], frame["list_name"]))
+    caps = {pair: list_capacity(cfg, *pair) for pair in set(pairs)}
+    cap = pd.Series([caps[pair] for pair in pairs], index=frame.index)
     frame.loc[treated & (treated_rank <= cap), "status"] = "sent"
     frame.loc[treated & (treated_rank > cap), "status"] = "overflow"
     replace_partition(engine, "churn_alerts", frame, as_of)
-    summary = AlertSummary(
-        as_of, len(frame), suppressed=suppressed, mode=mode, ranking=ranking, ranking_note=ranking_note
-    )
+    summary = AlertSummary(as_of, len(frame), suppressed=suppressed, mode=mode, ranking_note=ranking_note)
+    summary.ranking = {n: ";".join(sorted(set(r))) for n, r in frame.groupby("list_name")["ranking"]}
     for (team, status), n in frame.groupby(["team", "status"]).size().items():
         getattr(summary, status)[team] = int(n)
     return summary
 
 
-def _rank_by_uplift(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> tuple[str, str]:
+def _rank_by_uplift(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> str:
     """Give prevention alerts their uplift profile and estimate; rank by expected value saved when chosen and
-    the evidence suffices. Return the ranking used and the sentence that says why."""
+    the evidence suffices (their `ranking` then says so). Return the sentence that says which ranking and why."""
     prevention = frame["list_name"] == "prevention"
     frame["uplift_profile"] = profile_of(reason_category(frame["reason_codes"], frame["triggers"]), frame["risk_band"])
     frame.loc[~prevention, "uplift_profile"] = None
@@ -273,9 +283,11 @@ def _rank_by_uplift(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engin
     ranking, note = choose_ranking(estimates, cfg)
     if ranking == "expected_value_saved":
         scored = prevention & frame["churn_probability"].notna()
-        saved = frame["churn_probability"] * frame["uplift"].clip(lower=0) * frame["value_12m"]
+        saved = frame["churn_probability"] * frame["uplift"].clip(lower=0) * frame["expected_value"]
+        scored &= saved.notna()
         frame.loc[scored, "priority_value"] = saved[scored]
-    return ranking, note
+        frame.loc[scored, "ranking"] = "expected_value_saved"
+    return note
 
 
 def _held_out(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> pd.Series:
@@ -290,6 +302,16 @@ def _held_out(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> 
         for day, part in held.groupby("as_of_date")
     ]
     return frame["customer_id"].isin(pd.concat(drawn) if drawn else [])
+
+
+def list_capacity(cfg: Config, team: str, list_name: str) -> int:
+    """Return how many alerts of a team's list are sent each night (its capacity)."""
+    a = cfg.alerts
+    rule = next((t for t in a.teams if t.name == team), None)
+    if list_name == "reactivation":
+        own = rule.reactivation_capacity if rule is not None else None
+        return own if own is not None else a.reactivation_capacity
+    return rule.capacity if rule is not None else a.default_capacity
 
 
 def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:

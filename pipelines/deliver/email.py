@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from pipelines.core.config import Config
 from pipelines.core.connections import airflow_uri
 from pipelines.core.errors import ChurnwatchError, ConfigError, first_line
+from pipelines.deliver.outbox import value_legend
 
 _TRUE = {"true", "1", "yes"}
 
@@ -90,14 +91,17 @@ class SmtpServer:
                 smtp.send_message(message)
 
 
-def team_message(team: str, address: str, files: list[Path], as_of: date, sender: str) -> EmailMessage:
+def team_message(
+    team: str, address: str, files: list[Path], as_of: date, sender: str, legend: str = ""
+) -> EmailMessage:
     """Return the e-mail of one team's lists with the files attached."""
     message = EmailMessage()
     message["Subject"] = f"churnwatch {team} list for {as_of.isoformat()}"
     message["From"] = sender
     message["To"] = address
     names = "\n".join(f"- {p.name}" for p in files)
-    message.set_content(f"The {team} retention lists for {as_of.isoformat()} are attached:\n{names}\n")
+    legend = f"\nColumns: {legend}.\n" if legend else ""
+    message.set_content(f"The {team} retention lists for {as_of.isoformat()} are attached:\n{names}\n{legend}")
     for path in files:
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         maintype, subtype = kind.split("/", 1)
@@ -128,7 +132,7 @@ def email_outbox(as_of: date, cfg: Config, engine: Engine) -> EmailSummary:
         if not files:
             summary.without_files.append(team)
             continue
-        messages.append(team_message(team, address, files, as_of, server.sender))
+        messages.append(team_message(team, address, files, as_of, server.sender, value_legend(cfg)))
         summary.sent[team] = len(files)
     if messages:
         try:

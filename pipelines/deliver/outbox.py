@@ -23,7 +23,7 @@ from pipelines.core.warehouse import read_frame, sql_text
 from pipelines.deliver.alerts import LISTS
 
 # Spreadsheet number formats of the outbox columns (money with two decimals, probability as a percent).
-XLSX_FORMATS = {"churn_probability": "0.0%", "value_12m": "money", "value_at_risk": "money"}
+XLSX_FORMATS = {"churn_probability": "0.0%", "value_12m": "money", "expected_value": "money", "value_at_risk": "money"}
 
 # What a retention team gets: no more personal data than it needs to act.
 OUTBOX_COLUMNS = [
@@ -32,6 +32,7 @@ OUTBOX_COLUMNS = [
     "churn_probability",
     "risk_band",
     "value_12m",
+    "expected_value",
     "value_at_risk",
     "reasons",
     "recommended_action",
@@ -44,8 +45,9 @@ XLSX_HEADERS = {
     "customer_id": "Customer",
     "churn_probability": "Churn probability",
     "risk_band": "Risk band",
-    "value_12m": "12-month value",
-    "value_at_risk": "Value at risk",
+    "value_12m": "Spend, last 12 months ({currency})",
+    "expected_value": "Expected spend, next {period} days ({currency})",
+    "value_at_risk": "Value at risk, next {period} days ({currency})",
     "reasons": "Reasons",
     "recommended_action": "Recommended action",
     "triggers": "Triggers",
@@ -53,7 +55,23 @@ XLSX_HEADERS = {
 }
 
 
-def _write_xlsx(sheets: dict[str, pd.DataFrame], path: Path, team: str, as_of: date, currency: str) -> None:
+def value_legend(cfg: Config) -> str:
+    """Return what the money columns of the lists mean, with their unit and period (CSV names stay stable)."""
+    currency, period = cfg.alerts.currency, cfg.value.period_days
+    return (
+        f"value_12m = spend in the last 12 months ({currency}); expected_value = expected spend in the next "
+        f"{period} days if the customer stays ({currency}); value_at_risk = churn probability × expected_value "
+        f"({currency}, next {period} days)"
+    )
+
+
+def xlsx_headers(cfg: Config) -> dict[str, str]:
+    """Return the XLSX column headers with the configured currency and value period filled in."""
+    fill = {"currency": cfg.alerts.currency, "period": cfg.value.period_days}
+    return {k: v.format(**fill) for k, v in XLSX_HEADERS.items()}
+
+
+def _write_xlsx(sheets: dict[str, pd.DataFrame], path: Path, team: str, as_of: date, cfg: Config) -> None:
     """One workbook per team, one sheet per list (prevention, reactivation).
 
     Bold header that stays in view, a filter, money and percent formats, readable widths. Every text
@@ -62,10 +80,12 @@ def _write_xlsx(sheets: dict[str, pd.DataFrame], path: Path, team: str, as_of: d
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
+    currency = cfg.alerts.currency
+    headers = xlsx_headers(cfg)
     money_format = f'"{currency} "#,##0.00' if currency else "#,##0.00"
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         for list_name, frame in sheets.items():
-            frame.rename(columns=XLSX_HEADERS).to_excel(writer, index=False, sheet_name=list_name)
+            frame.rename(columns=headers).to_excel(writer, index=False, sheet_name=list_name)
             sheet = writer.sheets[list_name]
             for row in sheet.iter_rows(min_row=2):
                 for cell in row:
@@ -76,7 +96,7 @@ def _write_xlsx(sheets: dict[str, pd.DataFrame], path: Path, team: str, as_of: d
             sheet.freeze_panes = "A2"
             sheet.auto_filter.ref = sheet.dimensions
             for i, col in enumerate(frame.columns, start=1):
-                width = max([len(XLSX_HEADERS.get(col, col))] + [len(str(v)) for v in frame[col].head(200)])
+                width = max([len(headers.get(col, col))] + [len(str(v)) for v in frame[col].head(200)])
                 sheet.column_dimensions[get_column_letter(i)].width = min(max(10, width + 2), 80)
                 number_format = XLSX_FORMATS.get(col)
                 if number_format:
@@ -93,6 +113,7 @@ def _outbox_rows(rows: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     out["churn_probability"] = pd.to_numeric(out["churn_probability"]).round(3)
     out["value_at_risk"] = pd.to_numeric(out["value_at_risk"]).round(2)
     out["value_12m"] = pd.to_numeric(out["value_12m"]).round(2)
+    out["expected_value"] = pd.to_numeric(out["expected_value"]).round(2)
     horizon = cfg.churn.horizon_days
     notes = {
         "reactivation": f"dormant: no probability (the model scores customers active in the last {horizon} days)",
@@ -142,7 +163,7 @@ def publish_outbox(as_of: date, cfg: Config, engine: Engine) -> dict:
                     safe_cells(out).to_csv(staging / f"{stem}.csv", index=False, quoting=csv.QUOTE_NONNUMERIC)
                 files[stem] = len(out)
             if "xlsx" in cfg.alerts.outbox_formats:
-                _write_xlsx(sheets, staging / f"{name}.xlsx", name, as_of, cfg.alerts.currency)
+                _write_xlsx(sheets, staging / f"{name}.xlsx", name, as_of, cfg)
         swap_folder(staging, target, *cfg.paths.modes)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -20,6 +20,7 @@ from models.uplift import read_estimates
 from pipelines.core.config import Config
 from pipelines.core.publish import atomic_write
 from pipelines.core.warehouse import read_frame, sql_text
+from pipelines.deliver.alerts import RANKINGS, describe_ranking
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2530;background:#f6f7f9}
@@ -201,6 +202,8 @@ def _report_settings(cfg: Config) -> dict:
         "control_fraction": cfg.alerts.control_fraction,
         "cooldown_days": cfg.alerts.cooldown_days,
         "datasets": list(cfg.sources.datasets),
+        "value_period_days": cfg.value.period_days,
+        "ranking_names": {name: describe_ranking(name, cfg) for name in RANKINGS},
     }
 
 
@@ -241,6 +244,10 @@ def _report_tables(as_of: date, engine: Engine) -> dict[str, pd.DataFrame]:
         # The first customers of every team's prevention list, in the order the team calls them.
         "top": _query(engine, as_of, "report_top_customers", k=TOP_PER_TEAM),
         "outreach": _query(engine, as_of, "report_outreach"),
+        # Targeting: the curves, the ranking of each list and the spend model behind value at risk.
+        "curve": _query(engine, as_of, "report_targeting_curve"),
+        "rankings": _query(engine, as_of, "report_rankings"),
+        "spend_fit": _query(engine, as_of, "report_spend_fit"),
     }
 
 
@@ -351,6 +358,7 @@ def render(as_of: date, data: dict, docs_link: str | None) -> str:
         _quality_section(data, dq, docs_link),
         _monitoring_section(data),
         _alerts_section(data),
+        _targeting_section(data),
         _top_section(data),
         _outreach_section(data),
         _uplift_section(data),
@@ -485,7 +493,127 @@ def _top_section(data: dict) -> str:
     return (
         f"<section><h2>Top at-risk customers</h2>{_table(_top(data['top'], currency), max_rows=200)}"
         f'<p class="note">the first {TOP_PER_TEAM} customers of each team\'s prevention list; value at risk = churn '
-        f"probability × 12-month value ({currency})</p></section>"
+        f"probability × expected spend over the next {data['value_period_days']} days if kept ({currency})</p></section>"
+    )
+
+
+def ranking_lines(data: dict) -> list[str]:
+    """Return one sentence per list naming the ranking that ordered it tonight."""
+    names = data["ranking_names"]
+    return [
+        f"{r.list_name} lists ranked by {names.get(r.ranking, r.ranking)} ({int(r.alerts):,} alerts)"
+        for r in data["rankings"].itertuples(index=False)
+    ]
+
+
+def value_line(data: dict) -> str:
+    """Return how tonight's expected spend was made: the Gamma-Gamma fit, or the fallback and its reason."""
+    fit, currency = data["spend_fit"], data["currency"]
+    if fit.empty:
+        return "no spend model recorded tonight (no scores)"
+    f = fit.iloc[0]
+    period = int(f["period_days"])
+    if f["method"] != "gamma_gamma":
+        return f"expected spend = trailing 12-month spend scaled to {period} days, because {f['reason']}"
+    return (
+        f"expected spend = BG/NBD expected purchase days in the next {period} days × Gamma-Gamma spend per purchase "
+        f"day (p = {f['p']:.2f}, q = {f['q']:.2f}, γ = {f['gamma']:,.2f}; population mean "
+        f"{_money(f['population_mean'], currency)} per purchase day; fitted on {int(f['n_customers']):,} repeat customers)"
+    )
+
+
+def _curve_chart(rows: pd.DataFrame, team: str, currency: str) -> str:
+    """Return one team's targeting curve: value at risk covered and value saved by customers called, capacity marked."""
+    fig, ax = _figure(5.6, 3.2)
+    n = rows["n_called"].astype(float)
+    first = rows.iloc[0]
+    measured = first["effect_source"] == "measured"
+    ax.plot(n, rows["value_at_risk_covered"].astype(float), color="#1d3557", label="value at risk covered")
+    saved_label = (
+        "value saved (measured effect, 95 % interval)"
+        if measured
+        else f"value saved (ASSUMED {float(first['effect']):.0%} effect)"
+    )
+    ax.plot(
+        n, rows["expected_value_saved"].astype(float), color="#2a7d2e", ls="-" if measured else "--", label=saved_label
+    )
+    if measured:
+        ax.fill_between(
+            n, rows["value_saved_low"].astype(float), rows["value_saved_high"].astype(float), color="#2a7d2e", alpha=0.2
+        )
+    cap = rows.loc[rows["at_capacity"].astype(bool), "n_called"]
+    if len(cap):
+        ax.axvline(float(cap.iloc[0]), color="#b3261e", ls=":", lw=1.5, label=f"capacity ({int(first['capacity'])})")
+    ax.set_xlabel("customers called, top of the list first")
+    ax.set_ylabel(f"{currency}, next {int(first['value_period_days'])} days")
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
+    right = ax.twinx()
+    right.plot(n, rows["expected_churners"].astype(float), color="#999", lw=1, label="expected churners reached")
+    right.set_ylabel("expected churners")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
+    ax.set_title(f"{team}: targeting curve ({first['list_name']} list)", fontsize=10)
+    return _png(fig)
+
+
+def _curve_at_capacity(curve: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """Return one row per team and list: what calling up to capacity is expected to reach and save."""
+    rows = []
+    for r in curve[curve["at_capacity"].astype(bool)].itertuples(index=False):
+        if r.effect_source == "measured":
+            saved = (
+                f"{_money(r.expected_value_saved, currency)} "
+                f"({_money(r.value_saved_low, currency)} to {_money(r.value_saved_high, currency)})"
+            )
+        else:
+            saved = f"{_money(r.expected_value_saved, currency)} (assumed {r.effect:.0%} effect, not measured)"
+        rows.append(
+            {
+                "team": r.team,
+                "list": r.list_name,
+                "called (capacity / list)": f"{int(r.n_called):,} ({int(r.capacity):,} / {int(r.list_length):,})",
+                "expected churners reached": f"{r.expected_churners:,.1f}",
+                "value at risk covered": _money(r.value_at_risk_covered, currency),
+                "expected value saved": saved,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _targeting_section(data: dict) -> str:
+    curve, currency = data["curve"], data["currency"]
+    lines = ranking_lines(data) or ["no alerts tonight"]
+    head = (
+        "<section><h2>Targeting: what the calls can achieve</h2>"
+        f"<p><b>Ranking:</b> {html.escape('; '.join(lines))}.</p>"
+        f'<p class="note">{html.escape(value_line(data))}</p>'
+    )
+    if curve.empty:
+        return head + '<p class="note">no targeting curve tonight: no prevention list with model scores</p></section>'
+    first = curve.iloc[0]
+    if first["effect_source"] == "measured":
+        effect = (
+            f"Effect of a call, measured: it removes {first['effect']:.0%} of a called customer's churn risk "
+            f"(95 % interval {first['effect_low']:.0%} to {first['effect_high']:.0%}); {first['effect_note']}."
+        )
+    else:
+        effect = (
+            f"ASSUMPTION: a call removes {first['effect']:.0%} of a called customer's churn risk "
+            f"(alerts.assumed_effect), because the effect is not measured yet: {first['effect_note']}. Value saved is "
+            "that assumption × value at risk covered, not a measurement."
+        )
+    charts = "".join(
+        f'<img alt="targeting curve {html.escape(str(team))}" src="{_curve_chart(rows, str(team), currency)}">'
+        for (team, _), rows in curve.groupby(["team", "list_name"], sort=True)
+    )
+    return (
+        head + f'<p class="{"note" if first["effect_source"] == "measured" else "warn"}">{html.escape(effect)}</p>'
+        f'<div class="grid">{charts}</div>{_table(_curve_at_capacity(curve, currency))}'
+        '<p class="note">calling the top N of each prevention list (sent, then overflow; control and cooldown '
+        "customers are never called): expected churners reached = sum of churn probabilities; value at risk "
+        "covered = sum of value at risk; expected value saved = effect × value at risk covered. The dotted line "
+        "is the team's capacity. Every point is in table targeting_curve.</p></section>"
     )
 
 

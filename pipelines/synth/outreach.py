@@ -190,11 +190,13 @@ def ranking_saved_value(cfg: Config, engine: Engine, as_of: date, generated: Pat
     """Return the true value saved by each ranking of the night's prevention candidates at the lists' capacity.
 
     The candidates are the rows a team could have called (sent and overflow); each team keeps the number it
-    was sent. True saved value = true effect of the customer's cause x at stake (true_effects) x value.
+    was sent. True saved value = true effect of the customer's cause x at stake (true_effects) x value, with
+    value = trailing 12-month spend (what the generator's customer has shown to be worth, the same yardstick for
+    every ranking); the rankings themselves are rebuilt as build_alerts computes them (expected spend if kept).
     """
     alerts = read_frame(
         engine,
-        "SELECT customer_id, team, status, churn_probability, value_12m, value_at_risk, uplift "
+        "SELECT customer_id, team, status, churn_probability, value_12m, value_at_risk, expected_value, uplift "
         "FROM churn_alerts WHERE as_of_date = :d AND list_name = 'prevention' AND status IN ('sent', 'overflow')",
         {"d": as_of},
     )
@@ -208,7 +210,7 @@ def ranking_saved_value(cfg: Config, engine: Engine, as_of: date, generated: Pat
     uplift = pd.to_numeric(alerts["uplift"]).clip(lower=0)
     rankings = {
         "value_at_risk": pd.to_numeric(alerts["value_at_risk"]),
-        "expected_value_saved": p * uplift * pd.to_numeric(alerts["value_12m"]),
+        "expected_value_saved": p * uplift * pd.to_numeric(alerts["expected_value"]),
         "oracle": alerts["true_saved"],
     }
     capacity = alerts[alerts["status"] == "sent"].groupby("team").size()

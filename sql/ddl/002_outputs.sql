@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS churn_scores (
     churn_probability DOUBLE PRECISION NOT NULL, risk_band VARCHAR NOT NULL, percentile DOUBLE PRECISION NOT NULL,
     value_12m DOUBLE PRECISION, value_at_risk DOUBLE PRECISION,
     reason_1 VARCHAR, reason_2 VARCHAR, reason_3 VARCHAR, reason_codes VARCHAR,
-    model_version VARCHAR NOT NULL
+    model_version VARCHAR NOT NULL, expected_value DOUBLE PRECISION
 );
 
 CREATE TABLE IF NOT EXISTS churn_alerts (
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS churn_alerts (
     value_12m DOUBLE PRECISION, value_at_risk DOUBLE PRECISION, triggers VARCHAR NOT NULL,
     reasons VARCHAR, recommended_action VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
     list_name VARCHAR, priority_value DOUBLE PRECISION,
-    uplift_profile VARCHAR, uplift DOUBLE PRECISION
+    uplift_profile VARCHAR, uplift DOUBLE PRECISION, expected_value DOUBLE PRECISION, ranking VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS model_registry (
@@ -86,6 +86,26 @@ CREATE TABLE IF NOT EXISTS btyd_fits (
     a DOUBLE PRECISION NOT NULL, b DOUBLE PRECISION NOT NULL, n_customers BIGINT, log_likelihood DOUBLE PRECISION
 );
 
+-- The spend model behind each night's expected values (models/spend.py): Gamma-Gamma parameters, or the
+-- trailing-spend fallback with its reason.
+CREATE TABLE IF NOT EXISTS spend_fits (
+    as_of_date DATE NOT NULL, method VARCHAR NOT NULL, period_days INTEGER NOT NULL, p DOUBLE PRECISION,
+    q DOUBLE PRECISION, gamma DOUBLE PRECISION, population_mean DOUBLE PRECISION, n_customers BIGINT,
+    log_likelihood DOUBLE PRECISION, reason VARCHAR
+);
+
+-- Targeting curve per team and prevention list: what calling the top n_called of the list is expected to
+-- reach and save (pipelines/deliver/targeting.py); capacity and the effect's source on every row.
+CREATE TABLE IF NOT EXISTS targeting_curve (
+    as_of_date DATE NOT NULL, team VARCHAR NOT NULL, list_name VARCHAR NOT NULL, ranking VARCHAR NOT NULL,
+    n_called INTEGER NOT NULL, list_length INTEGER NOT NULL, capacity INTEGER NOT NULL, at_capacity BOOLEAN NOT NULL,
+    expected_churners DOUBLE PRECISION NOT NULL, value_at_risk_covered DOUBLE PRECISION NOT NULL,
+    value_period_days INTEGER NOT NULL, effect DOUBLE PRECISION NOT NULL, effect_low DOUBLE PRECISION,
+    effect_high DOUBLE PRECISION, effect_source VARCHAR NOT NULL, effect_note VARCHAR,
+    expected_value_saved DOUBLE PRECISION NOT NULL, value_saved_low DOUBLE PRECISION,
+    value_saved_high DOUBLE PRECISION
+);
+
 -- churnwatch backtest: one row per replayed date (realised_* once the horizon has passed; truth_* on generated data).
 CREATE TABLE IF NOT EXISTS backtest_results (
     run_id VARCHAR NOT NULL, as_of_date DATE NOT NULL, model_kind VARCHAR, n_scored BIGINT,
@@ -125,3 +145,6 @@ SELECT * FROM outreach_results;
 
 CREATE OR REPLACE VIEW v_uplift_estimates AS
 SELECT * FROM uplift_estimates;
+
+CREATE OR REPLACE VIEW v_targeting_curve AS
+SELECT * FROM targeting_curve WHERE as_of_date = (SELECT MAX(as_of_date) FROM targeting_curve);

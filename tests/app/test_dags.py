@@ -30,7 +30,16 @@ def test_nightly_task_chain(dagbag):
     dag = dagbag.get_dag("churn_nightly")
     order = ["load_landing", "validate_data", "build_features", "score_customers", "build_alerts", "publish_outbox"]
     assert sorted(dag.task_ids) == sorted(
-        order + ["build_kpis", "monitor_model", "email_outbox", "measure_outreach", "estimate_uplift", "build_report"]
+        order
+        + [
+            "build_kpis",
+            "monitor_model",
+            "email_outbox",
+            "measure_outreach",
+            "estimate_uplift",
+            "build_targeting_curve",
+            "build_report",
+        ]
     )
     for up, down in zip(order, order[1:]):
         if down != "build_alerts":
@@ -46,7 +55,9 @@ def test_nightly_task_chain(dagbag):
         "monitor_model",
         "publish_outbox",
         "measure_outreach",
+        "build_targeting_curve",
     }
+    assert dag.get_task("build_targeting_curve").upstream_task_ids == {"build_alerts", "measure_outreach"}
     assert dag.get_task("validate_data").retries == 0  # a bad batch is not retried blindly
     assert dag.get_task("load_landing").retries == 2
 

@@ -86,6 +86,18 @@ def test_nightly_dag_fills_scores_and_alerts(world):
     prevention = alerts[(alerts["list_name"] == "prevention") & (alerts["status"] == "sent")]
     assert prevention["churn_probability"].notna().all()
     assert reasons_frame_ok(alerts["reasons"])
+    # Value at risk is the probability times the expected spend if kept, from the night's Gamma-Gamma fit.
+    fit = _read(cfg, "SELECT * FROM spend_fits WHERE as_of_date = :d", {"d": AS_OF}).iloc[0]
+    assert fit["method"] == "gamma_gamma" and fit["q"] > 1 and fit["period_days"] == 365
+    assert (scores["value_at_risk"] - scores["churn_probability"] * scores["expected_value"]).abs().max() < 1e-6
+    assert (scores["expected_value"] >= 0).all() and set(prevention["ranking"]) == {"value_at_risk"}
+    # One targeting curve per team's prevention list, from nobody called to the whole callable list.
+    curve = _read(cfg, "SELECT * FROM targeting_curve WHERE as_of_date = :d", {"d": AS_OF})
+    for team, rows in curve.groupby("team"):
+        rows = rows.sort_values("n_called")
+        assert rows["n_called"].iloc[0] == 0 and rows["n_called"].iloc[-1] == rows["list_length"].iloc[0]
+        assert rows["value_at_risk_covered"].is_monotonic_increasing and rows["at_capacity"].sum() == 1
+        assert int(rows.loc[rows["at_capacity"].astype(bool), "n_called"].iloc[0]) == sent[(team, "prevention")]
     steps = _read(cfg, "SELECT step, status FROM pipeline_runs WHERE as_of_date = :d", {"d": AS_OF})
     assert {
         "load_landing",
@@ -95,6 +107,7 @@ def test_nightly_dag_fills_scores_and_alerts(world):
         "score_customers",
         "build_alerts",
         "publish_outbox",
+        "build_targeting_curve",
     } <= set(steps["step"])
     assert (steps["status"] == "ok").all()
     kpis = _read(cfg, "SELECT * FROM churn_kpis_daily WHERE as_of_date = :d", {"d": AS_OF})
@@ -128,6 +141,7 @@ def test_outbox_csv_per_team(world):
             "churn_probability",
             "risk_band",
             "value_12m",
+            "expected_value",
             "value_at_risk",
             "reasons",
             "recommended_action",
@@ -182,6 +196,7 @@ def test_run_report_renders_in_chromium(world):
         "Data quality",
         "Model monitoring",
         "Top at-risk customers",
+        "Targeting: what the calls can achieve",
     ):
         assert heading in result.headings
     assert shot.exists() and shot.stat().st_size > 20_000
@@ -194,6 +209,9 @@ def test_run_report_renders_in_chromium(world):
         "overflow: above the list&#x27;s capacity",
         "the first 8 customers of each team's prevention list",
         "<th>churn probability</th>",
+        "prevention lists ranked by value at risk = P(churn) × expected spend over the next 365 days",
+        "Gamma-Gamma spend per purchase day",
+        'alt="targeting curve north"',
     ):
         assert text in html, text
     assert "<th>churn_probability</th>" not in html and "nan" not in html.lower().split("<img")[0]

@@ -28,6 +28,9 @@ def test_repository_config_is_valid():
         ),
         ("sources:\n  datasets:\n    surveys: {folder: s}\n", "transactions dataset is mandatory"),
         ("churn: [1, 2\n", "is not valid YAML"),
+        ("value:\n  period_days: 7\n", "value.period_days: Input should be greater than or equal to 30"),
+        ("value:\n  perod_days: 90\n", "value.perod_days: unknown key"),
+        ("alerts:\n  assumed_effect: 1.5\n", "alerts.assumed_effect: Input should be less than 1"),
         ("warehouse:\n  url: postgresql://u:hunter2@db/x\n", "warehouse.url: Value error, holds a password"),
         ("sources:\n  timezone: Mars/Olympus\n", "sources.timezone: Value error, unknown time zone"),
         (

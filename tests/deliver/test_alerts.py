@@ -55,6 +55,7 @@ def _night(engine, day: date, rows: list[dict]) -> None:
                     "risk_band": "high" if r["p"] >= 0.6 else ("medium" if r["p"] >= 0.3 else "low"),
                     "percentile": 50.0,
                     "value_12m": r.get("value", 100.0),
+                    "expected_value": r.get("value", 100.0),
                     "value_at_risk": r["p"] * r.get("value", 100.0),
                     "reason_1": "no purchase for 80 days",
                     "reason_codes": r.get("codes", "inactivity"),
@@ -151,7 +152,7 @@ def test_ranking_by_expected_value_saved_when_the_evidence_suffices(world):
     _estimates(engine, DAY, {"all": (400, 120, 0.1, "measured"), "inactivity/high": (300, 90, 0.0, "measured")})
     summary = build_alerts(DAY, cfg, engine)
     alerts = _alerts(engine)
-    assert summary.ranking == "expected_value_saved"
+    assert summary.ranking == {"prevention": "expected_value_saved"}
     assert summary.ranking_note.startswith("expected value saved (uplift measured on 400 treated / 120 control")
     assert alerts["uplift_profile"].to_dict() == {
         "I1": "inactivity/high",
@@ -166,7 +167,7 @@ def test_ranking_by_expected_value_saved_when_the_evidence_suffices(world):
     # The same night with thin evidence falls back to value at risk and says why.
     _estimates(engine, DAY, {"all": (400, 12, 0.1, "thin")})
     summary = build_alerts(DAY, cfg, engine)
-    assert summary.ranking == "value_at_risk"
+    assert summary.ranking == {"prevention": "value_at_risk"}
     assert summary.ranking_note == "value at risk: uplift evidence too thin (n_control 12 < 30)"
     assert set(_alerts(engine).index[_alerts(engine)["status"] == "sent"]) == {"I1", "I2"}
     assert summary.as_dict()["ranking_note"] == summary.ranking_note
@@ -586,3 +587,23 @@ def test_cold_start_scores_nothing_and_alerts_from_rules_saying_so(tmp_path):
     assert alerts["recommended_action"].tolist() == ["re-engagement message", "service recovery call"]
     assert monitor_model(AS_OF, cfg, engine).status == "cold_start"
     engine.dispose()
+
+
+def test_money_columns_carry_their_unit_and_period():
+    from pipelines.deliver.alerts import describe_ranking
+    from pipelines.deliver.email import team_message
+    from pipelines.deliver.outbox import value_legend, xlsx_headers
+
+    cfg = Config(alerts={"currency": "USD"}, value={"period_days": 180})
+    headers = xlsx_headers(cfg)
+    assert headers["value_at_risk"] == "Value at risk, next 180 days (USD)"
+    assert headers["expected_value"] == "Expected spend, next 180 days (USD)"
+    assert headers["value_12m"] == "Spend, last 12 months (USD)"
+    message = team_message("north", "a@example.com", [], AS_OF, "cw@example.com", value_legend(cfg))
+    body = message.get_content()
+    assert "value_at_risk = churn probability × expected_value (USD, next 180 days)" in body
+    assert describe_ranking("value_at_risk", cfg) == (
+        "value at risk = P(churn) × expected spend over the next 180 days if kept"
+    )
+    assert describe_ranking("expected_value_saved", cfg).endswith("× expected spend over the next 180 days if kept")
+    assert describe_ranking("no_such_ranking", cfg) == "no_such_ranking"  # unknown: its own name

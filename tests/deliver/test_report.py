@@ -79,6 +79,7 @@ def test_page_texts_have_currency_period_and_human_headers():
         "monitor_message": "",
         "checks": pd.DataFrame(columns=["dataset", "checks"]),
         "ranking_note": "value at risk: uplift evidence too thin (n_control 12 < 30)",
+        **_targeting_data(),
     }
     page = render(date(2026, 3, 26), data, None)
     assert "<b>Prevention lists ranked by:</b> value at risk: uplift evidence too thin (n_control 12 &lt; 30)" in page
@@ -125,3 +126,83 @@ def test_uplift_table_gives_interval_and_evidence():
     assert out["churn reduction (95 % interval)"][1] == "+22% (+11% to +33%)"
     assert out["evidence"].tolist() == ["own evidence", "own evidence", "too few: pooled effect used"]
     assert out["customers sent"][0] == "1,240"
+
+
+def _targeting_data(source: str = "assumed") -> dict:
+    """The report's targeting inputs: one team's curve of 4 customers, capacity 2."""
+    measured = source == "measured"
+    covered = [0.0, 90.0, 150.0, 180.0, 190.0]
+    curve = pd.DataFrame(
+        {
+            "team": "north",
+            "list_name": "prevention",
+            "ranking": "value_at_risk",
+            "n_called": range(5),
+            "list_length": 4,
+            "capacity": 2,
+            "at_capacity": [False, False, True, False, False],
+            "expected_churners": [0.0, 0.9, 1.5, 1.8, 1.9],
+            "value_at_risk_covered": covered,
+            "value_period_days": 365,
+            "effect": 0.2 if measured else 0.1,
+            "effect_low": 0.05 if measured else None,
+            "effect_high": 0.35 if measured else None,
+            "effect_source": source,
+            "effect_note": "3 matured alert days" if measured else "no matured outreach measurement yet",
+            "expected_value_saved": [c * (0.2 if measured else 0.1) for c in covered],
+            "value_saved_low": [c * 0.05 for c in covered] if measured else None,
+            "value_saved_high": [c * 0.35 for c in covered] if measured else None,
+        }
+    )
+    return {
+        "curve": curve,
+        "rankings": pd.DataFrame({"list_name": ["prevention"], "ranking": ["value_at_risk"], "alerts": [7]}),
+        "spend_fit": pd.DataFrame(
+            [
+                {
+                    "method": "gamma_gamma",
+                    "period_days": 365,
+                    "p": 6.25,
+                    "q": 3.74,
+                    "gamma": 15.44,
+                    "population_mean": 35.2,
+                    "n_customers": 946,
+                    "reason": None,
+                }
+            ]
+        ),
+        "value_period_days": 365,
+        "ranking_names": {"value_at_risk": "value at risk = P(churn) × expected spend over the next 365 days if kept"},
+    }
+
+
+def test_targeting_section_names_the_ranking_marks_capacity_and_labels_the_assumption():
+    from pipelines.deliver.report import _curve_at_capacity, _targeting_section
+
+    data = {"currency": "EUR", **_targeting_data("assumed")}
+    section = _targeting_section(data)
+    assert "prevention lists ranked by value at risk = P(churn) × expected spend over the next 365 days" in section
+    assert "ASSUMPTION: a call removes 10%" in section and "not a measurement" in section
+    assert "p = 6.25, q = 3.74" in section and "946 repeat customers" in section
+    assert section.count("<img") == 1
+    row = _curve_at_capacity(data["curve"], "EUR").iloc[0]
+    assert row["called (capacity / list)"] == "2 (2 / 4)"
+    assert row["value at risk covered"] == "EUR 150"
+    assert row["expected value saved"] == "EUR 15 (assumed 10% effect, not measured)"
+    measured = {"currency": "EUR", **_targeting_data("measured")}
+    section = _targeting_section(measured)
+    assert "ASSUMPTION" not in section and "measured: it removes 20%" in section
+    assert _curve_at_capacity(measured["curve"], "EUR").iloc[0]["expected value saved"] == "EUR 30 (EUR 8 to EUR 52)"
+
+
+def test_targeting_section_without_a_curve_or_a_spend_model_says_so():
+    from pipelines.deliver.report import _targeting_section
+
+    data = {"currency": "EUR", **_targeting_data()}
+    data["curve"] = data["curve"].iloc[0:0]
+    data["spend_fit"] = pd.DataFrame(
+        [{"method": "trailing_spend", "period_days": 180, "reason": "12 repeat customers, fewer than 50"}]
+    )
+    section = _targeting_section(data)
+    assert "no targeting curve tonight" in section
+    assert "trailing 12-month spend scaled to 180 days, because 12 repeat customers, fewer than 50" in section
