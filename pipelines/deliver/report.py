@@ -477,8 +477,8 @@ def _alerts_section(data: dict) -> str:
         "sent: in the team's file today; overflow: above the list's capacity (per team, prevention + reactivation: "
         f"{capacity}); control: held out at random ({data['control_fraction']:.0%}) to measure what calls achieve, "
         f"never sent; cooldown: alerted within the last {data['cooldown_days']} days and risk not worse. "
-        "Prevention lists customers still active, ranked by value at risk; reactivation lists dormant accounts "
-        "(3-6 months quiet), ranked by their 12-month value."
+        "Prevention lists customers still active, in the ranking named above; reactivation lists dormant "
+        "accounts (3-6 months quiet), ranked by their 12-month value."
     )
     ranking = data.get("ranking_note") or "value at risk"
     return (

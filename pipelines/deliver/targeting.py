@@ -7,7 +7,8 @@ customers are not called whatever the capacity), per team:
 - expected value saved = effect x value at risk covered, where the effect is the share of a called
   customer's churn risk a call removes.
 
-The effect is measured: the matured outreach cohorts of the last `alerts.effect_lookback_days` are pooled
+The effect is measured: tonight's pooled uplift estimate (models/uplift.py, `uplift_estimates` profile
+`all`) when there is one, else the matured outreach cohorts of the last `alerts.effect_lookback_days` are pooled
 (sent vs comparable control, pipelines/deliver/outreach.py) and the churn reduction and its Newcombe
 interval are divided by the control group's churn rate. Only a clear measurement is used (enough control
 customers, an interval that excludes zero); otherwise the curve uses `alerts.assumed_effect`, says why,
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from models.uplift import read_estimates
 from pipelines.core.config import Config
 from pipelines.core.warehouse import declared_names, read_frame, replace_partition, sql_text
 from pipelines.deliver.alerts import list_capacity
@@ -80,6 +82,11 @@ def effect_from_results(results: pd.DataFrame, assumed: float) -> Effect:
             assumed, None, None, "assumed", f"{measured}: no control customer churned, so no share can be measured"
         )
     diff, low, high = difference_ci(churn_c, nc, churn_t, nt)
+    return _effect(diff, low, high, churn_c / nc, nc, measured, assumed)
+
+
+def _effect(diff: float, low: float, high: float, rate_c: float, nc: int, measured: str, assumed: float) -> Effect:
+    """Return the share of churn risk a call removes from a measured reduction, or the assumed one if not clear."""
     if not effect_is_clear(low, high, nc):
         why = f"fewer than {MIN_CONTROL} control customers" if nc < MIN_CONTROL else "its interval spans zero"
         return Effect(
@@ -89,7 +96,6 @@ def effect_from_results(results: pd.DataFrame, assumed: float) -> Effect:
             "assumed",
             f"{measured}: churn reduction {diff:+.1%} (95 % interval {low:+.1%} to {high:+.1%}) is not clear ({why})",
         )
-    rate_c = churn_c / nc
     return Effect(
         diff / rate_c,
         low / rate_c,
@@ -99,8 +105,33 @@ def effect_from_results(results: pd.DataFrame, assumed: float) -> Effect:
     )
 
 
+def effect_from_uplift(pooled: pd.Series, assumed: float) -> Effect:
+    """Return the call effect from tonight's pooled uplift estimate (the 'all' row of uplift_estimates)."""
+    nt, nc = int(pooled["n_treated"]), int(pooled["n_control"])
+    measured = (
+        f"pooled uplift of the alerts matured within alerts.uplift.window_days, {nt:,} sent and {nc:,} control "
+        "customers (each customer's first alert in a horizon)"
+    )
+    rate_c = float(pooled["churn_rate_control"])
+    if rate_c <= 0:
+        return Effect(
+            assumed, None, None, "assumed", f"{measured}: no control customer churned, so no share can be measured"
+        )
+    diff, low, high = (float(pooled[c]) for c in ("effect", "ci_low", "ci_high"))
+    return _effect(diff, low, high, rate_c, nc, measured, assumed)
+
+
 def outreach_effect(as_of: date, cfg: Config, engine: Engine) -> Effect:
-    """Return the call effect measured up to as_of (pooled over the lookback window), else the assumed one."""
+    """Return the call effect measured up to as_of, else the assumed one.
+
+    Tonight's pooled uplift estimate comes first when there is one (estimate_uplift: more alert nights, each
+    customer once per horizon), so the curve and the report's uplift table rest on the same evidence; else the
+    matured outreach cohorts of the lookback window are pooled.
+    """
+    estimates = read_estimates(as_of, engine)
+    pooled = estimates[(estimates["profile"] == "all") & (estimates["source"] != "thin")] if len(estimates) else []
+    if len(pooled):
+        return effect_from_uplift(pooled.iloc[0], cfg.alerts.assumed_effect)
     since = as_of - timedelta(days=cfg.alerts.effect_lookback_days)
     results = read_frame(engine, sql_text("deliver/targeting_outreach.sql"), {"d": as_of, "a": since})
     return effect_from_results(results, cfg.alerts.assumed_effect)

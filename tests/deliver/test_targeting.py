@@ -17,6 +17,7 @@ from pipelines.deliver.targeting import (
     build_targeting_curve,
     curve_points,
     effect_from_results,
+    effect_from_uplift,
     list_curve,
 )
 
@@ -87,6 +88,23 @@ def test_measured_effect_pools_the_cohorts_and_scales_by_control_churn():
     assert effect.low == pytest.approx(low / 0.5) and effect.high == pytest.approx(high / 0.5)
     assert 0 < effect.low < effect.value < effect.high
     assert "2 matured alert days, 300 sent and 200 control customers" in effect.note
+
+
+def test_pooled_uplift_gives_the_effect_and_the_same_clarity_rule():
+    # Sent 300 with 90 churned (30 %), control 200 with 100 churned (50 %): as the 'all' row of uplift_estimates.
+    diff, low, high = difference_ci(100, 200, 90, 300)
+    row = {"n_treated": 300, "n_control": 200, "churn_rate_control": 0.5}
+    effect = effect_from_uplift(pd.Series({**row, "effect": diff, "ci_low": low, "ci_high": high}), 0.1)
+    assert effect.source == "measured" and effect.value == pytest.approx(0.4)
+    assert effect.low == pytest.approx(low / 0.5) and effect.high == pytest.approx(high / 0.5)
+    assert "pooled uplift" in effect.note and "300 sent and 200 control customers" in effect.note
+    # An interval spanning zero (the demo's pooled +2 % on 465 control customers) keeps the assumption.
+    unclear = effect_from_uplift(pd.Series({**row, "effect": 0.021, "ci_low": -0.033, "ci_high": 0.075}), 0.1)
+    assert unclear.source == "assumed" and unclear.value == 0.1 and "its interval spans zero" in unclear.note
+    none = effect_from_uplift(
+        pd.Series({**row, "churn_rate_control": 0.0, "effect": 0, "ci_low": 0, "ci_high": 0}), 0.1
+    )
+    assert none.source == "assumed" and "no control customer churned" in none.note
 
 
 def _alerts(rows: list[dict]) -> pd.DataFrame:
