@@ -213,22 +213,23 @@ def _champion_card(as_of: date, engine: Engine) -> dict:
     return json.loads(champion["card"].iloc[0]) if len(champion) and champion["card"].iloc[0] else {}
 
 
-def _monitor_message(as_of: date, engine: Engine) -> str:
-    """Return the message of the day's latest successful monitor_model run ('' if none or unreadable)."""
-    runs = _query(engine, as_of, "report_monitor_message")
+def _run_field(as_of: date, engine: Engine, query: str, key: str) -> str:
+    """Return one field of the JSON summary of the day's latest successful run of a step ('' if none or unreadable)."""
+    runs = _query(engine, as_of, query)
     try:
-        return json.loads(runs["message"].iloc[0]).get("message", "") if len(runs) else ""
+        return json.loads(runs["message"].iloc[0]).get(key, "") if len(runs) else ""
     except (ValueError, AttributeError):
         return ""
+
+
+def _monitor_message(as_of: date, engine: Engine) -> str:
+    """Return the message of the day's monitor_model run."""
+    return _run_field(as_of, engine, "report_monitor_message", "message")
 
 
 def _ranking_note(as_of: date, engine: Engine) -> str:
-    """Return the sentence of the day's build_alerts run saying which ranking produced the lists ('' if none)."""
-    runs = _query(engine, as_of, "report_alert_ranking")
-    try:
-        return json.loads(runs["message"].iloc[0]).get("ranking_note", "") if len(runs) else ""
-    except (ValueError, AttributeError):
-        return ""
+    """Return the sentence of the day's build_alerts run saying which ranking produced the lists."""
+    return _run_field(as_of, engine, "report_alert_ranking", "ranking_note")
 
 
 def _report_tables(as_of: date, engine: Engine) -> dict[str, pd.DataFrame]:
