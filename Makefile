@@ -64,7 +64,7 @@ demo: $(STAMP) var/airflow/airflow.db
 
 test: $(STAMP) $(SPARK_STAMP) $(DEV_STAMP) var/airflow/airflow.db chromium
 	$(BIN)/ruff check pipelines models dags tests
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Not part of make test: a 1M-customer run takes a long time. Results land in bench/results/.
 # The 1m run also times lifetimes and PyMC-Marketing side by side on 10M of its transactions (the 100k

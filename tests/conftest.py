@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import date, datetime
 from pathlib import Path
 
@@ -14,8 +15,23 @@ from pipelines.core.warehouse import get_engine, insert_frame
 from pipelines.synth.generate import GeneratorSpec, generate
 from tests.pgserver import PostgresServer
 
+# make test runs the suite on pytest-xdist workers, whose __main__ module has neither __spec__ nor
+# __file__. pyspark.sql.connect takes that for a doctest run and calls sys.exit(0) when Great
+# Expectations imports it; a file name tells it otherwise. Set before any test imports either
+# (nothing imported above does).
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "pytest-xdist-worker"
+
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("AIRFLOW_HOME", str(REPO))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the files holding slow tests first: make test spreads files over two workers, and a long file
+    started last would run alone at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: order within files is kept
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -311,16 +312,25 @@ def _text(value) -> str:
 
 
 def to_canonical(frame: pd.DataFrame, dataset: str, ds: DatasetConfig, where: str) -> pd.DataFrame:
-    """Rename the user's columns to canonical names; raise naming the missing column if one is absent."""
+    """Rename the user's columns to canonical names; raise naming the missing column if one is absent.
+
+    Values come out as Python objects with None for every missing value. The frame is built in one go:
+    a day's file is small, and column-by-column assignment cost more than reading it (history loads
+    read thousands of files)."""
     frame.columns = [str(c).strip() for c in frame.columns]
     by_lower = {c.lower(): c for c in frame.columns}
     required, optional = DATASET_COLUMNS[dataset]
-    out = pd.DataFrame(index=frame.index)
+    data: dict[str, Any] = {}
     for canonical in required + optional:
         source = ds.columns.get(canonical, canonical)
         actual = source if source in frame.columns else by_lower.get(source.lower())
         if actual is not None:
-            out[canonical] = frame[actual].astype(object).where(frame[actual].notna(), None)
+            values = frame[actual].to_numpy(dtype=object)
+            missing = pd.isna(values)
+            if missing.any():
+                values = values.copy()
+                values[missing] = None
+            data[canonical] = values
         elif canonical in required or canonical in ds.columns:
             # A column the config maps by name must be there: dropping it would change meaning (e.g. type).
             mapped = f" (mapped from {canonical})" if source != canonical else ""
@@ -329,7 +339,8 @@ def to_canonical(frame: pd.DataFrame, dataset: str, ds: DatasetConfig, where: st
                 f"{', '.join(c for c in frame.columns if c not in META)}"
             )
         else:
-            out[canonical] = None
+            data[canonical] = None
+    out = pd.DataFrame(data, index=frame.index, dtype=object)  # object: pandas would turn None into NaN
     for col in ("_source_row", "_load_issue"):
         out[col] = frame[col] if col in frame else None
     return out

@@ -95,6 +95,7 @@ def urls(request):
     return made[0], made[1]
 
 
+@pytest.mark.slow
 def test_killed_runs_and_reruns_leave_the_tables_of_one_clean_run(tmp_path, urls):
     clean_root, clean_env = _setup(tmp_path, "clean", urls[0])
     done = _cli(clean_env, "backfill", "--start", DAYS[0], "--end", DAYS[-1], "--steps", STEPS)

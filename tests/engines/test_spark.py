@@ -35,6 +35,7 @@ def test_date_differences_become_datediff_and_parameters_stay_bound():
     assert "x.d - 30" in sql  # date minus days is a date on every engine
 
 
+@pytest.mark.slow
 def test_spark_features_and_scores_equal_duckdb(small_dataset, tmp_path):
     meta = load_truth(small_dataset)[2]
     start = date.fromisoformat(meta["start"])
