@@ -144,6 +144,22 @@ def top_reasons(
     return pd.DataFrame(out, index=frame.index)
 
 
+def explained(p: np.ndarray, cfg: Config) -> np.ndarray:
+    """Return which scores get reasons (scoring.explain).
+
+    at_risk: every customer an alert list can show on the model's word, i.e. the bands above the lowest
+    and scores at or above alerts.probability_threshold. alerts.top_share picks by a share of everyone,
+    known only once every chunk is scored, so with it set everyone is explained. Explaining costs one
+    prediction per driver group; most customers of a large base sit in the lowest band, whose reasons
+    nobody reads (docs/scaling.md).
+    """
+    a = cfg.alerts
+    if cfg.scoring.explain == "all" or a.top_share:
+        return np.ones(len(p), bool)
+    floor = min([a.probability_threshold, *sorted(a.risk_bands.values())[1:]])
+    return p >= floor
+
+
 def risk_band(p: np.ndarray, bands: dict[str, float]) -> np.ndarray:
     """Return the band name of each probability (highest lower bound first)."""
     ordered = sorted(bands.items(), key=lambda kv: -kv[1])
@@ -163,9 +179,16 @@ def score_frame(artifact: dict, feats: pd.DataFrame, cfg: Config, as_of: date) -
         return pd.DataFrame(columns=SCORE_COLUMNS)
     feats = add_model_features(feats, artifact.get("btyd_fit"), cfg.churn.horizon_days)
     p = predict(artifact, feats)
-    reasons = top_reasons(
-        feats, driver_effects(artifact, feats, p), 3, cfg.alerts.currency, cfg.features.long_wait_seconds
-    )
+    explain = explained(p, cfg)
+    # Not explained (scoring.explain): NULL reasons and codes; explained without a reason: codes ''.
+    names = [*(f"reason_{i + 1}" for i in range(3)), "reason_codes"]
+    reasons = pd.DataFrame({c: pd.Series(None, index=feats.index, dtype=object) for c in names})
+    if explain.any():
+        few = feats[explain]
+        found = top_reasons(
+            few, driver_effects(artifact, few, p[explain]), 3, cfg.alerts.currency, cfg.features.long_wait_seconds
+        )
+        reasons.loc[explain, found.columns] = found
     value = customer_value(feats).to_numpy(float)
     # Value at risk counts what keeping the customer is worth (expected spend over value.period_days).
     spend_fit = artifact.get("spend_fit") or SpendFit(cfg.value.period_days, None, "no spend model")

@@ -440,6 +440,11 @@ class PathsConfig(_Strict):
 
 class ScoringConfig(_Strict):
     chunk_rows: int = Field(200_000, ge=100, description="customers scored per chunk (bounds the run's memory)")
+    explain: Literal["at_risk", "all"] = Field(
+        "at_risk",
+        description="which scores get reasons: at_risk = every band above the lowest and any score at or above "
+        "alerts.probability_threshold (everyone when alerts.top_share is set); all = every scored customer",
+    )
 
 
 class ValueConfig(_Strict):

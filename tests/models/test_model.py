@@ -337,6 +337,27 @@ def test_scores_carry_band_percentile_version_and_reasons(full, dates):
     reason = pd.Series(top["reason_1"])
     assert (reason.str.contains(r"\d") | reason.str.startswith("no single clear reason")).all()
     assert reason.str.contains(r"\d").mean() >= 0.9
+    # scoring.explain: at_risk (default) explains the bands above the lowest and scores at or above the
+    # alert threshold; the rest keep NULL reasons and codes. 'all' explains everyone, the same way.
+    floor = min(cfg.alerts.probability_threshold, sorted(cfg.alerts.risk_bands.values())[1])
+    wanted = s["churn_probability"] >= floor
+    assert 0 < wanted.sum() < len(s)
+    assert s.loc[wanted, "reason_codes"].notna().all() and s.loc[~wanted, "reason_codes"].isna().all()
+    assert s.loc[~wanted, ["reason_1", "reason_2", "reason_3"]].isna().all().all()
+    everyone = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"explain": "all"})})
+    score_customers(dates[1], everyone, engine)
+    full_reasons = read_frame(engine, "SELECT * FROM churn_scores WHERE as_of_date = :d", {"d": dates[1]})
+    assert full_reasons["reason_codes"].notna().all()
+    key = ["customer_id", "churn_probability", "reason_1", "reason_2", "reason_3", "reason_codes"]
+    both = s[key].merge(full_reasons[key], on="customer_id", suffixes=("", "_all"))
+    explained = both[both["customer_id"].isin(s.loc[wanted, "customer_id"])]
+    for col in key[1:]:
+        assert explained[col].fillna("").tolist() == explained[col + "_all"].fillna("").tolist(), col
+    # alerts.top_share cuts by a share of everyone: with it set, everyone is explained.
+    share = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={"top_share": 0.1})})
+    score_customers(dates[1], share, engine)
+    shared = read_frame(engine, "SELECT reason_codes FROM churn_scores WHERE as_of_date = :d", {"d": dates[1]})
+    assert shared["reason_codes"].notna().all()
 
 
 def test_contractual_churn_trains_on_cancellations(small_dataset, tmp_path, dates):
