@@ -46,6 +46,7 @@ def test_repository_config_is_valid():
         ("engine: sparkle\n", "engine: Input should be 'duckdb', 'postgres' or 'spark'"),
         ("spark:\n  masterr: yarn\n", "spark.masterr: unknown key"),
         ("scoring:\n  chunk_rows: 5\n", "scoring.chunk_rows"),
+        ("scoring:\n  explain: everyone\n", "scoring.explain: Input should be 'at_risk' or 'all'"),
         # Hostile-input cases: each used to end in a traceback or in SQL built from the value.
         ("sources:\n  datasets:\n    transactions:\n      encoding: klingon\n", "unknown encoding 'klingon'"),
         (

@@ -118,6 +118,26 @@ def test_hand_computed_features(tiny, any_cfg):
     assert (a["rfm_segment"], b["rfm_segment"], c["rfm_segment"]) == ("lost", "hibernating", "no purchase")
 
 
+def test_purchase_days_count_a_day_once_however_many_purchases_it_holds(any_engine, any_cfg):
+    """The gap statistics come from sorted purchases, not from distinct days: a day with several purchases
+    must still be one purchase day, one gap and one decay term (sql/features/customer_features.sql)."""
+    days = [date(2025, 1, 1), date(2025, 1, 1), date(2025, 1, 11), date(2025, 3, 1), date(2025, 3, 1), date(2025, 3, 1)]
+    stg(any_engine, "stg_transactions", buy("D", *[(d, 10.0) for d in days]))
+    stg(any_engine, "stg_transactions", buy("E", (date(2025, 2, 1), 5.0), (date(2025, 2, 1), 7.0)))
+    build_features(AS_OF, any_cfg, any_engine)
+    f = load_features(any_engine, AS_OF).set_index("customer_id")
+    d, e = f.loc["D"], f.loc["E"]
+    assert d["purchases_total"] == 6 and d["purchase_days_total"] == 3
+    assert d["mean_gap_days"] == pytest.approx(29.5)  # gaps of 10 and 49 days between the 3 purchase days
+    assert d["std_gap_days"] == pytest.approx(27.577164, abs=1e-6)  # sample sd of 10 and 49
+    assert d["last_gap_days"] == 49 and d["purchase_span_days"] == 59
+    ages = [(AS_OF - x).days for x in sorted(set(days))]
+    assert d["purchase_days_decay_30"] == pytest.approx(sum(2.718281828459045 ** (-a / 30) for a in ages), abs=1e-6)
+    # One purchase day with two purchases: no gap at all, one day.
+    assert e["purchases_total"] == 2 and e["purchase_days_total"] == 1
+    assert pd.isna(e["mean_gap_days"]) and pd.isna(e["last_gap_days"]) and pd.isna(e["std_gap_days"])
+
+
 def test_point_in_time_later_events_change_nothing(tiny, any_cfg):
     before = read_features(tiny, any_cfg, AS_OF)
     stg(
