@@ -255,23 +255,3 @@ def save_spend_fit(engine, as_of: date, fit: SpendFit) -> None:
     }
     replace_partition(engine, "spend_fits", pd.DataFrame([row]), as_of)
 
-
-def saved_spend_fit(engine, as_of: date) -> SpendFit | None:
-    """Return the spend model the night's scores used (spend_fits), or None if none was saved."""
-    from pipelines.core.warehouse import read_frame
-
-    rows = read_frame(
-        engine,
-        "SELECT method, period_days, p, q, gamma, n_customers, log_likelihood, reason FROM spend_fits "
-        "WHERE as_of_date = :d",
-        {"d": as_of},
-    )
-    if rows.empty:
-        return None
-    row = rows.iloc[0]
-    model = None
-    if row["method"] == "gamma_gamma":
-        model = GammaGamma(
-            float(row["p"]), float(row["q"]), float(row["gamma"]), int(row["n_customers"]), float(row["log_likelihood"])
-        )
-    return SpendFit(int(row["period_days"]), model, row["reason"] or "")

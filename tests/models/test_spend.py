@@ -22,10 +22,9 @@ from models.spend import (
     fit_stored_spend,
     log_likelihood,
     save_spend_fit,
-    saved_spend_fit,
 )
 from pipelines.core.errors import ChurnwatchError
-from pipelines.core.warehouse import insert_frame
+from pipelines.core.warehouse import insert_frame, read_frame
 
 CDNOW = Path(__file__).with_name("cdnow_repeat_spend.csv")
 AS_OF = date(2026, 3, 1)
@@ -166,10 +165,13 @@ def test_fit_from_stored_features_is_point_in_time_and_saved(engine):
     )  # two orders per purchase day
     assert fit.model is not None and fit.model.n_customers == int(repeat.sum())
     assert fit.model.p == pytest.approx(expected.p, rel=1e-6) and fit.model.gamma == pytest.approx(expected.gamma)
+    saved = "SELECT method, period_days, p, reason FROM spend_fits WHERE as_of_date = :d"
     save_spend_fit(engine, AS_OF, fit)
     save_spend_fit(engine, AS_OF, fit)  # a re-run replaces the night's row
-    again = saved_spend_fit(engine, AS_OF)
-    assert again.period_days == 365 and again.model.p == pytest.approx(fit.model.p, abs=1e-6)
+    again = read_frame(engine, saved, {"d": AS_OF})
+    assert len(again) == 1 and again["period_days"][0] == 365 and again["method"][0] == "gamma_gamma"
+    assert again["p"][0] == pytest.approx(fit.model.p, abs=1e-6)
     save_spend_fit(engine, AS_OF, SpendFit(365, None, "too few"))
-    assert saved_spend_fit(engine, AS_OF) == SpendFit(365, None, "too few")
-    assert saved_spend_fit(engine, date(2020, 1, 1)) is None
+    fallback = read_frame(engine, saved, {"d": AS_OF})
+    assert fallback[["method", "reason"]].values.tolist() == [["trailing_spend", "too few"]] and pd.isna(fallback["p"][0])
+    assert read_frame(engine, saved, {"d": date(2020, 1, 1)}).empty
