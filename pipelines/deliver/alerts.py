@@ -320,7 +320,10 @@ def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:
     currency = cfg.alerts.currency
     rule_only = frame["reason_1"].isna()
     extra, codes_out, texts = [], [], {f"reason_{i}": [] for i in (1, 2, 3)}
-    for row in frame.to_dict("records"):  # records: far faster than row-wise indexing
+    # Column arrays read through a row view: a dict per row of every column cost seconds at 200k alerts.
+    columns = {c: frame[c].to_numpy(dtype=object) for c in frame.columns}
+    for i in range(len(frame)):
+        row = _RowView(columns, i)
         # Inactivity first (what a reactivation call opens with), then service, then spend.
         fired = sorted((t for t in row["triggers"].split(";") if t and t != "model"), key=list(RULE_DRIVER).index)
         if pd.isna(row["reason_1"]):
@@ -343,6 +346,22 @@ def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:
         for col, values in texts.items():
             frame[col] = frame[col].astype(object)
             frame.loc[rule_only, col] = values
+
+
+class _RowView:
+    """One row of column arrays, read like the row dict the reason texts take (get and [])."""
+
+    __slots__ = ("columns", "i")
+
+    def __init__(self, columns: dict, i: int):
+        self.columns, self.i = columns, i
+
+    def __getitem__(self, col: str):
+        return self.columns[col][self.i]
+
+    def get(self, col: str, default=None):
+        values = self.columns.get(col)
+        return default if values is None else values[self.i]
 
 
 def _in_cooldown(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> pd.Series:

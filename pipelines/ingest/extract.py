@@ -443,13 +443,15 @@ def extract_dataset(
         raise
     summary.rows[name] = len(frame)
     summary.files[name] = len(files) if ds.sql is None else 1
+    # Rows per file counted once (a comparison of the whole window per file grew with files x rows).
+    per_file = frame["_source_file"].value_counts().to_dict() if len(frame) else {}
     ledger = [
         {
             "dataset": name,
             "file_name": f.path.name,
             "sha256": f.sha256 or _sha256(f.path),
             "batch_date": f.batch_date,
-            "rows": int((frame["_source_file"] == f.path.name).sum()),
+            "rows": int(per_file.get(f.path.name, 0)),
             "loaded_at": now,
         }
         for f in files
@@ -520,7 +522,9 @@ def withdraw_files(conn: Connection, write: RawWrite, window: tuple[date, date],
     table = check_table(f"raw_{write.dataset}")
     before = read_frame(conn, ingest_sql("raw_window_files", write.dataset), {"s": start, "e": as_of})
     frame = write.frame
-    present = set(zip(frame["_batch_date"], frame["_source_file"])) if len(frame) else set()
+    # (day, file) pairs from the distinct pairs, not from every row (millions in a history window).
+    pairs = frame[["_batch_date", "_source_file"]].drop_duplicates() if len(frame) else frame
+    present = set(zip(pairs["_batch_date"], pairs["_source_file"])) if len(frame) else set()
     for day, file in zip(pd.to_datetime(before["_batch_date"]).dt.date, before["_source_file"]):
         if (day, file) in write.kept:
             continue

@@ -474,6 +474,15 @@ def add_reference_checks(
     keyed = typed[typed[key].notna()]
     if keyed.empty:
         return
+    keys = _objects(keyed[key])
+    prior = prior_keys(engine, dataset, list(keys.unique()), start)
+    prior_ids = _objects(prior[key]).unique() if not prior.empty else []
+    # Only a key seen twice in the window or already in stg_* can be a duplicate or a conflict: the rest
+    # (nearly every row of a history load) keep both flags True, and the work below is done on the few.
+    maybe = keys.duplicated(keep=False) | keys.isin(prior_ids)
+    if not maybe.any():
+        return
+    keyed = keyed[maybe]
     prints = _fingerprint(keyed, compare)
     # Reference per key: the copy in stg_* before the window, else the first copy of its earliest batch.
     # As datetime64 so the group minimum is vectorised (python date objects aggregate row by row).
@@ -481,8 +490,6 @@ def add_reference_checks(
     in_first = batch == batch.groupby(keyed[key]).transform("min")
     # Key -> fingerprint, as Series so the lookups below are vectorised (a dict over Arrow strings is not).
     reference = prints[in_first].groupby(keyed.loc[in_first, key].to_numpy()).first()
-    prior = prior_keys(engine, dataset, sorted(_objects(keyed[key]).unique()), start)
-    prior_ids = _objects(prior[key]).unique() if not prior.empty else []
     if not prior.empty:
         earlier = pd.Series(_fingerprint(prior, compare).to_numpy(), index=prior[key].to_numpy())
         earlier = earlier[~earlier.index.duplicated(keep="last")]
@@ -772,15 +779,14 @@ def quarantine_guard(
 def _dq_rows(run_id, as_of, dataset, raw, quarantine, counts, status, message, now) -> list[dict]:
     """Return one dq_runs row per batch day of the dataset in this run (one row even if nothing arrived)."""
     rows = []
-    batches = sorted(set(raw["_batch_date"])) or [as_of]
-    # One grouping, not a comparison of every row per batch day (a history window has hundreds of days).
-    parts = dict(tuple(raw.groupby("_batch_date", sort=False))) if len(raw) else {}
-    bads = dict(tuple(quarantine.groupby("_batch_date", sort=False))) if len(quarantine) else {}
-    for batch in batches:
-        part = parts.get(batch, raw.iloc[:0])
-        bad = bads.get(batch, quarantine.iloc[:0])
-        files = sorted(set(_objects(part["_source_file"]))) if len(part) else []
-        batch_counts = Counter(x for rs in bad.get("reasons", []) for x in rs.split(";"))
+    # One grouping of the two columns needed, not a sub-frame per batch day (a history window has hundreds).
+    read = raw.groupby("_batch_date", sort=False).size().to_dict() if len(raw) else {}
+    sources = raw.groupby("_batch_date", sort=False)["_source_file"].unique().to_dict() if len(raw) else {}
+    bads = quarantine.groupby("_batch_date", sort=False)["reasons"].agg(list).to_dict() if len(quarantine) else {}
+    for batch in sorted(read) or [as_of]:
+        n_read, bad = read.get(batch, 0), bads.get(batch, [])
+        files = sorted({str(f) for f in sources.get(batch, [])})
+        batch_counts = Counter(x for rs in bad for x in rs.split(";"))
         if batch == as_of:
             batch_counts.update({k: v for k, v in counts.items() if k in ("volume_collapse", "stale_data")})
         rows.append(
@@ -790,8 +796,8 @@ def _dq_rows(run_id, as_of, dataset, raw, quarantine, counts, status, message, n
                 "dataset": dataset,
                 "batch_date": batch,
                 "source": ", ".join(files)[:1000] if files else None,
-                "rows_read": len(part),
-                "rows_loaded": len(part) - len(bad),
+                "rows_read": n_read,
+                "rows_loaded": n_read - len(bad),
                 "rows_quarantined": len(bad),
                 "checks": json.dumps(dict(sorted(batch_counts.items()))),
                 "status": status if batch == as_of or status in ("failed",) else ("warn" if len(bad) else "ok"),
