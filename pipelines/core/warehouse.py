@@ -6,7 +6,8 @@ import functools
 import io
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -194,13 +195,36 @@ def insert_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
         raw.register(view, pa.Table.from_pandas(frame, preserve_index=False))
         try:
             col_list = ", ".join(f'"{c}"' for c in cols)
-            conn.exec_driver_sql(f"INSERT INTO {table} ({col_list}) SELECT {col_list} FROM {view}")
+            with unordered_insert(conn, len(frame)):
+                conn.exec_driver_sql(f"INSERT INTO {table} ({col_list}) SELECT {col_list} FROM {view}")
         finally:
             raw.unregister(view)
     else:
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         conn.execute(sa.table(table, *[sa.column(c) for c in cols]).insert(), records)
     return len(frame)
+
+
+# DuckDB's row group: an insert of fewer rows is written by one thread, in order, whatever the setting.
+ROW_GROUP = 122_880
+
+
+@contextmanager
+def unordered_insert(conn: Connection, rows: int | None = None) -> Iterator[None]:
+    """On DuckDB, let a large INSERT write its row groups in parallel, straight to the database file.
+
+    With insertion order preserved, DuckDB writes a large insert to the WAL and then again at the
+    checkpoint: 3.2 s of commit and twice the file size for a 3.5M-row raw window (measured), against
+    0.05 s unordered. Tables are sets: every reader that needs an order says ORDER BY.
+    """
+    if conn.dialect.name != "duckdb" or (rows is not None and rows < ROW_GROUP):
+        yield
+        return
+    conn.exec_driver_sql("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("RESET preserve_insertion_order")
 
 
 def replace_rows(conn: Connection, table: str, frame: pd.DataFrame, where: str, params: Mapping[str, Any]) -> int:
@@ -218,7 +242,8 @@ def replace_partition_from_query(conn: Connection, table: str, sql: str, params:
     col_list = ", ".join(table_columns(conn, check_table(table)))
     conn.execute(sa.text(f"DELETE FROM {table} WHERE as_of_date = :d"), {"d": as_of})
     crash_point(table)
-    conn.execute(sa.text(f"INSERT INTO {table} ({col_list}) SELECT {col_list} FROM ({sql}) q"), dict(params))
+    with unordered_insert(conn):
+        conn.execute(sa.text(f"INSERT INTO {table} ({col_list}) SELECT {col_list} FROM ({sql}) q"), dict(params))
     return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE as_of_date = :d"), {"d": as_of}).scalar_one())
 
 
@@ -242,20 +267,24 @@ def _read(conn: Connection, sql: str, params: Mapping[str, Any] | None) -> pd.Da
     return pd.DataFrame([tuple(row) for row in result.fetchall()], columns=list(result.keys()))
 
 
-def read_bulk(engine_or_conn: Engine | Connection, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def read_bulk(
+    engine_or_conn: Engine | Connection, sql: str, params: Mapping[str, Any] | None = None, text: bool = False
+) -> pd.DataFrame:
     """Like read_frame, for large results: DuckDB hands over columns (no Python row objects).
 
     Column types may differ from read_frame's on DuckDB: dates come back as datetime64 and
-    DECIMAL as float, so callers convert the columns they use.
+    DECIMAL as float, so callers convert the columns they use. text=True, for results that are
+    mostly text (raw_* rows): through Arrow, strings stay Arrow strings instead of one Python object
+    per value (3.5x faster on a 3.5M-row window), and dates come back as Python dates, as from read_frame.
     """
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
-            return read_bulk(conn, sql, params)
+            return read_bulk(conn, sql, params, text)
     if engine_or_conn.dialect.name != "duckdb":
         return _read(engine_or_conn, sql, params)
     result = engine_or_conn.execute(sa.text(sql), dict(params or {}))
     try:
-        return result.cursor.fetch_df()
+        return result.cursor.fetch_arrow_table().to_pandas() if text else result.cursor.fetch_df()
     finally:
         result.close()
 

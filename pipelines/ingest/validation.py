@@ -463,9 +463,11 @@ def add_reference_checks(
     stg_*) that holds the same key again is a duplicate if its values agree, a conflict if not.
     """
     if customers is not None and "customer_id" in typed:
-        ids = sorted(set(_objects(typed["customer_id"].dropna())) - customers)
-        known = customers | known_customers(engine, ids, start)
-        typed["_customer_known"] = typed["customer_id"].isna() | _objects(typed["customer_id"]).isin(known)
+        # Each distinct id is looked up once (a history window repeats every customer dozens of times).
+        codes, ids = pd.factorize(_objects(typed["customer_id"]))
+        unknown_here = sorted(set(ids) - customers)
+        known = customers | known_customers(engine, unknown_here, start)
+        typed["_customer_known"] = _take(np.fromiter((i in known for i in ids), bool, len(ids)), codes, True)
     if dataset not in KEYS:
         return
     key, compare = KEYS[dataset]
@@ -474,15 +476,17 @@ def add_reference_checks(
     keyed = typed[typed[key].notna()]
     if keyed.empty:
         return
-    keys = _objects(keyed[key])
-    prior = prior_keys(engine, dataset, list(keys.unique()), start)
-    prior_ids = _objects(prior[key]).unique() if not prior.empty else []
+    codes, ids = pd.factorize(_objects(keyed[key]))
+    prior = prior_keys(engine, dataset, list(ids), start)
+    prior_ids = set(_objects(prior[key])) if not prior.empty else set()
     # Only a key seen twice in the window or already in stg_* can be a duplicate or a conflict: the rest
     # (nearly every row of a history load) keep both flags True, and the work below is done on the few.
-    maybe = keys.duplicated(keep=False) | keys.isin(prior_ids)
+    staged = np.fromiter((i in prior_ids for i in ids), bool, len(ids))
+    maybe = (np.bincount(codes, minlength=len(ids)) > 1)[codes] | staged[codes]
     if not maybe.any():
         return
     keyed = keyed[maybe]
+    prior_ids = list(prior_ids)
     prints = _fingerprint(keyed, compare)
     # Reference per key: the copy in stg_* before the window, else the first copy of its earliest batch.
     # As datetime64 so the group minimum is vectorised (python date objects aggregate row by row).
@@ -500,6 +504,18 @@ def add_reference_checks(
         same = prints[later] == keyed.loc[later, key].map(reference)
         typed.loc[idx, "_not_loaded_before"] = ~same.to_numpy()
         typed.loc[idx, "_key_consistent"] = same.to_numpy()
+
+
+def _take(flags: np.ndarray, codes: np.ndarray, missing: bool) -> np.ndarray:
+    """Return flags per row from flags per distinct value (pd.factorize codes; -1, a missing value, gives missing)."""
+    out = flags[np.where(codes < 0, 0, codes)] if len(flags) else np.zeros(len(codes), bool)
+    return np.where(codes < 0, missing, out)
+
+
+def repeated(values: pd.Series) -> np.ndarray:
+    """Return, per row, whether its value occurs more than once (missing values count as one value)."""
+    codes, uniques = pd.factorize(_objects(values), use_na_sentinel=False)
+    return (np.bincount(codes, minlength=len(uniques)) > 1)[codes]
 
 
 def trailing_volume(engine: Engine, dataset: str, as_of: date, days: int) -> tuple[float | None, int]:
@@ -640,7 +656,7 @@ def validate_data(as_of: date, cfg: Config, engine: Engine, since: date | None =
 
 def read_raw_window(engine: Engine, dataset: str, start: date, as_of: date) -> pd.DataFrame:
     """Return the raw_<dataset> rows of the window in delivery order (SQL: sql/ingest/raw_window_rows.sql)."""
-    return read_bulk(engine, ingest_sql("raw_window_rows", dataset), {"s": start, "e": as_of})
+    return read_bulk(engine, ingest_sql("raw_window_rows", dataset), {"s": start, "e": as_of}, text=True)
 
 
 def validate_dataset(run: ValidationRun, dataset: str, results: dict[str, DatasetResult]) -> DatasetResult:
@@ -653,7 +669,9 @@ def validate_dataset(run: ValidationRun, dataset: str, results: dict[str, Datase
         return DatasetResult(dataset, raw, None, raw, {}, "missing")
     raw = raw.reset_index(drop=True)
     raw[ROW_ID] = range(len(raw))
-    raw["_batch_date"] = pd.to_datetime(raw["_batch_date"]).dt.date if len(raw) else raw["_batch_date"]
+    if len(raw):  # as Python dates, each distinct day converted once (a window holds a few days, millions of rows)
+        codes, days = pd.factorize(raw["_batch_date"])
+        raw["_batch_date"] = np.asarray(pd.to_datetime(days).date, dtype=object)[codes]
     typed, reasons = row_reasons(run, dataset, raw, results)
     counts = dict(Counter(r for rs in reasons.values() for r in rs))
     # Batch-level checks on the run date's batch (rows before row-level filtering).
@@ -671,8 +689,13 @@ def row_reasons(
 ) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     """Type the rows and run the row suite; return (typed rows without exact duplicates, row id -> reasons)."""
     required, optional = DATASET_COLUMNS[dataset]
-    # Exact duplicates (also across the window's batches): keep the first copy, quarantine the rest.
-    dup = raw.duplicated(subset=list(required + optional), keep="first")
+    # Exact duplicates (also across the window's batches): keep the first copy, quarantine the rest. Copies
+    # share every value, so only rows whose first column repeats are compared whole (few in a history load).
+    columns = list(required + optional)
+    dup = pd.Series(False, index=raw.index)
+    maybe = repeated(raw[KEYS[dataset][0] if dataset in KEYS else columns[0]])
+    if maybe.any():
+        dup[maybe] = raw[maybe].duplicated(subset=columns, keep="first")
     typed, reasons = type_rows(dataset, raw[~dup], run.cfg)
     customers = _customer_reference(run.cfg, run.engine, results) if dataset != "customers" else None
     add_reference_checks(dataset, typed, run.engine, run.start, customers)

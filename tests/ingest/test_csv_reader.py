@@ -10,11 +10,15 @@ PLAIN = [
     "customer_id,ts,amount\nC1,2024-01-01 10:00:00,12.5\nC2, 2024-01-02 ,\n",
     "customer_id;ts;amount\nC1;2024-01-01;1\nC2;2024-01-02;2",  # no newline at the end
     "customer_id,ts,amount,type\n,,,\nC3,2024-01-03,-4,refund\n",
+    "customer_id,note\nC1,café ✓ naïve\n",  # text beyond ASCII
 ]
 NOT_PLAIN = [
     'customer_id,note\nC1,"a, b"\n',  # quoted delimiter
     "customer_id,ts\nC1,2024-01-01\n\nC2,2024-01-02\n",  # blank line
     "customer_id,ts\nC1,2024-01-01,extra\n",  # ragged
+    "customer_id,ts\nC1\nC2,2024-01-02\n",  # too few fields
+    "customer_id,ts\nC1,2024-01-01\n\n",  # blank line at the end
+    "customer_id,ts\nC1,2024-01-01\n  \nC2,2024-01-02\n",  # a line of spaces
     "customer_id,ts\r\nC1,2024-01-01\r\n",  # CR line ends
     "customer_id\nC1\n",  # one column: a blank line would look like a record
 ]
