@@ -17,7 +17,7 @@ from models.scoring import tonights_btyd_fit
 from models.training import add_model_features, bin_shares, top_share_metrics
 from pipelines.core.config import Config
 from pipelines.core.errors import NoModelError
-from pipelines.core.warehouse import read_frame, replace_partition
+from pipelines.core.warehouse import read_bulk, read_frame, replace_partition
 from pipelines.features.customer_features import load_features
 from pipelines.features.population import active_population, churn_labels
 
@@ -135,7 +135,7 @@ def _drift_rows(as_of: date, cfg: Config, engine: Engine, artifact: dict) -> tup
     """Return PSI rows of tonight's score and of every model input, the drifted inputs and the score's PSI."""
     version, reference, alert = artifact["model_version"], artifact.get("reference", {}), cfg.monitoring.psi_alert
     rows, drifted = [], {}
-    scores = read_frame(engine, "SELECT churn_probability FROM churn_scores WHERE as_of_date = :d", {"d": as_of})
+    scores = read_bulk(engine, "SELECT churn_probability FROM churn_scores WHERE as_of_date = :d", {"d": as_of})
     score_psi = None
     if "__score__" in reference and len(scores):
         ref = reference["__score__"]

@@ -229,8 +229,10 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     model_hit = p >= a.probability_threshold
     if a.top_share and p.notna().any():
         model_hit |= p >= p.quantile(1 - a.top_share)
+    # Only customers something fired for are kept (a fifth of a large base): their trigger lists are joined.
+    hit = (model_hit.fillna(False).astype(bool) | (rules != "")).to_numpy()
+    frame, rules, model_hit = frame[hit].copy(), rules[hit], model_hit[hit]
     frame["triggers"] = [";".join(t for t in (m, r) if t) for m, r in zip(np.where(model_hit, "model", ""), rules)]
-    frame = frame[frame["triggers"] != ""].copy()
     _add_rule_reasons(frame, cfg)
     # Suppression: never listed at all.
     blocked = frame["do_not_contact"].fillna(False).astype(bool) | (frame["in_campaign"].fillna(0) == 1)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.btyd import expected_purchases, fit_bgnbd, fit_stored_features, p_alive, p_no_purchase
+from models.btyd import BGNBD, expected_purchases, fit_bgnbd, fit_stored_features, p_alive, p_no_purchase
 from pipelines.core.errors import ChurnwatchError
 from pipelines.features.customer_features import build_features, load_features
 from tests.conftest import stg
@@ -58,6 +58,32 @@ def test_fit_does_not_depend_on_row_order():
     a = fit_bgnbd(d["frequency"], d["recency"] * 7, d["T"] * 7)
     b = fit_bgnbd(shuffled["frequency"], shuffled["recency"] * 7, shuffled["T"] * 7)
     assert a == b
+
+
+def test_a_warm_start_from_the_night_before_reaches_the_cold_fit_in_fewer_steps(monkeypatch):
+    """The nightly fit starts from the previous night's parameters: same optimum, fewer likelihood passes."""
+    import models.btyd as btyd
+
+    x, t_x, T, _ = _simulate(20_000, 0.6, 20.0, 0.8, 3.0, days=400, horizon=60, seed=5)
+    yesterday = fit_bgnbd(x, np.minimum(t_x, T - 1), T - 1)
+    calls = []
+    real = btyd._log_likelihood_and_gradient
+    monkeypatch.setattr(btyd, "_log_likelihood_and_gradient", lambda *a: calls.append(1) or real(*a))
+    cold = fit_bgnbd(x, t_x, T)
+    cold_calls, calls[:] = len(calls), []
+    warm = fit_bgnbd(x, t_x, T, start=yesterday)
+    assert len(calls) < cold_calls / 2
+    assert warm.log_likelihood >= cold.log_likelihood - 1e-6 * abs(cold.log_likelihood)
+    for k in ("r", "alpha", "a", "b"):
+        assert getattr(warm, k) == pytest.approx(getattr(cold, k), rel=1e-3)
+    assert fit_bgnbd(x, t_x, T, start=yesterday) == warm  # the same start gives the same bits
+
+
+def test_a_useless_warm_start_falls_back_to_the_cold_starts():
+    x, t_x, T, _ = _simulate(5_000, 0.6, 20.0, 0.8, 3.0, days=400, horizon=60, seed=6)
+    cold = fit_bgnbd(x, t_x, T)
+    for start in (BGNBD(r=float("nan"), alpha=1.0, a=1.0, b=1.0), BGNBD(r=1e9, alpha=1.0, a=1.0, b=1.0)):
+        assert fit_bgnbd(x, t_x, T, start=start) == cold
 
 
 def _simulate(n: int, r: float, alpha: float, a: float, b: float, days: int, horizon: int, seed: int):
