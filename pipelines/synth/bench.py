@@ -4,7 +4,8 @@ Phases, each in a subprocess whose whole process tree is sampled for memory (RSS
 1. generate: about 50 transactions and 10 service events per customer over two years (blocks of
    customers, appended to the same daily files);
 2. history: load and validate the history once, in windows of `history_window` days (reported apart);
-3. nightly: the day's increment through every nightly step (`churnwatch run --date D`);
+3. nightly: the day's increment through every nightly step (`churnwatch run --date D`), after the night
+   before has run once untimed (a nightly run in service starts from yesterday's outputs);
 4. retrain: `churnwatch train --date D`;
 5. peers (unless peers_python is None): lifetimes and PyMC-Marketing against churnwatch's feature build on one
    transactions CSV of at least `peers_rows` rows (pipelines/synth/peers.py), under results["peers"].
@@ -162,6 +163,9 @@ def _median_run(cmd: list[str], env: dict, log: Path, repeat: int) -> dict:
 def _nightly_and_retrain(workdir: Path, env: dict, log: Path, repeat: int) -> dict:
     cli = [sys.executable, "-m", "pipelines.cli"]
     last = date(2024, 1, 1) + timedelta(days=DAYS - 1)
+    # The night before runs first, untimed: a nightly run in service has yesterday's outputs (its BG/NBD
+    # fit, which tonight's fit starts from, and its alerts for the cooldown).
+    measured([*cli, "run", "--date", (last - timedelta(days=1)).isoformat()], env, log)
     nightly = _median_run([*cli, "run", "--date", last.isoformat()], env, log, repeat)
     nightly["steps"] = step_times(workdir / "wh.duckdb", last, repeat)
     retrain = _median_run([*cli, "train", "--date", last.isoformat()], env, log, repeat)
