@@ -72,11 +72,6 @@ def _log_likelihood_and_gradient(
     return float(np.sum(w * (a1 + a2 + tail))), grad
 
 
-# The cold starts (log r, log alpha in weeks, log a, log b): all ones, and one scaled to the mean age.
-COLD_STARTS = (
-    lambda T, w: np.zeros(4),
-    lambda T, w: np.log([0.5, max(float(np.average(T, weights=w)), 1.0), 1.0, 2.0]),
-)
 # A warm start stops only where the cold starts would (default ftol 2.2e-9, gtol 1e-5) or closer.
 WARM_TOL = {"ftol": 1e-12, "gtol": 1e-8}
 
@@ -126,8 +121,9 @@ def fit_bgnbd(x, t_x, T, weights=None, penalizer: float = 0.0, start: BGNBD | No
             res = minimize(objective, warm, jac=True, method="L-BFGS-B", bounds=[(-12, 12)] * 4, options=WARM_TOL)
             if res.success and np.isfinite(res.fun):
                 best = res
-    for cold in () if best is not None else COLD_STARTS:
-        res = minimize(objective, cold(T, w), jac=True, method="L-BFGS-B", bounds=[(-12, 12)] * 4)
+    cold_starts = (np.zeros(4), np.log([0.5, max(float(np.average(T, weights=w)), 1.0), 1.0, 2.0]))
+    for cold in () if best is not None else cold_starts:
+        res = minimize(objective, cold, jac=True, method="L-BFGS-B", bounds=[(-12, 12)] * 4)
         if best is None or res.fun < best.fun:
             best = res
     if not np.isfinite(best.fun):
@@ -210,10 +206,10 @@ def btyd_features(frame: pd.DataFrame, m: BGNBD, horizon_days: int) -> pd.DataFr
     return out
 
 
-def fit_stored_features(engine, as_of, warm: bool = True) -> BGNBD:
+def fit_stored_features(engine, as_of) -> BGNBD:
     """Return a BG/NBD fitted on the stored customer_features partition of as_of (aggregated in SQL).
 
-    warm: start from the latest fit saved before as_of (btyd_fits), if any; a re-run of the night starts
+    It starts from the latest fit saved before as_of (btyd_fits), if any: a re-run of the night starts
     from the same earlier fit, so it gives the same parameters."""
     from pipelines.core.warehouse import read_bulk, sql_text
 
@@ -225,21 +221,13 @@ def fit_stored_features(engine, as_of, warm: bool = True) -> BGNBD:
         counts["t_x"].astype(float),
         counts["t_cal"].astype(float),
         counts["n"].astype(float),
-        start=previous_fit(engine, as_of) if warm else None,
+        start=previous_fit(engine, as_of),
     )
 
 
 def previous_fit(engine, as_of) -> BGNBD | None:
     """Return the latest fit saved for a night before as_of, or None."""
-    from pipelines.core.warehouse import read_frame
-
-    rows = read_frame(
-        engine,
-        "SELECT r, alpha, a, b, n_customers, log_likelihood FROM btyd_fits WHERE as_of_date < :d "
-        "ORDER BY as_of_date DESC LIMIT 1",
-        {"d": as_of},
-    )
-    return _fit_from_row(rows.iloc[0]) if len(rows) else None
+    return _stored_fit(engine, "as_of_date < :d ORDER BY as_of_date DESC LIMIT 1", as_of)
 
 
 def save_fit(engine, as_of, fit: BGNBD | None) -> None:
@@ -252,15 +240,19 @@ def save_fit(engine, as_of, fit: BGNBD | None) -> None:
 
 def saved_fit(engine, as_of) -> BGNBD | None:
     """Return the fit the night's scores used (btyd_fits), or None if none was saved."""
+    return _stored_fit(engine, "as_of_date = :d", as_of)
+
+
+def _stored_fit(engine, where: str, as_of) -> BGNBD | None:
+    """Return the first btyd_fits row matching where (a constant of this module, bound :d), or None."""
     from pipelines.core.warehouse import read_frame
 
     rows = read_frame(
-        engine, "SELECT r, alpha, a, b, n_customers, log_likelihood FROM btyd_fits WHERE as_of_date = :d", {"d": as_of}
+        engine, f"SELECT r, alpha, a, b, n_customers, log_likelihood FROM btyd_fits WHERE {where}", {"d": as_of}
     )
-    return None if rows.empty else _fit_from_row(rows.iloc[0])
-
-
-def _fit_from_row(row) -> BGNBD:
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
     return BGNBD(
         float(row["r"]),
         float(row["alpha"]),

@@ -195,8 +195,17 @@ def test_the_nights_btyd_fit_is_saved_once_and_reused_by_monitoring(full, dates,
     from models.btyd import fit_stored_features, saved_fit
 
     cfg, engine = full
-    _, late = _score_two_nights(cfg, engine, dates)
+    early, late = _score_two_nights(cfg, engine, dates)
     assert saved_fit(engine, late) == fit_stored_features(engine, late)  # the very fit scoring used, to the bit
+    # The night's fit starts from the latest earlier night's (early, one horizon before), not from cold.
+    import models.btyd as btyd
+
+    starts = []
+    real_fit = btyd.fit_bgnbd
+    monkeypatch.setattr(btyd, "fit_bgnbd", lambda *a, **k: starts.append(k.get("start")) or real_fit(*a, **k))
+    score_customers(late, cfg, engine)
+    assert starts == [saved_fit(engine, early)] and starts[0] is not None
+    monkeypatch.setattr(btyd, "fit_bgnbd", real_fit)
     score_customers(late, cfg, engine)  # a re-run replaces the night's row
     assert len(read_frame(engine, "SELECT r FROM btyd_fits WHERE as_of_date = :d", {"d": late})) == 1
     fits = []
