@@ -254,4 +254,3 @@ def save_spend_fit(engine, as_of: date, fit: SpendFit) -> None:
         "reason": fit.reason or None,
     }
     replace_partition(engine, "spend_fits", pd.DataFrame([row]), as_of)
-

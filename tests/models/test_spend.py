@@ -173,5 +173,7 @@ def test_fit_from_stored_features_is_point_in_time_and_saved(engine):
     assert again["p"][0] == pytest.approx(fit.model.p, abs=1e-6)
     save_spend_fit(engine, AS_OF, SpendFit(365, None, "too few"))
     fallback = read_frame(engine, saved, {"d": AS_OF})
-    assert fallback[["method", "reason"]].values.tolist() == [["trailing_spend", "too few"]] and pd.isna(fallback["p"][0])
+    assert fallback[["method", "reason"]].values.tolist() == [["trailing_spend", "too few"]] and pd.isna(
+        fallback["p"][0]
+    )
     assert read_frame(engine, saved, {"d": date(2020, 1, 1)}).empty
