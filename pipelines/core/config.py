@@ -275,6 +275,11 @@ class FeatureConfig(_Strict):
     dormant_days: list[int] = Field(default_factory=lambda: [90, 180])
     kpi_period_days: int = Field(30, ge=1, le=365, description="period of churn_kpis_daily: churn, lost revenue, NPS")
     segments: SegmentRules = Field(default_factory=SegmentRules)
+    incremental: bool = Field(
+        True,
+        description="nightly features on the warehouse roll a stored per-customer state forward instead of"
+        " re-reading all history (same rows; docs/features.md)",
+    )
 
     @field_validator("dormant_days")
     @classmethod

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any, Protocol
 
 import pandas as pd
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pipelines.core.config import Config
 
@@ -21,10 +21,19 @@ class Compute(Protocol):
 
     name: str
 
-    def build_features(self, sql: str, params: dict[str, Any], as_of: date, since: date | None) -> int:
+    def build_features(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        as_of: date,
+        since: date | None,
+        prepare: Callable[[Connection], tuple[str, dict[str, Any]]] | None = None,
+    ) -> int:
         """Replace the customer_features partition of as_of with the SELECT's rows; return their number.
 
-        `since` is the first batch day the night loaded (engines that copy staging data use it)."""
+        `since` is the first batch day the night loaded (engines that copy staging data use it).
+        `prepare`, if given, returns an equivalent SELECT over state stored in the warehouse: engines
+        that run on the warehouse call it inside their transaction and run that instead."""
         ...
 
     def read_features(self, sql: str, params: dict[str, Any]) -> pd.DataFrame:

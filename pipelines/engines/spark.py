@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError, ConfigError
@@ -247,8 +247,16 @@ class SparkCompute:
         register_lake(spark, self.cfg)
         return spark
 
-    def build_features(self, sql: str, params: dict[str, Any], as_of: date, since: date | None) -> int:
-        """Compute the features on Spark; write them to the lake and the warehouse's partition."""
+    def build_features(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        as_of: date,
+        since: date | None,
+        prepare: Callable[[Connection], tuple[str, dict[str, Any]]] | None = None,
+    ) -> int:
+        """Compute the features on Spark from all history (no stored state: `prepare` is not used);
+        write them to the lake and the warehouse's partition."""
         spark = self._session(since, as_of)
         uri = _write_partition(spark.sql(to_spark_sql(sql), args=params), self.cfg, "customer_features", as_of)
         frame = spark.read.parquet(uri).toPandas()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pipelines.core.warehouse import read_bulk, replace_partition_from_query
 
@@ -27,8 +27,17 @@ class WarehouseCompute:
         self.engine = engine
         self.chunk_rows = chunk_rows
 
-    def build_features(self, sql: str, params: dict[str, Any], as_of: date, since: date | None) -> int:
+    def build_features(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        as_of: date,
+        since: date | None,
+        prepare: Callable[[Connection], tuple[str, dict[str, Any]]] | None = None,
+    ) -> int:
         with self.engine.begin() as conn:
+            if prepare is not None:
+                sql, params = prepare(conn)
             return replace_partition_from_query(conn, "customer_features", sql, params, as_of)
 
     def read_features(self, sql: str, params: dict[str, Any]) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from pipelines.core.config import Config
 from pipelines.core.warehouse import read_bulk, sql_text
 from pipelines.engines import Compute, choose_compute
+from pipelines.features.feature_state import ensure_state, roll_params, roll_sql
 from pipelines.ingest.extract import load_window
 
 CATEGORICAL = ["region", "segment", "team", "nps_group", "rfm_segment", "lifecycle_stage", "loyalty_type"]
@@ -27,12 +28,18 @@ class FeatureSummary:
         return {"as_of": self.as_of.isoformat(), "customers": self.customers}
 
 
-def feature_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
-    """Return the feature SELECT and its bound parameters for one as-of date."""
+def feature_query(cfg: Config, as_of: date, history: str = "plain") -> tuple[str, dict[str, Any]]:
+    """Return the feature SELECT and its bound parameters for one as-of date.
+
+    history "plain" reads all history (sql/features/history_plain.sql); "state" reads the stored state
+    of day S rolled forward (history_state.sql) and needs roll_params(S, as_of) bound as well."""
     words = cfg.features.negative_words
+    window_start = as_of - timedelta(days=89)
     params: dict[str, Any] = {
         "as_of": as_of,
         "as_of_next": as_of + timedelta(days=1),
+        "window_start": window_start,
+        "contacts_start": window_start - timedelta(days=cfg.features.repeat_contact_days),
         "dormant_short": min(cfg.features.dormant_days),
         "dormant_long": max(cfg.features.dormant_days),
         "repeat_days": cfg.features.repeat_contact_days,
@@ -42,8 +49,9 @@ def feature_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
     for i, word in enumerate(words):
         params[f"neg{i}"] = f"%{word.lower()}%"
         conds.append(f"LOWER(note) LIKE :neg{i}")
-    sql = sql_text("features/customer_features.sql").replace("{negative_note}", " OR ".join(conds) or "FALSE")
-    return sql, params
+    inputs = sql_text(f"features/history_{history}.sql").replace("{roll}", roll_sql())
+    sql = sql_text("features/customer_features.sql").replace("{history}", inputs)
+    return sql.replace("{negative_note}", " OR ".join(conds) or "FALSE"), params
 
 
 def read_features(conn: Engine | Connection, cfg: Config, as_of: date, compute: Compute | None = None) -> pd.DataFrame:
@@ -67,11 +75,20 @@ def numeric_features(frame: pd.DataFrame) -> pd.DataFrame:
 def build_features(as_of: date, cfg: Config, engine: Engine, compute: Compute | None = None) -> FeatureSummary:
     """Replace the customer_features partition of as_of in one transaction, computed by the compute engine.
 
+    On the warehouse (and `features.incremental`, the default) the lifetime columns come from the stored
+    per-customer state rolled forward (pipelines/features/feature_state.py); Spark reads all history.
     SQL: sql/features/customer_features.sql. Tests: tests/features/. Doc: docs/features.md."""
     compute = compute or choose_compute(cfg, engine)
     sql, params = feature_query(cfg, as_of)
     since, _ = load_window(as_of, cfg)
-    return FeatureSummary(as_of, compute.build_features(sql, params, as_of, since))
+
+    def from_state(conn: Connection) -> tuple[str, dict[str, Any]]:
+        state_day = ensure_state(conn, as_of, cfg, datetime.now(UTC).replace(tzinfo=None))
+        fast_sql, fast_params = feature_query(cfg, as_of, history="state")
+        return fast_sql, {**fast_params, **roll_params(state_day, as_of)}
+
+    prepare = from_state if cfg.features.incremental else None
+    return FeatureSummary(as_of, compute.build_features(sql, params, as_of, since, prepare=prepare))
 
 
 def load_features(engine: Engine, as_of: date) -> pd.DataFrame:

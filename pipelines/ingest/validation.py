@@ -767,6 +767,9 @@ def publish_results(run: ValidationRun, results: dict[str, DatasetResult]) -> No
                     )
                     crash_point("validate_data")
                     insert_frame(conn, table, frame)
+            # The feature states that summed rows of the replaced batches are void (features/feature_state.py).
+            for table in ("feature_state", "feature_state_log"):
+                conn.execute(sa.text(f"DELETE FROM {table} WHERE state_date >= :s"), {"s": run.start})
         conn.execute(sa.text("DELETE FROM dq_runs WHERE as_of_date = :d"), {"d": run.as_of})
         insert_frame(conn, "dq_runs", pd.DataFrame(dq_rows))
 

@@ -20,6 +20,24 @@ CREATE TABLE IF NOT EXISTS customer_features (
     purchase_days_decay_30 DOUBLE PRECISION, purchase_days_decay_90 DOUBLE PRECISION
 );
 
+-- Internal, not for BI: the per-customer feature state that nightly features roll forward
+-- (sql/features/feature_state_roll.sql); one partition per state_date, the last few kept. The validate
+-- step deletes every state over batches it replaces; feature_state_log holds the row counts each state
+-- summed, checked before a state is used, so rows written to stg_* by anything else also void it.
+CREATE TABLE IF NOT EXISTS feature_state (
+    state_date DATE NOT NULL, customer_id VARCHAR NOT NULL,
+    first_purchase DATE, last_purchase DATE, prev_purchase DATE, purchases_total BIGINT,
+    amount_total DECIMAL(38, 2), gap_n BIGINT, gap_sum BIGINT, gap_sumsq BIGINT,
+    decay_30 DOUBLE PRECISION, decay_90 DOUBLE PRECISION,
+    p30 BIGINT, p90 BIGINT, p180 BIGINT, p365 BIGINT,
+    s30 DECIMAL(38, 6), s90 DECIMAL(38, 6), s180 DECIMAL(38, 6), s365 DECIMAL(38, 6),
+    first_txn DATE, last_txn DATE, last_contact DATE, last_complaint DATE
+);
+CREATE TABLE IF NOT EXISTS feature_state_log (
+    state_date DATE NOT NULL, transactions_rows BIGINT NOT NULL, service_events_rows BIGINT NOT NULL,
+    customers BIGINT NOT NULL, rolled_from DATE, built_at TIMESTAMP NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS churn_kpis_daily (
     as_of_date DATE NOT NULL, period_days INTEGER NOT NULL, segment_type VARCHAR NOT NULL, segment VARCHAR NOT NULL,
     customers_active_start BIGINT NOT NULL, customers_lost BIGINT NOT NULL, churn_rate DOUBLE PRECISION,

@@ -2,88 +2,44 @@
 -- Sums and means are cast to DECIMAL: parallel float sums differ in the last bits between runs, and
 -- re-runs (and models trained on them) must be identical. Ratios divide DOUBLE PRECISION values, so
 -- DuckDB, PostgreSQL and Spark give the same bits (their DECIMAL divisions round differently).
--- Bound parameters: :as_of (date), :as_of_next (date), :dormant_short, :dormant_long, :repeat_days,
--- lifecycle and loyalty thresholds (:new_days, :reactivated_days, :at_risk_overdue, :regular_min_purchases,
--- :regular_max_cv, :long_term_span, :short_term_span). Definitions: docs/features.md.
+-- Bound parameters: :as_of (date), :as_of_next (date), :window_start (:as_of - 89, the first day of the
+-- 90-day windows), :contacts_start (:window_start - :repeat_days, so the window's first contacts see
+-- the one before), :dormant_short, :dormant_long, :repeat_days, lifecycle and loyalty thresholds
+-- (:new_days, :reactivated_days, :at_risk_overdue, :regular_min_purchases, :regular_max_cv,
+-- :long_term_span, :short_term_span). Definitions: docs/features.md.
+-- {history} is replaced by the lifetime CTEs (rfm, gaps, other_dates, contact_dates): history_plain.sql
+-- reads all history, history_state.sql the stored per-customer state rolled forward to :as_of.
 -- {negative_note} is replaced by a condition of bound LIKE parameters built from the config lexicon.
--- txn is NOT MATERIALIZED: re-reading the table with its filter is cheaper than storing
--- and re-scanning all of its rows (measured at 1M customers: 42 s -> 27 s in DuckDB).
--- Purchase days: the purchases' (customer, day) are sorted once (purchase_rows); the first purchase of
--- each day has gap > 0 (the first ever has none), later ones on the same day gap = 0, so the day
--- statistics (gaps) need no DISTINCT over (customer, day), which cost a third of the query. The last gap
--- is the last day minus the latest day that a new purchase day followed. Counts and amounts are grouped
--- apart (rfm): carrying the amounts through the sort ran out of DuckDB's 2 GB memory limit at 1M.
-WITH txn AS NOT MATERIALIZED (
-    SELECT customer_id, ts, CAST(ts AS DATE) AS d, amount, COALESCE(type, 'purchase') AS type
-    FROM stg_transactions
-    WHERE ts < :as_of_next
-),
-purchase_rows AS (
-    SELECT customer_id, d, prev_d, d - prev_d AS gap
-    FROM (
-        SELECT customer_id, d, LAG(d) OVER (PARTITION BY customer_id ORDER BY d) AS prev_d
-        FROM txn WHERE type = 'purchase'
-    ) ordered
-),
--- Purchase days weighted by exp(-age / 30) and exp(-age / 90): frequency that forgets, so a thinning
--- rhythm shows before the customer goes fully quiet.
-gaps AS (
-    SELECT customer_id,
-           CAST(AVG(gap) FILTER (WHERE gap > 0) AS DECIMAL(18, 6)) AS mean_gap_days,
-           CAST(STDDEV_SAMP(gap) FILTER (WHERE gap > 0) AS DECIMAL(18, 6)) AS std_gap_days,
-           MAX(d) - MAX(prev_d) FILTER (WHERE gap > 0) AS last_gap_days,
-           COUNT(*) FILTER (WHERE gap > 0) AS repeat_purchase_days,
-           CAST(SUM(EXP(-CAST(CAST(:as_of AS DATE) - d AS DOUBLE PRECISION) / 30.0)) FILTER (WHERE gap IS NULL OR gap > 0)
-                AS DECIMAL(18, 6)) AS purchase_days_decay_30,
-           CAST(SUM(EXP(-CAST(CAST(:as_of AS DATE) - d AS DOUBLE PRECISION) / 90.0)) FILTER (WHERE gap IS NULL OR gap > 0)
-                AS DECIMAL(18, 6)) AS purchase_days_decay_90
-    FROM purchase_rows GROUP BY customer_id
-),
-rfm AS (
-    SELECT customer_id,
-           MIN(d) AS first_purchase,
-           MAX(d) AS last_purchase,
-           COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 30) AS purchases_30d,
-           COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 90) AS purchases_90d,
-           COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 180 AND d <= CAST(:as_of AS DATE) - 90) AS purchases_prev_90d,
-           COUNT(*) FILTER (WHERE d > CAST(:as_of AS DATE) - 365) AS purchases_365d,
-           CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 30), 0) AS DECIMAL(18, 2)) AS spend_30d,
-           CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 90), 0) AS DECIMAL(18, 2)) AS spend_90d,
-           CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 180 AND d <= CAST(:as_of AS DATE) - 90), 0) AS DECIMAL(18, 2)) AS spend_prev_90d,
-           CAST(COALESCE(SUM(amount) FILTER (WHERE d > CAST(:as_of AS DATE) - 365), 0) AS DECIMAL(18, 2)) AS spend_365d,
-           CAST(SUM(CAST(amount AS DECIMAL(18, 2))) AS DOUBLE PRECISION) / COUNT(*) AS avg_order_value,
-           COUNT(*) AS purchases_total
-    FROM txn WHERE type = 'purchase' GROUP BY customer_id
-),
--- Refunds, deposits, withdrawals and payments: a few percent of the rows.
+-- The 90-day windows read only their own days (ts >= :window_start): a ticket resolved before the window
+-- changes no open-ticket count, and a contact before :contacts_start is no repeat of one in the window.
+WITH {history},
+-- Refunds, deposits, withdrawals and payments of the last 90 days: a few percent of the rows.
 txn_other AS (
     SELECT customer_id,
-           MIN(d) AS first_txn,
-           MAX(d) AS last_txn,
-           COUNT(*) FILTER (WHERE type = 'refund' AND d > CAST(:as_of AS DATE) - 90) AS refunds_90d,
-           COUNT(*) FILTER (WHERE type IN ('deposit', 'withdrawal') AND d > CAST(:as_of AS DATE) - 90) AS flows_90d,
-           CAST(COALESCE(SUM(amount) FILTER (WHERE type IN ('deposit', 'withdrawal') AND d > CAST(:as_of AS DATE) - 90), 0) AS DECIMAL(18, 2)) AS net_flow_90d
-    FROM txn WHERE type <> 'purchase' GROUP BY customer_id
+           COUNT(*) FILTER (WHERE type = 'refund') AS refunds_90d,
+           COUNT(*) FILTER (WHERE type IN ('deposit', 'withdrawal')) AS flows_90d,
+           CAST(COALESCE(SUM(amount) FILTER (WHERE type IN ('deposit', 'withdrawal')), 0) AS DECIMAL(18, 2)) AS net_flow_90d
+    FROM stg_transactions
+    WHERE ts >= :window_start AND ts < :as_of_next AND COALESCE(type, 'purchase') <> 'purchase'
+    GROUP BY customer_id
 ),
 contacts AS (
     SELECT customer_id, ts, CAST(ts AS DATE) AS d, event_type, wait_seconds, resolved, transferred,
            CASE WHEN {negative_note} THEN 1 ELSE 0 END AS negative_note,
            LAG(ts) OVER (PARTITION BY customer_id ORDER BY ts) AS prev_ts
     FROM stg_service_events
-    WHERE ts < :as_of_next
+    WHERE ts >= :contacts_start AND ts < :as_of_next
 ),
 last_resolved AS (
     SELECT customer_id, MAX(ts) AS ts FROM contacts WHERE resolved GROUP BY customer_id
 ),
 service AS (
     SELECT c.customer_id,
-           MAX(c.d) AS last_contact,
            COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 30) AS contacts_30d,
            COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90) AS contacts_90d,
            COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90 AND c.prev_ts IS NOT NULL
                             AND CAST(c.ts AS DATE) - CAST(c.prev_ts AS DATE) <= :repeat_days) AS repeat_contacts_90d,
            COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90 AND c.event_type = 'complaint') AS complaints_90d,
-           MAX(c.d) FILTER (WHERE c.event_type = 'complaint') AS last_complaint,
            CAST(AVG(c.wait_seconds) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90) AS DECIMAL(18, 4)) AS mean_wait_90d,
            MAX(c.wait_seconds) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90) AS max_wait_90d,
            COUNT(*) FILTER (WHERE c.d > CAST(:as_of AS DATE) - 90 AND c.transferred) AS transfers_90d,
@@ -120,16 +76,16 @@ population AS (
     UNION
     SELECT customer_id FROM rfm
     UNION
-    SELECT customer_id FROM txn_other
+    SELECT customer_id FROM other_dates
 ),
 base AS (
 SELECT
     CAST(:as_of AS DATE) AS as_of_date,
     p.customer_id,
-    CAST(:as_of AS DATE) - COALESCE(pr.signup_date, LEAST(COALESCE(r.first_purchase, t.first_txn), COALESCE(t.first_txn, r.first_purchase))) AS tenure_days,
+    CAST(:as_of AS DATE) - COALESCE(pr.signup_date, LEAST(COALESCE(r.first_purchase, od.first_txn), COALESCE(od.first_txn, r.first_purchase))) AS tenure_days,
     CAST(:as_of AS DATE) - r.last_purchase AS days_since_last_purchase,
-    CAST(:as_of AS DATE) - GREATEST(COALESCE(r.last_purchase, t.last_txn, s.last_contact), COALESCE(t.last_txn, s.last_contact, r.last_purchase),
-                                     COALESCE(s.last_contact, r.last_purchase, t.last_txn)) AS days_since_last_activity,
+    CAST(:as_of AS DATE) - GREATEST(COALESCE(r.last_purchase, od.last_txn, cd.last_contact), COALESCE(od.last_txn, cd.last_contact, r.last_purchase),
+                                     COALESCE(cd.last_contact, r.last_purchase, od.last_txn)) AS days_since_last_activity,
     COALESCE(r.purchases_30d, 0) AS purchases_30d,
     COALESCE(r.purchases_90d, 0) AS purchases_90d,
     COALESCE(r.purchases_prev_90d, 0) AS purchases_prev_90d,
@@ -166,7 +122,7 @@ SELECT
     s.max_wait_90d,
     COALESCE(s.transfers_90d, 0) AS transfers_90d,
     COALESCE(s.open_tickets, 0) AS open_tickets,
-    CAST(:as_of AS DATE) - s.last_complaint AS days_since_last_complaint,
+    CAST(:as_of AS DATE) - cd.last_complaint AS days_since_last_complaint,
     COALESCE(s.negative_notes_90d, 0) AS negative_notes_90d,
     n.last_nps,
     CASE WHEN n.last_nps >= 9 THEN 'promoter' WHEN n.last_nps >= 7 THEN 'passive'
@@ -184,7 +140,9 @@ FROM population p
 LEFT JOIN profile pr ON pr.customer_id = p.customer_id
 LEFT JOIN rfm r ON r.customer_id = p.customer_id
 LEFT JOIN gaps g ON g.customer_id = p.customer_id
+LEFT JOIN other_dates od ON od.customer_id = p.customer_id
 LEFT JOIN txn_other t ON t.customer_id = p.customer_id
+LEFT JOIN contact_dates cd ON cd.customer_id = p.customer_id
 LEFT JOIN service s ON s.customer_id = p.customer_id
 LEFT JOIN nps n ON n.customer_id = p.customer_id
 LEFT JOIN cancels ca ON ca.customer_id = p.customer_id
