@@ -75,7 +75,7 @@ def numeric_features(frame: pd.DataFrame) -> pd.DataFrame:
 def build_features(as_of: date, cfg: Config, engine: Engine, compute: Compute | None = None) -> FeatureSummary:
     """Replace the customer_features partition of as_of in one transaction, computed by the compute engine.
 
-    On the warehouse (and `features.incremental`, the default) the lifetime columns come from the stored
+    With `features.incremental` on the warehouse, the lifetime columns come from the stored
     per-customer state rolled forward (pipelines/features/feature_state.py); Spark reads all history.
     SQL: sql/features/customer_features.sql. Tests: tests/features/. Doc: docs/features.md."""
     compute = compute or choose_compute(cfg, engine)

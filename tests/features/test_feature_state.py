@@ -31,7 +31,10 @@ def states(engine) -> list[date]:
 def test_rolled_state_gives_the_plain_features_night_after_night(small_dataset, tmp_path, any_cfg, any_engine):
     """Nights in a row, a re-run, a backfill of an earlier night, and rows written around the validate step."""
     cfg = any_cfg.model_copy(
-        update={"sources": any_cfg.sources.model_copy(update={"landing_dir": small_dataset / "landing"})}
+        update={
+            "sources": any_cfg.sources.model_copy(update={"landing_dir": small_dataset / "landing"}),
+            "features": any_cfg.features.model_copy(update={"incremental": True}),
+        }
     )
     engine = any_engine
     meta = load_truth(small_dataset)[2]
