@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from pipelines.core.config import Config
 from pipelines.core.warehouse import read_bulk, sql_text
 from pipelines.engines import Compute, choose_compute
-from pipelines.features.feature_state import ensure_state, roll_params, roll_sql
+from pipelines.features.feature_state import ensure_state, roll
 from pipelines.ingest.extract import load_window
 
 CATEGORICAL = ["region", "segment", "team", "nps_group", "rfm_segment", "lifecycle_stage", "loyalty_type"]
@@ -28,11 +28,12 @@ class FeatureSummary:
         return {"as_of": self.as_of.isoformat(), "customers": self.customers}
 
 
-def feature_query(cfg: Config, as_of: date, history: str = "plain") -> tuple[str, dict[str, Any]]:
+def feature_query(cfg: Config, as_of: date, rolled: str | None = None) -> tuple[str, dict[str, Any]]:
     """Return the feature SELECT and its bound parameters for one as-of date.
 
-    history "plain" reads all history (sql/features/history_plain.sql); "state" reads the stored state
-    of day S rolled forward (history_state.sql) and needs roll_params(S, as_of) bound as well."""
+    Without `rolled` the lifetime columns read all history (sql/features/history_plain.sql); with it
+    they come from that SELECT of a stored state rolled to as_of (feature_state.roll, whose parameters
+    must be bound as well) through history_state.sql."""
     words = cfg.features.negative_words
     window_start = as_of - timedelta(days=89)
     params: dict[str, Any] = {
@@ -49,7 +50,10 @@ def feature_query(cfg: Config, as_of: date, history: str = "plain") -> tuple[str
     for i, word in enumerate(words):
         params[f"neg{i}"] = f"%{word.lower()}%"
         conds.append(f"LOWER(note) LIKE :neg{i}")
-    inputs = sql_text(f"features/history_{history}.sql").replace("{roll}", roll_sql())
+    if rolled is None:
+        inputs = sql_text("features/history_plain.sql")
+    else:
+        inputs = sql_text("features/history_state.sql").replace("{roll}", rolled)
     sql = sql_text("features/customer_features.sql").replace("{history}", inputs)
     return sql.replace("{negative_note}", " OR ".join(conds) or "FALSE"), params
 
@@ -84,8 +88,9 @@ def build_features(as_of: date, cfg: Config, engine: Engine, compute: Compute | 
 
     def from_state(conn: Connection) -> tuple[str, dict[str, Any]]:
         state_day = ensure_state(conn, as_of, cfg, datetime.now(UTC).replace(tzinfo=None))
-        fast_sql, fast_params = feature_query(cfg, as_of, history="state")
-        return fast_sql, {**fast_params, **roll_params(state_day, as_of)}
+        rolled, roll_params = roll(conn, state_day, as_of)
+        fast_sql, fast_params = feature_query(cfg, as_of, rolled)
+        return fast_sql, {**fast_params, **roll_params}
 
     prepare = from_state if cfg.features.incremental else None
     return FeatureSummary(as_of, compute.build_features(sql, params, as_of, since, prepare=prepare))

@@ -48,9 +48,20 @@ def roll_params(prior: date | None, to: date) -> dict[str, Any]:
     return params
 
 
-def roll_sql() -> str:
-    """Return the SELECT of a rolled state (bound by roll_params)."""
-    return sql_text("features/feature_state_roll.sql")
+def new_rows_sql(redo: bool) -> str:
+    """Return the CTEs prior, txn_new and redo of a roll; redo=False makes redo empty at planning time."""
+    return sql_text("features/feature_state_new.sql").replace("{redo}", "TRUE" if redo else "FALSE")
+
+
+def roll(conn: Connection, prior: date | None, to: date) -> tuple[str, dict[str, Any]]:
+    """Return the SELECT of the state of `prior` rolled to `to`, and its bound parameters.
+
+    Customers to sum again from all their rows (redo) are looked for first: without any, the SELECT
+    leaves out the scan of the whole transactions table that would find their rows."""
+    params = roll_params(prior, to)
+    found = conn.execute(sa.text(f"WITH {new_rows_sql(True)} SELECT COUNT(*) FROM redo"), params).scalar_one()
+    sql = sql_text("features/feature_state_roll.sql").replace("{new_rows}", new_rows_sql(int(found) > 0))
+    return sql, params
 
 
 def settled_rows(conn: Connection, day: date) -> tuple[int, int]:
@@ -98,11 +109,9 @@ def ensure_state(conn: Connection, as_of: date, cfg: Config, now) -> date:
         return target
     drop_states(conn, "state_date = :d", {"d": target})
     columns = ", ".join(table_columns(conn, "feature_state"))
+    sql, params = roll(conn, prior, target)
     with unordered_insert(conn):
-        conn.execute(
-            sa.text(f"INSERT INTO feature_state ({columns}) SELECT {columns} FROM ({roll_sql()}) q"),
-            roll_params(prior, target),
-        )
+        conn.execute(sa.text(f"INSERT INTO feature_state ({columns}) SELECT {columns} FROM ({sql}) q"), params)
     crash_point("feature_state")
     n_txn, n_events = settled_rows(conn, target)
     customers = conn.execute(sa.text("SELECT COUNT(*) FROM feature_state WHERE state_date = :d"), {"d": target})

@@ -147,18 +147,18 @@ LEFT JOIN service s ON s.customer_id = p.customer_id
 LEFT JOIN nps n ON n.customer_id = p.customer_id
 LEFT JOIN cancels ca ON ca.customer_id = p.customer_id
 ),
+-- R, F and M quintiles among customers with a purchase, sorted over four narrow columns: a window
+-- over base would carry its forty columns through each of the three sorts.
+rfm_scores AS (
+    SELECT customer_id,
+           NTILE(5) OVER (ORDER BY CAST(:as_of AS DATE) - last_purchase DESC, customer_id) AS r_score,
+           NTILE(5) OVER (ORDER BY purchases_365d, customer_id) AS f_score,
+           NTILE(5) OVER (ORDER BY spend_365d, customer_id) AS m_score
+    FROM rfm
+),
 scored AS (
-    SELECT b.*,
-           CASE WHEN b.days_since_last_purchase IS NOT NULL THEN
-               NTILE(5) OVER (PARTITION BY b.days_since_last_purchase IS NOT NULL
-                              ORDER BY b.days_since_last_purchase DESC, b.customer_id) END AS r_score,
-           CASE WHEN b.days_since_last_purchase IS NOT NULL THEN
-               NTILE(5) OVER (PARTITION BY b.days_since_last_purchase IS NOT NULL
-                              ORDER BY b.purchases_365d, b.customer_id) END AS f_score,
-           CASE WHEN b.days_since_last_purchase IS NOT NULL THEN
-               NTILE(5) OVER (PARTITION BY b.days_since_last_purchase IS NOT NULL
-                              ORDER BY b.spend_365d, b.customer_id) END AS m_score
-    FROM base b
+    SELECT b.*, sc.r_score, sc.f_score, sc.m_score
+    FROM base b LEFT JOIN rfm_scores sc ON sc.customer_id = b.customer_id
 )
 SELECT s.*,
     CASE

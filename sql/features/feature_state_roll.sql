@@ -7,55 +7,51 @@
 -- are multiplied by exp(-(E - S) / tau). Gap statistics are kept as exact integer sums (n, sum, sum of
 -- squares). A customer with a new purchase dated before their last known purchase day would split a
 -- known gap: such customers ("redo") are summed again from all their rows. Without a stored state,
--- :s is 1900-01-01 and every row is new. Min/max columns are merged with the state as they are.
+-- :s is 1900-01-01 and every row is new. {new_rows} is sql/features/feature_state_new.sql. Min/max
+-- columns are merged with the state as they are.
 -- Bound parameters: :s, :s_next, :e, :e_next (dates), :shift_30, :shift_90 (exp(-(E - S) / tau)),
 -- :x30_lo .. :x365_hi (the strips that left each window, as [lo, hi) timestamps).
 -- Amount sums are DECIMAL(38, 6) sums of each amount rounded to 6 places: exact, so adding and
 -- subtracting never drifts, and independent of summation order.
-WITH prior AS (
-    SELECT * FROM feature_state WHERE state_date = :s
-),
-txn_new AS NOT MATERIALIZED (
-    SELECT customer_id, CAST(ts AS DATE) AS d, amount, COALESCE(type, 'purchase') AS type
-    FROM stg_transactions WHERE _batch_date > :s AND _batch_date <= :e AND ts < :e_next
-    UNION ALL
-    SELECT customer_id, CAST(ts AS DATE) AS d, amount, COALESCE(type, 'purchase') AS type
-    FROM stg_transactions WHERE _batch_date <= :s AND ts >= :s_next AND ts < :e_next
-),
-redo AS (
-    SELECT DISTINCT n.customer_id
-    FROM txn_new n JOIN prior p ON p.customer_id = n.customer_id
-    WHERE n.type = 'purchase' AND n.d < p.last_purchase
-),
-txn_in AS (
+WITH {new_rows},
+txn_in AS NOT MATERIALIZED (
     SELECT n.* FROM txn_new n WHERE NOT EXISTS (SELECT 1 FROM redo r WHERE r.customer_id = n.customer_id)
     UNION ALL
     SELECT t.customer_id, CAST(t.ts AS DATE) AS d, t.amount, COALESCE(t.type, 'purchase') AS type
-    FROM stg_transactions t JOIN redo r ON r.customer_id = t.customer_id
-    WHERE t._batch_date <= :e AND t.ts < :e_next
+    FROM stg_transactions t
+    WHERE t.customer_id IN (SELECT customer_id FROM redo) AND t._batch_date <= :e AND t.ts < :e_next
 ),
 -- The state's sums that go on: the prior row unless the customer is redone.
 kept AS (
     SELECT p.* FROM prior p WHERE NOT EXISTS (SELECT 1 FROM redo r WHERE r.customer_id = p.customer_id)
 ),
-purchase_rows AS (
-    SELECT i.customer_id, i.d, i.amount,
-           COALESCE(LAG(i.d) OVER (PARTITION BY i.customer_id ORDER BY i.d), k.last_purchase) AS prev_d
-    FROM txn_in i LEFT JOIN kept k ON k.customer_id = i.customer_id
-    WHERE i.type = 'purchase'
+-- Purchase days sorted once, carrying only (customer, day): carrying the amounts through this sort ran out
+-- of DuckDB's memory limit at 1M customers on the first night (every row new). Counts, amounts and
+-- windows are grouped apart (bought), as in history_plain.sql.
+purchase_days AS (
+    SELECT o.customer_id, o.d, COALESCE(o.prev_d, k.last_purchase) AS prev_d
+    FROM (
+        SELECT customer_id, d, LAG(d) OVER (PARTITION BY customer_id ORDER BY d) AS prev_d
+        FROM txn_in WHERE type = 'purchase'
+    ) o
+    LEFT JOIN kept k ON k.customer_id = o.customer_id
 ),
-bought AS (
+day_stats AS (
     SELECT customer_id,
-           MIN(d) AS first_purchase,
-           MAX(d) AS last_purchase,
            MAX(prev_d) FILTER (WHERE d > prev_d) AS prev_purchase,
-           COUNT(*) AS purchases_total,
-           SUM(CAST(amount AS DECIMAL(18, 2))) AS amount_total,
            COUNT(*) FILTER (WHERE d > prev_d) AS gap_n,
            SUM(d - prev_d) FILTER (WHERE d > prev_d) AS gap_sum,
            SUM((d - prev_d) * (d - prev_d)) FILTER (WHERE d > prev_d) AS gap_sumsq,
            SUM(EXP(-CAST(CAST(:e AS DATE) - d AS DOUBLE PRECISION) / 30.0)) FILTER (WHERE prev_d IS NULL OR d > prev_d) AS decay_30,
-           SUM(EXP(-CAST(CAST(:e AS DATE) - d AS DOUBLE PRECISION) / 90.0)) FILTER (WHERE prev_d IS NULL OR d > prev_d) AS decay_90,
+           SUM(EXP(-CAST(CAST(:e AS DATE) - d AS DOUBLE PRECISION) / 90.0)) FILTER (WHERE prev_d IS NULL OR d > prev_d) AS decay_90
+    FROM purchase_days GROUP BY customer_id
+),
+amounts AS (
+    SELECT customer_id,
+           MIN(d) AS first_purchase,
+           MAX(d) AS last_purchase,
+           COUNT(*) AS purchases_total,
+           SUM(CAST(amount AS DECIMAL(18, 2))) AS amount_total,
            COUNT(*) FILTER (WHERE d > CAST(:e AS DATE) - 30) AS p30,
            COUNT(*) FILTER (WHERE d > CAST(:e AS DATE) - 90) AS p90,
            COUNT(*) FILTER (WHERE d > CAST(:e AS DATE) - 180) AS p180,
@@ -64,7 +60,11 @@ bought AS (
            SUM(CAST(amount AS DECIMAL(38, 6))) FILTER (WHERE d > CAST(:e AS DATE) - 90) AS s90,
            SUM(CAST(amount AS DECIMAL(38, 6))) FILTER (WHERE d > CAST(:e AS DATE) - 180) AS s180,
            SUM(CAST(amount AS DECIMAL(38, 6))) FILTER (WHERE d > CAST(:e AS DATE) - 365) AS s365
-    FROM purchase_rows GROUP BY customer_id
+    FROM txn_in WHERE type = 'purchase' GROUP BY customer_id
+),
+bought AS (
+    SELECT a.*, g.prev_purchase, g.gap_n, g.gap_sum, g.gap_sumsq, g.decay_30, g.decay_90
+    FROM amounts a JOIN day_stats g ON g.customer_id = a.customer_id
 ),
 -- The state's purchases that left a window between S and E.
 left_windows AS (
