@@ -276,10 +276,9 @@ class FeatureConfig(_Strict):
     kpi_period_days: int = Field(30, ge=1, le=365, description="period of churn_kpis_daily: churn, lost revenue, NPS")
     segments: SegmentRules = Field(default_factory=SegmentRules)
     incremental: bool = Field(
-        False,
+        True,
         description="nightly features on the warehouse roll a stored per-customer state forward instead of"
-        " re-reading all history (same rows; off by default: its first night at 1M customers exceeds"
-        " DuckDB's memory limit; docs/features.md)",
+        " re-reading all history (same rows; false: every night reads all history; docs/features.md)",
     )
 
     @field_validator("dormant_days")
