@@ -48,12 +48,21 @@ ESTIMATE_COLUMNS = [
 
 def reason_category(reason_codes: pd.Series, triggers: pd.Series) -> pd.Series:
     """Return each alert's reason category: a service rule first, else the first reason's, else spend, else other."""
-    first = reason_codes.fillna("").astype(str).str.split(";").str[0].map(lambda c: CATEGORY.get(c, ""))
-    fired = triggers.fillna("").astype(str)
-    service = fired.map(lambda t: any(r in t.split(";") for r in SERVICE_RULES))
-    category = first.where(~service, "service")
-    category = category.where(~((category == "") & fired.str.contains("spend_halved")), "declining_spend")
-    return category.replace("", "other")
+
+    def text(value) -> str:
+        return value if isinstance(value, str) else "" if value is None or value != value else str(value)
+
+    out = []
+    # A loop over plain strings: pandas' string methods and maps cost 2 s a night at 200k alerts.
+    for codes, fired in zip(reason_codes.to_numpy(dtype=object), triggers.to_numpy(dtype=object)):
+        codes, fired = text(codes), text(fired)
+        rules = fired.split(";")
+        if any(r in rules for r in SERVICE_RULES):
+            out.append("service")
+            continue
+        category = CATEGORY.get(codes.split(";")[0], "")
+        out.append(category or ("declining_spend" if "spend_halved" in fired else "other"))
+    return pd.Series(out, index=reason_codes.index, dtype=object)
 
 
 def profile_of(category: pd.Series, band: pd.Series) -> pd.Series:

@@ -322,19 +322,24 @@ def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:
     currency = cfg.alerts.currency
     rule_only = frame["reason_1"].isna()
     extra, codes_out, texts = [], [], {f"reason_{i}": [] for i in (1, 2, 3)}
-    # Column arrays read through a row view: a dict per row of every column cost seconds at 200k alerts.
-    columns = {c: frame[c].to_numpy(dtype=object) for c in frame.columns}
-    for i in range(len(frame)):
-        row = _RowView(columns, i)
+    # Column arrays read through a row view: a dict per row of every column cost seconds at 200k alerts,
+    # and so did converting every column; a column is converted when a reason text first reads it.
+    columns = _Columns(frame)
+    order = list(RULE_DRIVER).index
+    for i, (triggers, first) in enumerate(zip(columns["triggers"], rule_only.to_numpy())):
         # Inactivity first (what a reactivation call opens with), then service, then spend.
-        fired = sorted((t for t in row["triggers"].split(";") if t and t != "model"), key=list(RULE_DRIVER).index)
-        if pd.isna(row["reason_1"]):
+        fired = sorted((t for t in triggers.split(";") if t and t != "model"), key=order)
+        if not fired and not first:  # the model's reasons only: nothing to add
+            extra.append(None)
+            continue
+        row = _RowView(columns, i)
+        if first:
             # One reason per driver: two inactivity rules would otherwise say the same thing twice.
             by_driver = list({RULE_DRIVER[t]: t for t in reversed(fired)}.items())[::-1]
             codes_out.append(";".join(d for d, _ in by_driver))
-            for i in range(3):
-                texts[f"reason_{i + 1}"].append(
-                    rule_text(by_driver[i][1], row, currency) if i < len(by_driver) else None
+            for k in range(3):
+                texts[f"reason_{k + 1}"].append(
+                    rule_text(by_driver[k][1], row, currency) if k < len(by_driver) else None
                 )
             extra.append(None)
         else:
@@ -348,6 +353,23 @@ def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:
         for col, values in texts.items():
             frame[col] = frame[col].astype(object)
             frame.loc[rule_only, col] = values
+
+
+class _Columns(dict):
+    """A frame's columns as object arrays, each converted on first use."""
+
+    def __init__(self, frame: pd.DataFrame):
+        super().__init__()
+        self.frame = frame
+
+    def __missing__(self, col: str):
+        if col not in self.frame.columns:
+            raise KeyError(col)
+        values = self[col] = self.frame[col].to_numpy(dtype=object)
+        return values
+
+    def get(self, col: str, default=None):
+        return self[col] if col in self.frame.columns else default
 
 
 class _RowView:

@@ -177,3 +177,41 @@ def test_fit_from_stored_features_is_point_in_time_and_saved(engine):
         fallback["p"][0]
     )
     assert read_frame(engine, saved, {"d": date(2020, 1, 1)}).empty
+
+
+def test_night_fit_starts_from_the_earlier_nights_saved_fit(engine, monkeypatch):
+    """The stored fit of an earlier night is the first start: the same optimum in far fewer passes, and a
+    re-run of the night (same earlier fit) gives the same parameters. A trailing-spend night is skipped."""
+    import models.spend as spend
+
+    rng = np.random.default_rng(11)
+    n = 400
+    rows = [
+        {"id": f"C{i}", "days": int(d), "purchases": int(d), "aov": float(a), "span": 50, "age": 300}
+        for i, (d, a) in enumerate(zip(2 + rng.poisson(3, n), rng.gamma(4, 10, n)))
+    ]
+    with engine.begin() as conn:
+        insert_frame(conn, "customer_features", _features(rows))
+    bgnbd = BGNBD(r=0.5, alpha=30.0, a=0.8, b=2.5)
+    evaluations: list[int] = []
+    real = spend.minimize
+
+    def counted(*args, **kwargs):
+        result = real(*args, **kwargs)
+        evaluations.append(result.nfev)
+        return result
+
+    monkeypatch.setattr(spend, "minimize", counted)
+    assert spend.previous_spend_fit(engine, AS_OF) is None
+    cold = fit_stored_spend(engine, AS_OF, bgnbd, 365, 50).model
+    cold_passes = sum(evaluations)
+    save_spend_fit(engine, date(2026, 2, 27), SpendFit(365, cold))
+    save_spend_fit(engine, date(2026, 2, 28), SpendFit(365, None, "too few"))  # the latest night had no fit
+    start = spend.previous_spend_fit(engine, AS_OF)
+    assert start is not None and start.p == pytest.approx(cold.p, abs=1e-6)
+    evaluations.clear()
+    warm = fit_stored_spend(engine, AS_OF, bgnbd, 365, 50).model
+    assert sum(evaluations) < cold_passes / 2
+    assert (warm.p, warm.q, warm.gamma) == pytest.approx((cold.p, cold.q, cold.gamma), rel=1e-3)
+    assert warm.log_likelihood == pytest.approx(cold.log_likelihood, abs=1e-3)
+    assert fit_stored_spend(engine, AS_OF, bgnbd, 365, 50).model == warm

@@ -94,10 +94,18 @@ def test_thin_pool_means_no_uplift_ranking_and_the_note_says_why():
 
 
 def test_profiles_follow_the_reason_and_the_band():
-    codes = pd.Series(["repeat_contacts;inactivity", "inactivity", None, "low_nps", "lower_spend"])
-    triggers = pd.Series(["model", "model;repeat_contacts", "spend_halved", "model", ""])
+    codes = pd.Series(["repeat_contacts;inactivity", "inactivity", None, "low_nps", "lower_spend", float("nan"), ""])
+    triggers = pd.Series(["model", "model;repeat_contacts", "spend_halved", "model", "", None, "model;dormant_regular"])
     category = reason_category(codes, triggers)
-    assert category.tolist() == ["service", "service", "declining_spend", "satisfaction", "declining_spend"]
+    assert category.tolist() == [
+        "service",
+        "service",
+        "declining_spend",
+        "satisfaction",
+        "declining_spend",
+        "other",
+        "other",
+    ]
     assert profile_of(category, pd.Series(["high", "medium", None, "low", "high"]))[2] == "declining_spend/unscored"
 
 
