@@ -11,9 +11,10 @@ from datetime import date
 from typing import Any, Protocol
 
 import pandas as pd
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from pipelines.core.config import Config
+from pipelines.engines.warehouse import Prepare
 
 
 class Compute(Protocol):
@@ -27,7 +28,7 @@ class Compute(Protocol):
         params: dict[str, Any],
         as_of: date,
         since: date | None,
-        prepare: Callable[[Connection], tuple[str, dict[str, Any]]] | None = None,
+        prepare: Prepare | None = None,
     ) -> int:
         """Replace the customer_features partition of as_of with the SELECT's rows; return their number.
 

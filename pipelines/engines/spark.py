@@ -31,11 +31,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from pipelines.core.config import Config
 from pipelines.core.errors import ChurnwatchError, ConfigError
 from pipelines.core.warehouse import declared_tables, read_bulk, replace_partition
+from pipelines.engines.warehouse import Prepare
 
 STG_TABLES = ["stg_transactions", "stg_service_events", "stg_surveys", "stg_customers", "stg_cancellations"]
 
@@ -253,7 +254,7 @@ class SparkCompute:
         params: dict[str, Any],
         as_of: date,
         since: date | None,
-        prepare: Callable[[Connection], tuple[str, dict[str, Any]]] | None = None,
+        prepare: Prepare | None = None,
     ) -> int:
         """Compute the features on Spark from all history (no stored state: `prepare` is not used);
         write them to the lake and the warehouse's partition."""

@@ -12,6 +12,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from pipelines.core.warehouse import read_bulk, replace_partition_from_query
 
+# A feature SELECT's stand-in: returns an equivalent SELECT (and its parameters) over state stored in the
+# warehouse, run inside the engine's transaction (Compute.build_features).
+Prepare = Callable[[Connection], tuple[str, dict[str, Any]]]
+
 
 def percentile(p: pd.Series) -> pd.Series:
     """Return each value's percentile among all (ties share their mean rank)."""
@@ -33,7 +37,7 @@ class WarehouseCompute:
         params: dict[str, Any],
         as_of: date,
         since: date | None,
-        prepare: Callable[[Connection], tuple[str, dict[str, Any]]] | None = None,
+        prepare: Prepare | None = None,
     ) -> int:
         with self.engine.begin() as conn:
             if prepare is not None:
