@@ -19,7 +19,7 @@ from pipelines.core.config import Config
 from pipelines.core.errors import NoModelError
 from pipelines.core.warehouse import read_bulk, read_frame, replace_partition
 from pipelines.features.customer_features import load_features
-from pipelines.features.population import active_population, churn_labels
+from pipelines.features.population import active_population, churn_labels, still_customer_sql
 
 log = logging.getLogger(__name__)
 EPS = 1e-4
@@ -146,7 +146,7 @@ def _drift_rows(as_of: date, cfg: Config, engine: Engine, artifact: dict) -> tup
         rows.append(
             _row(as_of, version, "mean_score", "score", scores["churn_probability"].astype(float).mean(), None, "ok")
         )
-    feats = active_population(load_features(engine, as_of), cfg)
+    feats = active_population(load_features(engine, as_of, still_customer_sql(cfg)), cfg)
     if len(feats):
         feats = add_model_features(feats, tonights_btyd_fit(engine, as_of), cfg.churn.horizon_days)
         for col in artifact["features"]:

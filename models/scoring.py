@@ -21,7 +21,7 @@ from pipelines.core.numbers import logit
 from pipelines.core.warehouse import declared_names, replace_partition
 from pipelines.engines import Compute, choose_compute
 from pipelines.features.customer_features import numeric_features
-from pipelines.features.population import active_population, customer_value
+from pipelines.features.population import active_population, customer_value, still_customer_sql
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,10 @@ def score_customers(as_of: date, cfg: Config, engine: Engine, compute: Compute |
     artifact["spend_fit"] = tonights_spend_fit(engine, as_of, artifact["btyd_fit"], cfg)
     compute = compute or choose_compute(cfg, engine)
     scores = compute.score_features(
-        as_of, lambda chunk: score_frame(artifact, numeric_features(chunk), cfg, as_of), SCORE_COLUMNS
+        as_of,
+        lambda chunk: score_frame(artifact, numeric_features(chunk), cfg, as_of),
+        SCORE_COLUMNS,
+        still_customer_sql(cfg),
     )
     replace_partition(engine, "churn_scores", scores, as_of)
     if scores.empty:

@@ -137,9 +137,11 @@ def ensure_schema(engine: Engine) -> None:
     """Create every table and view from sql/ddl/*.sql if missing, and add columns a newer version declares.
 
     Upgrades are additive: a column added to a table's DDL is added (nullable) to an existing warehouse,
-    so a warehouse made by an earlier version keeps its data and keeps working.
+    so a warehouse made by an earlier version keeps its data and keeps working. The catalog is read once
+    (every step of a run calls this; one query per table cost 0.3 s a step on DuckDB).
     """
     with engine.begin() as conn:
+        catalog = _catalog(conn)
         for path in sorted((SQL_DIR / "ddl").glob("*.sql")):
             for stmt in split_statements(path.read_text()):
                 conn.exec_driver_sql(stmt)
@@ -147,25 +149,30 @@ def ensure_schema(engine: Engine) -> None:
                 if declared is None:
                     continue
                 table, columns = declared
-                existing = set(table_columns(conn, table))
+                existing = catalog.get(table.lower())
+                if existing is None:  # created just now, as declared
+                    continue
                 for name, col_type, _ in columns:
-                    if name not in existing:
+                    if name.lower() not in existing:
                         conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {col_type}")
-                _relax_not_null(conn, table, {name for name, _, not_null in columns if not_null})
+                declared_not_null = {name.lower() for name, _, not_null in columns if not_null}
+                for name, nullable in existing.items():
+                    if not nullable and name not in declared_not_null:  # a newer DDL declares it nullable
+                        conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {name} DROP NOT NULL")
 
 
-def _relax_not_null(conn: Connection, table: str, declared_not_null: set[str]) -> None:
-    """Drop NOT NULL from columns that a newer DDL declares nullable."""
+def _catalog(conn: Connection) -> dict[str, dict[str, bool]]:
+    """Return {table: {column: nullable}} for the tables of the current schema, names in lower case."""
     rows = conn.execute(
         sa.text(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_name = :t AND table_schema = current_schema() AND is_nullable = 'NO'"
-        ),
-        {"t": table},
+            "SELECT table_name, column_name, is_nullable FROM information_schema.columns"
+            " WHERE table_schema = current_schema()"
+        )
     ).fetchall()
-    for (name,) in rows:
-        if name not in declared_not_null:
-            conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {name} DROP NOT NULL")
+    catalog: dict[str, dict[str, bool]] = {}
+    for table, column, nullable in rows:
+        catalog.setdefault(str(table).lower(), {})[str(column).lower()] = str(nullable).upper() == "YES"
+    return catalog
 
 
 def check_table(name: str) -> str:

@@ -42,10 +42,11 @@ class Compute(Protocol):
         ...
 
     def score_features(
-        self, as_of: date, score_chunk: Callable[[pd.DataFrame], pd.DataFrame], columns: list[str]
+        self, as_of: date, score_chunk: Callable[[pd.DataFrame], pd.DataFrame], columns: list[str], where: str
     ) -> pd.DataFrame:
         """Return score_chunk applied to the stored customer_features partition of as_of, chunk by chunk.
 
+        Only rows matching the SQL condition `where` are read (score_chunk may drop more).
         The rows get `percentile`: each churn_probability's percentile among everyone (ties share their
         mean rank); they come back sorted by customer_id with exactly `columns`."""
         ...

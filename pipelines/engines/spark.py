@@ -270,7 +270,7 @@ class SparkCompute:
         return self._session(None, None).sql(to_spark_sql(sql), args=params).toPandas()
 
     def score_features(
-        self, as_of: date, score_chunk: Callable[[pd.DataFrame], pd.DataFrame], columns: list[str]
+        self, as_of: date, score_chunk: Callable[[pd.DataFrame], pd.DataFrame], columns: list[str], where: str
     ) -> pd.DataFrame:
         """Score the lake's as_of features with mapInPandas; write the lake's churn_scores; return the rows."""
         from pyspark.sql import Window
@@ -278,6 +278,7 @@ class SparkCompute:
 
         spark = spark_session(self.cfg)
         feats = spark.read.parquet(_lake_uri(self.cfg, "customer_features", f"as_of_date={as_of.isoformat()}"))
+        feats = feats.where(where)
         schema = spark_schema("churn_scores", columns)
 
         def score_partitions(parts):

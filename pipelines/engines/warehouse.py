@@ -48,17 +48,17 @@ class WarehouseCompute:
         return read_bulk(self.engine, sql, params)
 
     def score_features(
-        self, as_of: date, score_chunk: Callable[[pd.DataFrame], pd.DataFrame], columns: list[str]
+        self, as_of: date, score_chunk: Callable[[pd.DataFrame], pd.DataFrame], columns: list[str], where: str
     ) -> pd.DataFrame:
-        parts = [score_chunk(chunk) for chunk in feature_chunks(self.engine, as_of, self.chunk_rows)]
+        parts = [score_chunk(chunk) for chunk in feature_chunks(self.engine, as_of, self.chunk_rows, where)]
         scores = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
         scores["percentile"] = percentile(scores["churn_probability"]).to_numpy()
         return scores[columns]
 
 
-def feature_chunks(engine: Engine, as_of: date, rows: int) -> Iterator[pd.DataFrame]:
-    """Yield the customer_features partition of as_of in chunks of at most `rows` customers, by customer id."""
-    sql = sa.text("SELECT * FROM customer_features WHERE as_of_date = :d ORDER BY customer_id")
+def feature_chunks(engine: Engine, as_of: date, rows: int, where: str = "TRUE") -> Iterator[pd.DataFrame]:
+    """Yield the customer_features rows of as_of matching `where` in chunks of at most `rows`, by customer id."""
+    sql = sa.text(f"SELECT * FROM customer_features WHERE as_of_date = :d AND ({where}) ORDER BY customer_id")
     with engine.connect() as conn:
         if conn.dialect.name == "duckdb":
             result = conn.execute(sql, {"d": as_of})

@@ -96,8 +96,7 @@ def build_features(as_of: date, cfg: Config, engine: Engine, compute: Compute | 
     return FeatureSummary(as_of, compute.build_features(sql, params, as_of, since, prepare=prepare))
 
 
-def load_features(engine: Engine, as_of: date) -> pd.DataFrame:
-    """Return the stored customer_features partition of as_of."""
-    return numeric_features(
-        read_bulk(engine, "SELECT * FROM customer_features WHERE as_of_date = :d ORDER BY customer_id", {"d": as_of})
-    )
+def load_features(engine: Engine, as_of: date, where: str = "TRUE") -> pd.DataFrame:
+    """Return the stored customer_features partition of as_of (its rows matching the SQL condition `where`)."""
+    sql = f"SELECT * FROM customer_features WHERE as_of_date = :d AND ({where}) ORDER BY customer_id"
+    return numeric_features(read_bulk(engine, sql, {"d": as_of}))

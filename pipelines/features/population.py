@@ -27,6 +27,17 @@ def still_customer(features: pd.DataFrame, cfg: Config) -> pd.Series:
     return recency.notna() & (recency < cfg.churn.horizon_days)
 
 
+def still_customer_sql(cfg: Config) -> str:
+    """Return still_customer as a SQL condition on customer_features (DuckDB, PostgreSQL and Spark SQL).
+
+    Readers of stored features use it to read only the active population (411k of 1M rows in the 1M
+    bench); they still apply still_customer, which stays the definition. tests/features/test_features.py
+    checks that the two agree."""
+    if cfg.churn.kind == "contractual":
+        return "COALESCE(cancelled, 0) = 0"
+    return f"days_since_last_purchase < {int(cfg.churn.horizon_days)}"
+
+
 def active_population(features: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """Return the feature rows of customers still customers (the scored and labelled population)."""
     return features[still_customer(features, cfg)]

@@ -7,21 +7,32 @@
 --   lost_revenue:    per lost customer, average order value x usual purchases in :period_days
 --                    (period / mean gap between activity days; one-time buyers: period / horizon)
 --   nps:             100 x (promoters 9-10 - detractors 0-6) / answers given in the period
--- activity is NOT MATERIALIZED: the lost customers' day count re-reads the table with its filter, which is
--- cheaper than storing every activity row (at 1M customers, with the day count for the lost only: 15.2 s -> 8.7 s).
+-- One scan of the transactions gives every customer's first day (any type: when they became known) and
+-- the activity aggregates (FILTER on the activity types); a second scan per customer cost a third of the
+-- query at 1M customers. activity is NOT MATERIALIZED: the lost customers' day count re-reads the table
+-- with its filter, which is cheaper than storing every activity row (1M customers: 15.2 s -> 8.7 s).
 WITH activity AS NOT MATERIALIZED (
-    SELECT customer_id, CAST(ts AS DATE) AS d, amount
+    SELECT customer_id, CAST(ts AS DATE) AS d
     FROM stg_transactions
     WHERE ts < :as_of_next AND COALESCE(type, 'purchase') IN ({activity_types})
 ),
+txns AS (
+    SELECT customer_id, CAST(ts AS DATE) AS d, amount,
+           COALESCE(type, 'purchase') IN ({activity_types}) AS is_activity
+    FROM stg_transactions
+    WHERE ts < :as_of_next
+),
 spending AS (
     SELECT customer_id,
-           MAX(d) FILTER (WHERE d <= CAST(:period_start AS DATE)) AS last_at_start,
-           MAX(d) AS last_at_end,
-           MIN(d) AS first_day,
-           SUM(CAST(amount AS DECIMAL(18, 2))) / COUNT(*) AS avg_order_value,
-           SUM(CAST(amount AS DECIMAL(18, 2))) FILTER (WHERE d > CAST(:period_start AS DATE)) AS revenue_period
-    FROM activity GROUP BY customer_id
+           MIN(d) AS first_seen,
+           MAX(d) FILTER (WHERE is_activity AND d <= CAST(:period_start AS DATE)) AS last_at_start,
+           MAX(d) FILTER (WHERE is_activity) AS last_at_end,
+           MIN(d) FILTER (WHERE is_activity) AS first_day,
+           SUM(CAST(amount AS DECIMAL(18, 2))) FILTER (WHERE is_activity)
+               / NULLIF(COUNT(*) FILTER (WHERE is_activity), 0) AS avg_order_value,
+           SUM(CAST(amount AS DECIMAL(18, 2))) FILTER (WHERE is_activity AND d > CAST(:period_start AS DATE))
+               AS revenue_period
+    FROM txns GROUP BY customer_id
 ),
 cancels AS (
     SELECT customer_id, MIN(CAST(ts AS DATE)) AS cancel_day
@@ -43,7 +54,7 @@ lost_days AS (
 known AS (
     SELECT customer_id, MIN(d) AS known_since
     FROM (
-        SELECT customer_id, CAST(ts AS DATE) AS d FROM stg_transactions WHERE ts < :as_of_next
+        SELECT customer_id, first_seen AS d FROM spending
         UNION ALL
         SELECT customer_id, COALESCE(signup_date, _batch_date) FROM stg_customers
         WHERE _batch_date <= CAST(:as_of AS DATE)

@@ -7,6 +7,7 @@ from pipelines.core.config import Config
 from pipelines.core.warehouse import read_frame
 from pipelines.features.customer_features import build_features, load_features, read_features
 from pipelines.features.kpis import build_kpis
+from pipelines.features.population import active_population, still_customer_sql
 from tests.conftest import assert_same_rows, buy, stg
 
 AS_OF = date(2025, 3, 31)
@@ -182,6 +183,18 @@ def test_rebuilding_a_date_replaces_its_partition(tiny, any_cfg):
     second = build_features(AS_OF, any_cfg, tiny)
     assert first.customers == second.customers == 3
     assert len(load_features(tiny, AS_OF)) == 3
+
+
+def test_the_sql_population_filter_picks_exactly_the_active_customers(tiny, any_cfg):
+    """still_customer_sql (what scoring and monitoring read) agrees with still_customer (the definition)."""
+    build_features(AS_OF, any_cfg, tiny)
+    everyone = load_features(tiny, AS_OF)
+    # A last bought Jan 21 (69 days before AS_OF), B on Mar 1, C never: all three kinds of row.
+    for horizon in (30, 60, 90):
+        cfg = any_cfg.model_copy(update={"churn": any_cfg.churn.model_copy(update={"horizon_days": horizon})})
+        read = load_features(tiny, AS_OF, still_customer_sql(cfg))["customer_id"].tolist()
+        assert read == active_population(everyone, cfg)["customer_id"].tolist()
+        assert read == {30: ["B"], 60: ["B"], 90: ["A", "B"]}[horizon]
 
 
 def test_features_with_only_transactions(engine, cfg):

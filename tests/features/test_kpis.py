@@ -7,9 +7,9 @@ import pytest
 
 from pipelines.core.config import Config
 from pipelines.core.warehouse import read_frame
-from pipelines.features.customer_features import read_features
+from pipelines.features.customer_features import build_features, load_features, read_features
 from pipelines.features.kpis import build_kpis
-from pipelines.features.population import active_population, churn_labels
+from pipelines.features.population import active_population, churn_labels, still_customer_sql
 from tests.conftest import buy, stg
 
 AS_OF = date(2025, 3, 31)
@@ -111,6 +111,12 @@ def test_contractual_churn_counts_cancellations(kpi_data, contract_cfg):
     features = read_features(kpi_data, contract_cfg, AS_OF).set_index("customer_id")
     assert features["cancelled"].to_dict() == {"K1": 0, "K2": 0, "K3": 1, "K4": 1, "K5": 0}
     assert sorted(active_population(features.reset_index(), contract_cfg)["customer_id"]) == ["K1", "K2", "K5"]
+    build_features(AS_OF, contract_cfg, kpi_data)  # the SQL filter scoring reads by picks the same customers
+    assert load_features(kpi_data, AS_OF, still_customer_sql(contract_cfg))["customer_id"].tolist() == [
+        "K1",
+        "K2",
+        "K5",
+    ]
     labels = churn_labels(kpi_data, contract_cfg, date(2024, 12, 31), AS_OF).set_index("customer_id")["churned"]
     assert labels.to_dict() == {"K1": 0, "K2": 0, "K3": 1, "K4": 1}  # cancelled in [Jan 1, Apr 1)
 
