@@ -62,6 +62,13 @@ def _date(value: str, flag: str = "--date") -> date:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the full summary as JSON instead of a short one.")]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Steps run side by side where the DAG allows (the KPIs beside scoring, ...); 1: one at a time.",
+    ),
+]
 
 
 def _print(summary: dict, as_json: bool = False) -> None:
@@ -156,24 +163,37 @@ def run(
         Optional[str], typer.Option(help="Also load landing files from this date (backfill/history).")
     ] = None,
     steps: Annotated[Optional[str], typer.Option(help=STEPS_HELP)] = None,
+    workers: WorkersOpt = 2,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the nightly steps for one date (load, validate, features, score, alerts, outbox)."""
     from pipelines.core.config import load_config
-    from pipelines.steps import run_step
 
     as_of = _date(date_)
     start = _date(since, "--since") if since else None
     cfg = load_config(config)
     chosen = _steps(steps)
-    results = {}
-    for step in chosen:
-        kwargs = {"since": start} if step in ("load_landing", "validate_data") and start else {}
-        with console.status(f"{step} for {as_of}"):
-            results[step] = run_step(step, as_of, cfg=cfg, **kwargs)
-        console.print(f"[green]✓[/] {step}")
-    _print(results, as_json)
+
+    def step_kwargs(step: str) -> dict:
+        return {"since": start} if step in ("load_landing", "validate_data") and start else {}
+
+    _print(_run_night(chosen, as_of, cfg, workers, step_kwargs), as_json)
+
+
+def _run_night(chosen: list[str], as_of: date, cfg, workers: int, step_kwargs=None) -> dict:
+    """Run the chosen steps for one date as the DAG orders them, showing which run; return their summaries."""
+    from pipelines.steps import run_steps
+
+    with console.status(f"{chosen[0]} for {as_of}") as status:
+
+        def show(running: list[str], finished: str | None, ok: bool) -> None:
+            if finished and ok:
+                console.print(f"[green]✓[/] {finished}")
+            if running:
+                status.update(f"{', '.join(running)} for {as_of}")
+
+        return run_steps(chosen, as_of, cfg, workers=workers, step_kwargs=step_kwargs, on_change=show)
 
 
 @app.command()
@@ -181,11 +201,12 @@ def backfill(
     start: Annotated[str, typer.Option("--start", help="First as-of date.")],
     end: Annotated[str, typer.Option("--end", help="Last as-of date.")],
     steps: Annotated[Optional[str], typer.Option(help=STEPS_HELP)] = None,
+    workers: WorkersOpt = 2,
     config: ConfigOpt = None,
 ) -> None:
     """Run the nightly steps for every date from --start to --end in order, as the nightly runs would."""
     from pipelines.core.config import load_config
-    from pipelines.steps import run_step
+    from pipelines.steps import run_steps
 
     first, last = _date(start, "--start"), _date(end, "--end")
     if last < first:
@@ -194,9 +215,8 @@ def backfill(
     chosen = _steps(steps)
     day = first
     while day <= last:
-        for step in chosen:
-            with console.status(f"{step} for {day}"):
-                run_step(step, day, cfg=cfg)
+        with console.status(f"{day}"):
+            run_steps(chosen, day, cfg, workers=workers)
         console.print(f"[green]✓[/] {day}")
         day += timedelta(days=1)
 

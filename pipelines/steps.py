@@ -8,7 +8,8 @@ Airflow DAG file can read the list while parsing without loading pandas or sciki
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import import_module
@@ -122,6 +123,70 @@ def run_step(name: str, as_of: date, cfg=None, config_path: str | None = None, *
     with record_run(engine, name, as_of, started) as record:
         record.summary = _as_dict(step.function()(as_of, cfg, engine, **kwargs))
     return record.summary
+
+
+def upstream(name: str) -> set[str]:
+    """Return every step a step waits for, directly or through others."""
+    seen: set[str] = set()
+    todo = list(STEPS[name].after)
+    while todo:
+        step = todo.pop()
+        if step not in seen:
+            seen.add(step)
+            todo.extend(STEPS[step].after)
+    return seen
+
+
+def run_steps(
+    names: Iterable[str],
+    as_of: date,
+    cfg,
+    workers: int = 2,
+    step_kwargs: Callable[[str], dict] | None = None,
+    on_change: Callable[[list[str], str | None, bool], None] | None = None,
+) -> dict[str, dict]:
+    """Run steps for as_of as the DAG orders them, up to `workers` side by side; return summaries in order.
+
+    A step starts once every chosen step it waits for (directly or through steps left out) has finished,
+    as Airflow would start it: after build_features, the KPIs run beside scoring, monitoring beside the
+    alerts. On a failure no further step starts; the steps already running finish, then the first error
+    is raised. on_change(running, finished, ok) is called as steps start and finish (finished: the step
+    that just did, else None; ok: it succeeded). workers=1 runs them one by one in the given order.
+    """
+    order = list(names)
+    chosen = set(order)
+    waits = {n: upstream(n) & chosen for n in order}
+    pending, running, done = list(order), {}, {}
+    error: BaseException | None = None
+
+    def start_ready(pool: ThreadPoolExecutor) -> None:
+        for name in list(pending):
+            if len(running) >= max(1, workers):
+                return
+            if waits[name] <= done.keys():
+                pending.remove(name)
+                kwargs = step_kwargs(name) if step_kwargs else {}
+                running[pool.submit(run_step, name, as_of, cfg=cfg, **kwargs)] = name
+                if on_change:
+                    on_change(list(running.values()), None, True)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="step") as pool:
+        start_ready(pool)
+        while running:
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                try:
+                    done[name] = future.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below once the others finished
+                    error = error or exc
+                if on_change:
+                    on_change(list(running.values()), name, name in done)
+            if error is None:
+                start_ready(pool)
+    if error is not None:
+        raise error
+    return {n: done[n] for n in order}
 
 
 def _as_dict(result: Any) -> dict:

@@ -6,6 +6,7 @@ import functools
 import io
 import os
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
@@ -52,6 +53,9 @@ def sql_text(relative: str) -> str:
     return "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
 
 
+_SCHEMA_LOCK = threading.Lock()
+
+
 def get_engine(cfg: Config) -> Engine:
     """Return a SQLAlchemy engine for the configured warehouse, with the schema in place."""
     url = cfg.warehouse_url
@@ -80,7 +84,8 @@ def get_engine(cfg: Config) -> Engine:
     except Exception as exc:  # driver errors vary by backend; the user needs one line
         reason = first_line(exc)
         raise ChurnwatchError(f"cannot connect to warehouse {redact(url)}: {reason}") from None
-    ensure_schema(engine)
+    with _SCHEMA_LOCK:  # steps run side by side (pipelines.steps.run_steps): their DDL must not race
+        ensure_schema(engine)
     return engine
 
 

@@ -13,7 +13,7 @@ import pytest
 from models.reasons import reasons_frame_ok
 from pipelines.core.config import load_config
 from pipelines.core.warehouse import get_engine, read_frame
-from pipelines.steps import run_step
+from pipelines.steps import NIGHTLY, run_step
 from pipelines.synth.demo import truth_comparison
 from pipelines.synth.generate import GeneratorSpec, generate
 
@@ -176,6 +176,28 @@ def test_rerunning_the_night_gives_the_same_tables(world):
     _airflow(env, "dags", "test", "churn_nightly", "-c", json.dumps({"as_of": AS_OF.isoformat()}))
     for t, q in query.items():
         pd.testing.assert_frame_equal(_read(cfg, q, {"d": AS_OF}), before[t], obj=t)
+
+
+def test_the_cli_running_steps_side_by_side_gives_the_dags_tables(world):
+    """`churnwatch run` runs the KPIs beside scoring and more (pipelines.steps.run_steps): same tables."""
+    root, cfg, env, logical = world
+    query = {
+        t: f"SELECT * FROM {t} WHERE as_of_date = :d ORDER BY customer_id, team"
+        if t == "churn_alerts"
+        else f"SELECT * FROM {t} WHERE as_of_date = :d ORDER BY customer_id"
+        for t in ("customer_features", "churn_scores", "churn_alerts")
+    }
+    query["churn_kpis_daily"] = "SELECT * FROM churn_kpis_daily WHERE as_of_date = :d ORDER BY segment_type, segment"
+    before = {t: _read(cfg, q, {"d": AS_OF}) for t, q in query.items()}
+    cli = [sys.executable, "-m", "pipelines.cli", "run", "--date", AS_OF.isoformat(), "--workers", "2"]
+    proc = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("✓") == len(NIGHTLY)
+    for t, q in query.items():
+        pd.testing.assert_frame_equal(_read(cfg, q, {"d": AS_OF}), before[t], obj=t)
+    runs = _read(cfg, "SELECT step, started_at, finished_at FROM pipeline_runs WHERE as_of_date = :d", {"d": AS_OF})
+    last = runs.sort_values("started_at").groupby("step").last()
+    assert (last["started_at"] >= last.loc["build_features", "finished_at"])[["build_kpis", "score_customers"]].all()
 
 
 def test_run_report_renders_in_chromium(world):
