@@ -209,6 +209,8 @@ def test_suppression_and_dormant_regulars(world):
             {"id": "sleeper", "p": None, "days": 120, "gap": 15.0, "loyalty": "regular", "value": 900.0},
             {"id": "gone", "p": None, "days": 400, "loyalty": "regular"},
             {"id": "occasional", "p": None, "days": 120, "loyalty": "occasional"},
+            # Not scored by the model that scored the others, not dormant: no rule may pick it (overdue would).
+            {"id": "unscored", "p": None, "days": 60, "purchases": 8, "overdue": 5.0, "loyalty": "regular"},
         ],
     )
     summary = build_alerts(DAY, cfg, engine)
