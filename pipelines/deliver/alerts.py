@@ -145,7 +145,8 @@ def route(frame: pd.DataFrame, cfg: Config) -> pd.Series:
     if "team" in frame:
         # A team from the customer data names a file and a sheet: it passes the one safe-name rule.
         default = cfg.alerts.default_team
-        own = frame["team"].map(lambda v: None if v is None or pd.isna(v) else safe_name(v, default))
+        names = {v: safe_name(v, default) for v in frame["team"].dropna().unique()}  # once per distinct team
+        own = frame["team"].map(names)
         team = team.fillna(own)
     return team.fillna(cfg.alerts.default_team).astype(str)
 
@@ -158,9 +159,12 @@ def recommend(frame: pd.DataFrame, cfg: Config) -> pd.Series:
     first reason decides. High-value customers get an account review on top.
     """
     playbook = cfg.alerts.playbook
-    category = reason_category(frame["reason_codes"], frame["triggers"]).replace("other", "")
+    category = categories(frame).replace("other", "")
     category = category.where(frame["list_name"] != "reactivation", "reactivation")
-    action = category.map(lambda c: playbook.get(c, playbook.get("inactivity" if c == "reactivation" else c, "")))
+    plays = {
+        c: playbook.get(c, playbook.get("inactivity" if c == "reactivation" else c, "")) for c in category.unique()
+    }
+    action = category.map(plays)
     action = action.where(action != "", playbook["default"])
     high = frame["value_12m"] >= cfg.alerts.high_value_threshold
     if "high_value" in playbook:
@@ -172,10 +176,16 @@ def in_control(customer_ids: pd.Series, as_of: date, fraction: float) -> pd.Seri
     """Deterministic hold-out: the same customer and date always land on the same side."""
     if fraction <= 0:
         return pd.Series(False, index=customer_ids.index)
-    u = customer_ids.map(
-        lambda c: int(hashlib.sha256(f"{c}|{as_of.isoformat()}".encode()).hexdigest()[:12], 16) / 16**12
-    )
-    return u < fraction
+    day = as_of.isoformat()
+    u = [int(hashlib.sha256(f"{c}|{day}".encode()).hexdigest()[:12], 16) / 16**12 for c in customer_ids]
+    return pd.Series(np.asarray(u, dtype=float) < fraction, index=customer_ids.index)
+
+
+def categories(frame: pd.DataFrame) -> pd.Series:
+    """Return each alert's reason category (models.uplift.reason_category), kept in `_category` once computed."""
+    if "_category" not in frame:
+        frame["_category"] = reason_category(frame["reason_codes"], frame["triggers"])
+    return frame["_category"]
 
 
 def band_rank(bands: pd.Series, cfg: Config) -> pd.Series:
@@ -282,7 +292,7 @@ def _rank_by_uplift(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engin
     """Give prevention alerts their uplift profile and estimate; rank by expected value saved when chosen and
     the evidence suffices (their `ranking` then says so). Return the sentence that says which ranking and why."""
     prevention = frame["list_name"] == "prevention"
-    frame["uplift_profile"] = profile_of(reason_category(frame["reason_codes"], frame["triggers"]), frame["risk_band"])
+    frame["uplift_profile"] = profile_of(categories(frame), frame["risk_band"])
     frame.loc[~prevention, "uplift_profile"] = None
     estimates = read_estimates(as_of, engine)
     frame["uplift"] = uplift_of(estimates, frame["uplift_profile"]).where(prevention)
