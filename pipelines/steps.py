@@ -8,6 +8,7 @@ Airflow DAG file can read the list while parsing without loading pandas or sciki
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -158,8 +159,11 @@ def run_steps(
     waits = {n: upstream(n) & chosen for n in order}
     pending, running, done = list(order), {}, {}
     error: BaseException | None = None
+    warming: list[threading.Thread] = []
 
     def start_ready(pool: ThreadPoolExecutor) -> None:
+        for thread in warming:  # no step starts while modules are imported beside the running one
+            thread.join()
         for name in list(pending):
             if len(running) >= max(1, workers):
                 return
@@ -169,6 +173,13 @@ def run_steps(
                 running[pool.submit(run_step, name, as_of, cfg=cfg, **kwargs)] = name
                 if on_change:
                     on_change(list(running.values()), None, True)
+        if len(running) == 1 and STEPS[next(iter(running.values()))].compute and pending and not warming:
+            # A compute step running alone spends its time in the warehouse's SQL (or Spark), the GIL
+            # free: the later steps' modules (scikit-learn, scipy, matplotlib: seconds) are imported
+            # meanwhile instead of on the way to the lists. Nothing else imports then.
+            modules = [STEPS[n].target.split(":")[0] for n in pending]
+            warming.append(threading.Thread(target=_import_quietly, args=(modules,), daemon=True))
+            warming[0].start()
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="step") as pool:
         start_ready(pool)
@@ -187,6 +198,15 @@ def run_steps(
     if error is not None:
         raise error
     return {n: done[n] for n in order}
+
+
+def _import_quietly(modules: list[str]) -> None:
+    """Import modules ahead of their steps; a module that fails is left for its step to report."""
+    for module in modules:
+        try:
+            import_module(module)
+        except Exception:  # noqa: BLE001, S112 - the step's own import raises it where it belongs
+            continue
 
 
 def _as_dict(result: Any) -> dict:
