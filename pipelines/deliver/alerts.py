@@ -195,7 +195,8 @@ def band_rank(bands: pd.Series, cfg: Config) -> pd.Series:
 
 
 def _candidates(as_of: date, cfg: Config, engine: Engine) -> tuple[pd.DataFrame, str]:
-    """Return every customer of as_of with features and, when scored, the model's score and reasons."""
+    """Return the customers of as_of an alert may pick (every one on a night without scores; else the
+    scored and the dormant ones) with features and, when scored, the model's score and reasons."""
     # The placeholder is filled from the code constant only, never from configuration or data.
     cols = ", ".join(f"f.{c}" for c in FEATURE_COLUMNS)
     sql = sql_text("deliver/alert_candidates.sql").replace("{feature_columns}", cols)
