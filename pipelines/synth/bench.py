@@ -170,8 +170,9 @@ def _nightly_and_retrain(workdir: Path, env: dict, log: Path, repeat: int) -> di
     # The night before runs first, untimed: a nightly run in service has yesterday's outputs (its BG/NBD
     # fit, which tonight's fit starts from, and its alerts for the cooldown).
     measured([*cli, "run", "--date", (last - timedelta(days=1)).isoformat()], env, log)
-    # Each timed run starts as the night's first would: its feature state (built by the first run) is
-    # dropped, so every run rolls yesterday's state forward one day instead of reusing tonight's.
+    # Each timed run starts as the night's first would: any feature state stored for it is dropped, so
+    # every run rolls the state the night before left, as six nights in seven do (the seventh also stores
+    # a new state: docs/scaling.md gives its cost).
     nightly = _median_run(
         [*cli, "run", "--date", last.isoformat()], env, log, repeat, before=lambda: _forget_state(workdir, last)
     )

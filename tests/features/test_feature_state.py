@@ -7,7 +7,7 @@ import pandas as pd
 from pipelines.core.config import Config
 from pipelines.core.warehouse import read_frame
 from pipelines.features.customer_features import build_features, load_features, read_features
-from pipelines.features.feature_state import settled_day
+from pipelines.features.feature_state import STORE_EVERY_DAYS, settled_day
 from pipelines.ingest.extract import load_landing
 from pipelines.ingest.validation import validate_data
 from pipelines.synth.generate import load_truth
@@ -45,14 +45,15 @@ def test_rolled_state_gives_the_plain_features_night_after_night(small_dataset, 
     build_features(first, cfg, engine)  # no state yet: summed from all history
     assert states(engine) == [settled_day(first, cfg)]
     assert_same_as_plain(engine, cfg, first)
-    for k in range(1, 5):
+    for k in range(1, 8):
         day = first + timedelta(days=k)
         load_landing(day, cfg, engine)
         validate_data(day, cfg, engine)
-        build_features(day, cfg, engine)  # rolled from yesterday's state
+        build_features(day, cfg, engine)  # rolled inline from the first night's state, up to a week of rows
         assert_same_as_plain(engine, cfg, day)
-    last = first + timedelta(days=4)
-    assert states(engine)[-1] == settled_day(last, cfg) and len(states(engine)) == 5
+        stored = [settled_day(first, cfg)] + ([settled_day(day, cfg)] if k >= STORE_EVERY_DAYS else [])
+        assert states(engine) == stored, k  # a new state once the stored one is a week older
+    last = first + timedelta(days=7)
 
     # A re-run of an earlier night replaces batches the newer states summed: they are dropped.
     back = first + timedelta(days=1)
