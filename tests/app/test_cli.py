@@ -95,6 +95,10 @@ def test_generate_world(tmp_path):
         (["models"], "error: churnwatch models needs a command: list, promote, rollback"),
         (["models", "lst"], "error: churnwatch models: no such command 'lst'; did you mean 'list'?"),
         (["outcomes"], "error: churnwatch outcomes needs a command: import"),
+        (
+            ["run", "--date", "2025-03-31", "--workers", "0"],
+            "error: churnwatch run: Invalid value for '--workers': Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, args, expected):
