@@ -97,6 +97,7 @@ def build_features(as_of: date, cfg: Config, engine: Engine, compute: Compute | 
 
 
 def load_features(engine: Engine, as_of: date, where: str = "TRUE") -> pd.DataFrame:
-    """Return the stored customer_features partition of as_of (its rows matching the SQL condition `where`)."""
+    """Return the stored customer_features partition of as_of (its rows matching the SQL condition `where`,
+    written by code such as still_customer_sql, never taken from configuration text or data)."""
     sql = f"SELECT * FROM customer_features WHERE as_of_date = :d AND ({where}) ORDER BY customer_id"
     return numeric_features(read_bulk(engine, sql, {"d": as_of}))
