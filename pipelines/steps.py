@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import import_module
 from typing import Any
 
@@ -198,6 +198,42 @@ def run_steps(
     if error is not None:
         raise error
     return {n: done[n] for n in order}
+
+
+def history_windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
+    """Return consecutive (first, last) batch days of at most `days` days covering start..end."""
+    if days < 1:
+        raise ValueError("a history window needs at least one day")
+    windows, first = [], start
+    while first <= end:
+        last = min(first + timedelta(days=days - 1), end)
+        windows.append((first, last))
+        first = last + timedelta(days=1)
+    return windows
+
+
+def load_history(
+    start: date, end: date, cfg, window_days: int = 60, on_window: Callable[[date, date, dict], None] | None = None
+) -> list[dict]:
+    """Load and validate the landing batches from start to end in windows; return each window's summaries.
+
+    Each window is one `load_landing` + `validate_data` run for its last day with `since` its first day,
+    exactly what `churnwatch run --since FIRST --date LAST --steps load_landing,validate_data` does, and the
+    tables are those of loading the days one by one (tests/app/test_history.py). Windows keep memory
+    bounded: a 60-day window of 1M customers peaks near 4 GB. A failed window raises; the windows before
+    it stay loaded, and a re-run from its first day carries on. on_window(first, last, summaries) is
+    called after each window.
+    """
+    out: list[dict] = []
+    for first, last in history_windows(start, end, window_days):
+        summaries = {
+            "load_landing": run_step("load_landing", last, cfg=cfg, since=first),
+            "validate_data": run_step("validate_data", last, cfg=cfg, since=first),
+        }
+        out.append({"first": first.isoformat(), "last": last.isoformat(), **summaries})
+        if on_window:
+            on_window(first, last, summaries)
+    return out
 
 
 def _import_quietly(modules: list[str]) -> None:

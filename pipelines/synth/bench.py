@@ -3,7 +3,8 @@
 Phases, each in a subprocess whose whole process tree is sampled for memory (RSS):
 1. generate: about 50 transactions and 10 service events per customer over two years (blocks of
    customers, appended to the same daily files);
-2. history: load and validate the history once, in windows of `history_window` days (reported apart);
+2. history: load and validate the history once (`churnwatch load-history`, windows of `history_window`
+   days, reported apart);
 3. nightly: the day's increment through every nightly step (`churnwatch run --date D`), after the night
    before has run once untimed (a nightly run in service starts from yesterday's outputs);
 4. retrain: `churnwatch train --date D`;
@@ -26,6 +27,7 @@ import psutil
 import yaml
 
 from pipelines.core.errors import ChurnwatchError
+from pipelines.steps import history_windows
 from pipelines.synth.measure import measured
 
 BLOCK = 50_000
@@ -133,17 +135,12 @@ def _generate_and_load(customers: int, workdir: Path, env: dict, log: Path, hist
         [sys.executable, "-m", "pipelines.synth.bench", "generate", str(workdir / "gen"), str(customers)], env, log
     )
     counts = json.loads((workdir / "gen" / "counts.json").read_text())
-    hist = {"seconds": 0.0, "peak_rss_mb": 0.0, "windows": 0}
-    window_start = start
-    while window_start <= last - timedelta(days=1):
-        window_end = min(window_start + timedelta(days=history_window - 1), last - timedelta(days=1))
-        cmd = [*cli, "run", "--date", window_end.isoformat(), "--since", window_start.isoformat()]
-        m = measured([*cmd, "--steps", "load_landing,validate_data"], env, log)
-        hist["seconds"] += m["seconds"]
-        hist["peak_rss_mb"] = max(hist["peak_rss_mb"], m["peak_rss_mb"])
-        hist["windows"] += 1
-        window_start = window_end + timedelta(days=1)
-    hist["seconds"] = round(hist["seconds"], 2)
+    # One `churnwatch load-history` process, as a new install runs it: windows of history_window days,
+    # the next window read while the one before is validated.
+    until = last - timedelta(days=1)
+    cmd = [*cli, "load-history", "--start", start.isoformat(), "--end", until.isoformat()]
+    hist = measured([*cmd, "--window-days", str(history_window)], env, log)
+    hist["windows"] = len(history_windows(start, until, history_window))
     phases["history_load"] = hist
     # The champion the nightly run scores with is trained first (the retrain is timed on its own).
     measured([*cli, "train", "--date", (last - timedelta(days=1)).isoformat()], env, log)

@@ -99,6 +99,14 @@ def test_generate_world(tmp_path):
             ["run", "--date", "2025-03-31", "--workers", "0"],
             "error: churnwatch run: Invalid value for '--workers': Input should be greater than or equal to 1",
         ),
+        (
+            ["load-history", "--start", "2025-01-02", "--end", "2025-01-01"],
+            "error: --end 2025-01-01 is before --start 2025-01-02",
+        ),
+        (
+            ["load-history", "--start", "2025-01-01", "--end", "2025-01-31", "--window-days", "0"],
+            "error: churnwatch load-history: Invalid value for '--window-days'",
+        ),
     ],
 )
 def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, args, expected):

@@ -78,3 +78,22 @@ def test_a_failure_starts_nothing_after_it_and_raises_once_the_others_finish(tim
     assert "build_alerts" not in start and "monitor_model" not in start
     assert set(start) == set(end)  # whatever ran beside it finished
     assert all(dep in start for dep in STEPS["build_kpis"].after)
+
+
+def test_a_history_load_runs_window_after_window_and_stops_at_a_failure(timeline):
+    from pipelines.core.config import Config
+
+    events, fail = timeline
+    out = steps.load_history(date(2025, 1, 1), date(2025, 1, 30), Config(), window_days=10)
+    assert [(w["first"], w["last"]) for w in out] == [
+        ("2025-01-01", "2025-01-10"),
+        ("2025-01-11", "2025-01-20"),
+        ("2025-01-21", "2025-01-30"),
+    ]
+    assert out[1]["load_landing"] == {"step": "load_landing", "since": date(2025, 1, 11)}
+    assert [n for _, kind, n in events if kind == "start"] == ["load_landing", "validate_data"] * 3
+    events.clear()
+    fail.add("validate_data")
+    with pytest.raises(ChurnwatchError, match="validate_data failed"):
+        steps.load_history(date(2025, 1, 1), date(2025, 1, 30), Config(), window_days=10)
+    assert [n for _, kind, n in events if kind == "start"] == ["load_landing", "validate_data"]
