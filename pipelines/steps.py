@@ -111,18 +111,29 @@ NIGHTLY: list[str] = [s.name for s in NIGHTLY_STEPS]
 def run_step(name: str, as_of: date, cfg=None, config_path: str | None = None, **kwargs: Any) -> dict:
     """Run one step for as_of and record it in pipeline_runs; return its summary as a dict."""
     from pipelines.core.config import load_config
+    from pipelines.core.errors import ChurnwatchError
     from pipelines.core.runtime import record_run
-    from pipelines.core.warehouse import get_engine
+    from pipelines.core.warehouse import get_engine, memory_advice, out_of_memory
     from pipelines.engines import choose_compute
 
     step = STEPS[name]
     cfg = cfg or load_config(config_path)
-    engine = get_engine(cfg)
-    if step.compute:
-        kwargs = {"compute": choose_compute(cfg, engine), **kwargs}
-    started = datetime.now(UTC).replace(tzinfo=None)
-    with record_run(engine, name, as_of, started) as record:
-        record.summary = _as_dict(step.function()(as_of, cfg, engine, **kwargs))
+    try:
+        engine = get_engine(cfg)
+        if step.compute:
+            kwargs = {"compute": choose_compute(cfg, engine), **kwargs}
+        started = datetime.now(UTC).replace(tzinfo=None)
+        with record_run(engine, name, as_of, started) as record:
+            try:
+                record.summary = _as_dict(step.function()(as_of, cfg, engine, **kwargs))
+            except Exception as exc:
+                if out_of_memory(exc):  # one line that says what to change (pipeline_runs records it too)
+                    raise ChurnwatchError(f"{name} for {as_of}: {memory_advice(cfg)}") from exc
+                raise
+    except Exception as exc:
+        if out_of_memory(exc) and not isinstance(exc, ChurnwatchError):
+            raise ChurnwatchError(f"{name} for {as_of}: {memory_advice(cfg)}") from exc
+        raise
     return record.summary
 
 

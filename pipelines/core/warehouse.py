@@ -8,7 +8,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -235,8 +235,34 @@ def unordered_insert(conn: Connection, rows: int | None = None) -> Iterator[None
     conn.exec_driver_sql("SET preserve_insertion_order = false")
     try:
         yield
-    finally:
-        conn.exec_driver_sql("RESET preserve_insertion_order")
+    except BaseException:
+        # A failed statement aborts DuckDB's transaction, which then refuses the RESET too: that second
+        # error would hide the first (an out-of-memory, say). The caller's rollback ends the transaction;
+        # inserts stay unordered until the next unordered_insert resets (tables are sets either way).
+        with suppress(Exception):
+            conn.exec_driver_sql("RESET preserve_insertion_order")
+        raise
+    conn.exec_driver_sql("RESET preserve_insertion_order")
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Return whether exc, or an error it wraps, is DuckDB reaching its memory limit."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ == "OutOfMemoryException" or "Out of Memory Error" in first_line(seen):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+def memory_advice(cfg: Config) -> str:
+    """Return what to do when DuckDB runs out of memory, naming the configured limit."""
+    limit = cfg.warehouse.duckdb_memory_limit
+    now = f"now {limit}" if limit else "now DuckDB's default, 80 % of RAM"
+    return (
+        f"DuckDB ran out of memory at its limit ({now}): raise warehouse.duckdb_memory_limit in the config"
+        " (it spills to disk below the limit), or run the steps one at a time (churnwatch run --workers 1)"
+    )
 
 
 def replace_rows(conn: Connection, table: str, frame: pd.DataFrame, where: str, params: Mapping[str, Any]) -> int:

@@ -1,10 +1,12 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date, datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -44,6 +46,23 @@ def test_missing_landing_file_is_one_line(tmp_path):
     assert proc.stderr.startswith("error: transactions: no data for 2025-03-31 in ")
     assert "(freshness check)" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_a_warehouse_out_of_memory_is_one_line_naming_the_step_and_the_setting(tmp_path, small_dataset):
+    import shutil
+
+    shutil.copytree(small_dataset / "landing", tmp_path / "landing")
+    _config(tmp_path, "warehouse:\n  duckdb_memory_limit: 16MB\n")
+    proc = _run(["run", "--date", "2025-10-27", "--since", "2025-01-01", "--workers", "1"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    step = re.match(r"error: (\w+) for 2025-10-27: DuckDB ran out of memory at its limit \(now 16MB\): ", lines[0])
+    assert step and "raise warehouse.duckdb_memory_limit" in lines[0], lines[0]
+    con = duckdb.connect(str(tmp_path / "var" / "churnwatch.duckdb"), read_only=True)
+    failed = con.execute("SELECT step, message FROM pipeline_runs WHERE status = 'failed'").fetchall()
+    con.close()
+    assert len(failed) == 1 and failed[0][0] == step[1] and "ran out of memory" in failed[0][1]
 
 
 def test_unreachable_database_is_one_line_without_password(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from pipelines.core.warehouse import declared_tables, ensure_schema, get_engine, table_columns
@@ -34,3 +35,14 @@ def test_an_older_table_gains_the_new_columns_and_loses_a_dropped_not_null(any_c
         ).all()
     assert [tuple(r) for r in rows] == [(3, None, None), (3, None, "x")]
     engine.dispose()
+
+
+def test_a_failed_unordered_insert_raises_its_own_error_not_the_aborted_transactions(engine):
+    from pipelines.core.warehouse import ROW_GROUP, unordered_insert
+
+    with pytest.raises(sa.exc.DBAPIError) as caught, engine.begin() as conn:
+        with unordered_insert(conn, ROW_GROUP):
+            conn.exec_driver_sql("INSERT INTO pipeline_runs (run_id) VALUES (NULL)")  # NOT NULL: aborts
+    assert "NOT NULL" in str(caught.value) and "aborted" not in str(caught.value)
+    with engine.begin() as conn:  # the warehouse is usable again
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM pipeline_runs").scalar() == 0
