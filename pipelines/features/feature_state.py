@@ -32,6 +32,7 @@ NO_STATE = date(1900, 1, 1)  # rolling from this "state" sums every row
 # what rolling four days does (the state's 1M rows dominate both).
 STORE_EVERY_DAYS = 7
 KEEP_DAYS = 14  # states older than the newest one minus this many days are deleted
+FIRST_STATE_SLICES = 8  # slices of customers a state summed from all history is built in
 WINDOWS = (30, 90, 180, 365)
 DAY = timedelta(days=1)
 
@@ -58,15 +59,27 @@ def new_rows_sql(redo: bool) -> str:
     return sql_text("features/feature_state_new.sql").replace("{redo}", "TRUE" if redo else "FALSE")
 
 
-def roll(conn: Connection, prior: date | None, to: date) -> tuple[str, dict[str, Any]]:
+def slice_condition(dialect: str, part: int, parts: int) -> str:
+    """Return the SQL condition on customer_id that keeps slice `part` of `parts` (a hash of the id)."""
+    if parts == 1:
+        return "TRUE"
+    if dialect == "duckdb":
+        return f"hash(customer_id) % {int(parts)} = {int(part)}"
+    return f"mod(abs(hashtext(customer_id)::bigint), {int(parts)}) = {int(part)}"
+
+
+def roll(conn: Connection, prior: date | None, to: date, part: tuple[int, int] = (0, 1)) -> tuple[str, dict[str, Any]]:
     """Return the SELECT of the state of `prior` rolled to `to`, and its bound parameters.
 
+    part=(k, n) keeps the customers of slice k of n (slice_condition); the default keeps everyone.
     Customers to sum again from all their rows (redo) are looked for first: without any, the SELECT
     leaves out the scan of the whole transactions table that would find their rows."""
     params = roll_params(prior, to)
-    found = conn.execute(sa.text(f"WITH {new_rows_sql(True)} SELECT COUNT(*) FROM redo"), params).scalar_one()
+    where = slice_condition(conn.dialect.name, *part)
+    new_rows = new_rows_sql(True).replace("{slice}", where)
+    found = conn.execute(sa.text(f"WITH {new_rows} SELECT COUNT(*) FROM redo"), params).scalar_one()
     sql = sql_text("features/feature_state_roll.sql").replace("{new_rows}", new_rows_sql(int(found) > 0))
-    return sql, params
+    return sql.replace("{slice}", where), params
 
 
 def settled_rows(conn: Connection, day: date) -> tuple[int, int]:
@@ -118,9 +131,14 @@ def ensure_state(conn: Connection, as_of: date, cfg: Config, now) -> date:
         return prior
     drop_states(conn, "state_date = :d", {"d": target})
     columns = ", ".join(table_columns(conn, "feature_state"))
-    sql, params = roll(conn, prior, target)
-    with unordered_insert(conn):
-        conn.execute(sa.text(f"INSERT INTO feature_state ({columns}) SELECT {columns} FROM ({sql}) q"), params)
+    # Summed from all history (no usable state), every row is new: the state is built slice by slice of
+    # customers, so the warehouse holds one slice's aggregates at a time (at 1M customers the whole
+    # ran out of a 1.2 GB DuckDB limit). A roll from a stored state reads a few days and stays whole.
+    parts = FIRST_STATE_SLICES if prior is None else 1
+    for part in range(parts):
+        sql, params = roll(conn, prior, target, (part, parts))
+        with unordered_insert(conn):
+            conn.execute(sa.text(f"INSERT INTO feature_state ({columns}) SELECT {columns} FROM ({sql}) q"), params)
     crash_point("feature_state")
     n_txn, n_events = settled_rows(conn, target)
     customers = conn.execute(sa.text("SELECT COUNT(*) FROM feature_state WHERE state_date = :d"), {"d": target})

@@ -11,6 +11,8 @@
 -- columns are merged with the state as they are.
 -- Bound parameters: :s, :s_next, :e, :e_next (dates), :shift_30, :shift_90 (exp(-(E - S) / tau)),
 -- :x30_lo .. :x365_hi (the strips that left each window, as [lo, hi) timestamps).
+-- {slice} is a condition on customer_id that keeps one slice of the customers (TRUE: all of them); every
+-- row read is filtered by it, so the slices' results add up to the whole (pipelines/features/feature_state.py).
 -- Amount sums are DECIMAL(38, 6) sums of each amount rounded to 6 places: exact, so adding and
 -- subtracting never drifts, and independent of summation order.
 WITH {new_rows},
@@ -19,7 +21,7 @@ txn_in AS NOT MATERIALIZED (
     UNION ALL
     SELECT t.customer_id, CAST(t.ts AS DATE) AS d, t.amount, COALESCE(t.type, 'purchase') AS type
     FROM stg_transactions t
-    WHERE t.customer_id IN (SELECT customer_id FROM redo) AND t._batch_date <= :e AND t.ts < :e_next
+    WHERE t.customer_id IN (SELECT customer_id FROM redo) AND t._batch_date <= :e AND t.ts < :e_next AND {slice}
 ),
 -- The state's sums that go on: the prior row unless the customer is redone.
 kept AS (
@@ -76,15 +78,19 @@ left_windows AS (
     FROM (
         SELECT customer_id, 30 AS w, CAST(amount AS DECIMAL(38, 6)) AS a FROM stg_transactions
         WHERE _batch_date <= :s AND ts >= :x30_lo AND ts < :x30_hi AND COALESCE(type, 'purchase') = 'purchase'
+          AND {slice}
         UNION ALL
         SELECT customer_id, 90 AS w, CAST(amount AS DECIMAL(38, 6)) AS a FROM stg_transactions
         WHERE _batch_date <= :s AND ts >= :x90_lo AND ts < :x90_hi AND COALESCE(type, 'purchase') = 'purchase'
+          AND {slice}
         UNION ALL
         SELECT customer_id, 180 AS w, CAST(amount AS DECIMAL(38, 6)) AS a FROM stg_transactions
         WHERE _batch_date <= :s AND ts >= :x180_lo AND ts < :x180_hi AND COALESCE(type, 'purchase') = 'purchase'
+          AND {slice}
         UNION ALL
         SELECT customer_id, 365 AS w, CAST(amount AS DECIMAL(38, 6)) AS a FROM stg_transactions
         WHERE _batch_date <= :s AND ts >= :x365_lo AND ts < :x365_hi AND COALESCE(type, 'purchase') = 'purchase'
+          AND {slice}
     ) strips
     GROUP BY customer_id
 ),
@@ -97,10 +103,10 @@ contacts_new AS (
            MAX(CAST(ts AS DATE)) FILTER (WHERE event_type = 'complaint') AS last_complaint
     FROM (
         SELECT customer_id, ts, event_type FROM stg_service_events
-        WHERE _batch_date > :s AND _batch_date <= :e AND ts < :e_next
+        WHERE _batch_date > :s AND _batch_date <= :e AND ts < :e_next AND {slice}
         UNION ALL
         SELECT customer_id, ts, event_type FROM stg_service_events
-        WHERE _batch_date <= :s AND ts >= :s_next AND ts < :e_next
+        WHERE _batch_date <= :s AND ts >= :s_next AND ts < :e_next AND {slice}
     ) e
     GROUP BY customer_id
 ),

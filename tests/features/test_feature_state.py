@@ -98,3 +98,29 @@ def test_plain_path_when_incremental_is_off(cfg, engine):
     build_features(date(2025, 3, 31), off, engine)
     assert states(engine) == []
     assert load_features(engine, date(2025, 3, 31))["purchases_total"].tolist() == [1]
+
+
+def test_a_state_built_slice_by_slice_is_the_state_built_whole(small_dataset, any_cfg, any_engine):
+    """The first night sums all history in slices of customers (memory); the slices add up to the whole."""
+    from pipelines.features.feature_state import FIRST_STATE_SLICES, roll
+
+    cfg = any_cfg.model_copy(
+        update={"sources": any_cfg.sources.model_copy(update={"landing_dir": small_dataset / "landing"})}
+    )
+    meta = load_truth(small_dataset)[2]
+    start = date.fromisoformat(meta["start"])
+    day = start + timedelta(days=meta["days"] - 8)
+    load_landing(day, cfg, any_engine, since=start)
+    validate_data(day, cfg, any_engine, since=start)
+    with any_engine.connect() as conn:
+        sql, params = roll(conn, None, settled_day(day, cfg))
+        whole = read_frame(conn, f"SELECT * FROM ({sql}) q", params)
+        slices = []
+        for part in range(FIRST_STATE_SLICES):
+            sql, params = roll(conn, None, settled_day(day, cfg), (part, FIRST_STATE_SLICES))
+            slices.append(read_frame(conn, f"SELECT * FROM ({sql}) q", params))
+    assert len(whole) > 500 and all(len(s) > 0 for s in slices)  # every slice holds customers
+    sliced = pd.concat(slices).sort_values("customer_id").reset_index(drop=True)
+    whole = whole.sort_values("customer_id").reset_index(drop=True)
+    assert sliced["customer_id"].is_unique  # a customer is in one slice only
+    pd.testing.assert_frame_equal(sliced, whole, check_dtype=False)
