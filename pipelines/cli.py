@@ -61,6 +61,14 @@ def _date(value: str, flag: str = "--date") -> date:
         raise ChurnwatchError(f"{flag} {value!r} is not a date like 2026-06-30") from None
 
 
+def _date_range(start: str, end: str) -> tuple[date, date]:
+    """Return --start and --end as dates; --end before --start is a usage error."""
+    first, last = _date(start, "--start"), _date(end, "--end")
+    if last < first:
+        raise ChurnwatchError(f"--end {last} is before --start {first}")
+    return first, last
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the full summary as JSON instead of a short one.")]
 WorkersOpt = Annotated[
     int,
@@ -208,9 +216,7 @@ def backfill(
     from pipelines.core.config import load_config
     from pipelines.steps import run_steps
 
-    first, last = _date(start, "--start"), _date(end, "--end")
-    if last < first:
-        raise ChurnwatchError(f"--end {last} is before --start {first}")
+    first, last = _date_range(start, end)
     cfg = load_config(config)
     chosen = _steps(steps)
     day = first
@@ -233,9 +239,7 @@ def load_history_command(
     from pipelines.core.config import load_config
     from pipelines.steps import load_history as load
 
-    first, last = _date(start, "--start"), _date(end, "--end")
-    if last < first:
-        raise ChurnwatchError(f"--end {last} is before --start {first}")
+    first, last = _date_range(start, end)
     cfg = load_config(config)
     totals = {"read": 0, "loaded": 0, "quarantined": 0}
 
