@@ -9,8 +9,9 @@ Airflow DAG file can read the list while parsing without loading pandas or sciki
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import import_module
@@ -118,22 +119,27 @@ def run_step(name: str, as_of: date, cfg=None, config_path: str | None = None, *
 
     step = STEPS[name]
     cfg = cfg or load_config(config_path)
-    try:
+
+    @contextmanager
+    def memory_errors_in_words() -> Iterator[None]:
+        """Turn DuckDB running out of memory into one line that says what to change."""
+        try:
+            yield
+        except ChurnwatchError:
+            raise
+        except Exception as exc:
+            if out_of_memory(exc):
+                raise ChurnwatchError(f"{name} for {as_of}: {memory_advice(cfg)}") from exc
+            raise
+
+    with memory_errors_in_words():  # also while connecting (the schema check)
         engine = get_engine(cfg)
         if step.compute:
             kwargs = {"compute": choose_compute(cfg, engine), **kwargs}
         started = datetime.now(UTC).replace(tzinfo=None)
-        with record_run(engine, name, as_of, started) as record:
-            try:
-                record.summary = _as_dict(step.function()(as_of, cfg, engine, **kwargs))
-            except Exception as exc:
-                if out_of_memory(exc):  # one line that says what to change (pipeline_runs records it too)
-                    raise ChurnwatchError(f"{name} for {as_of}: {memory_advice(cfg)}") from exc
-                raise
-    except Exception as exc:
-        if out_of_memory(exc) and not isinstance(exc, ChurnwatchError):
-            raise ChurnwatchError(f"{name} for {as_of}: {memory_advice(cfg)}") from exc
-        raise
+        # Inside record_run, so that pipeline_runs records the line too.
+        with record_run(engine, name, as_of, started) as record, memory_errors_in_words():
+            record.summary = _as_dict(step.function()(as_of, cfg, engine, **kwargs))
     return record.summary
 
 

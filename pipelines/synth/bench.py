@@ -135,8 +135,7 @@ def _generate_and_load(customers: int, workdir: Path, env: dict, log: Path, hist
         [sys.executable, "-m", "pipelines.synth.bench", "generate", str(workdir / "gen"), str(customers)], env, log
     )
     counts = json.loads((workdir / "gen" / "counts.json").read_text())
-    # One `churnwatch load-history` process, as a new install runs it: windows of history_window days,
-    # the next window read while the one before is validated.
+    # One `churnwatch load-history` process, as a new install runs it: windows of history_window days.
     until = last - timedelta(days=1)
     cmd = [*cli, "load-history", "--start", start.isoformat(), "--end", until.isoformat()]
     hist = measured([*cmd, "--window-days", str(history_window)], env, log)
