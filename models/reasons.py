@@ -55,10 +55,14 @@ def count(n: Any, word: str, plural: str | None = None) -> str:
     return f"{value:,} {word if value == 1 else (plural or word + 's')}"
 
 
+def whole(v: float) -> str:
+    """Return a number rounded to a whole one, thousands separated, never '-0'."""
+    return f"{round(v):,}" if math.isfinite(v) else f"{v:.0f}"
+
+
 def money(v: Any, currency: str) -> str:
     """Return an amount rounded to whole units with its currency, e.g. 'EUR 1,234'."""
-    value = _num(v) or 0.0
-    return f"{currency} {value:,.0f}".strip()
+    return f"{currency} {whole(_num(v) or 0.0)}".strip()
 
 
 def risk_flags(frame: pd.DataFrame, codes, long_wait_seconds: float = 600) -> np.ndarray:
@@ -178,7 +182,7 @@ def rule_text(rule: str, row: dict, currency: str = "") -> str:
         ratio = g("overdue_ratio") or 0
         return (
             f"regular customer, no purchase for {count(g('days_since_last_purchase'), 'day')}: "
-            f"{ratio:.0f} times the usual gap of {count(g('mean_gap_days'), 'day')}"
+            f"{whole(ratio)} times the usual gap of {count(g('mean_gap_days'), 'day')}"
         )
     return rule
 

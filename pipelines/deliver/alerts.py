@@ -43,6 +43,14 @@ RULE_DRIVER = {
     "detractor_after_complaint": "low_nps",
     "spend_halved": "lower_spend",
 }
+# The numbers each rule's text quotes (models.reasons.rule_text), all as whole numbers.
+RULE_INPUTS = {
+    "dormant_regular": ("days_since_last_purchase", "mean_gap_days"),
+    "overdue_regular": ("days_since_last_purchase", "mean_gap_days", "overdue_ratio"),
+    "repeat_contacts": ("repeat_contacts_90d",),
+    "detractor_after_complaint": ("last_nps", "complaints_90d"),
+    "spend_halved": ("spend_90d", "spend_prev_90d"),
+}
 FEATURE_COLUMNS = [
     "region",
     "segment",
@@ -111,8 +119,8 @@ class AlertSummary:
         }
 
 
-def rule_triggers(frame: pd.DataFrame, cfg: Config) -> pd.Series:
-    """Return ';'-joined names of the enabled rules that fire for each customer (empty string if none)."""
+def rule_masks(frame: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Return one boolean column per enabled rule: whether it fires for each customer."""
     r = cfg.alerts.rules
     regular = frame["loyalty_type"].isin(["regular", "long-term"]) if "loyalty_type" in frame else False
     rules = {
@@ -122,12 +130,40 @@ def rule_triggers(frame: pd.DataFrame, cfg: Config) -> pd.Series:
         "spend_halved": (frame["spend_prev_90d"] > 0) & (frame["spend_90d"] <= r.spend_drop * frame["spend_prev_90d"]),
         "overdue_regular": (frame["purchases_365d"] >= 6) & (frame["overdue_ratio"] >= r.overdue_ratio),
     }
-    names = pd.Series("", index=frame.index, dtype=object)
-    for name, mask in rules.items():
-        if name in r.enabled:
-            hit = pd.Series(mask, index=frame.index).fillna(False).astype(bool).to_numpy()
-            names = names + np.where(hit, name + ";", "")
-    return names.str.rstrip(";")
+    return pd.DataFrame(
+        {
+            name: pd.Series(mask, index=frame.index).fillna(False).astype(bool).to_numpy()
+            for name, mask in rules.items()
+            if name in r.enabled
+        },
+        index=frame.index,
+    )
+
+
+def rule_triggers(frame: pd.DataFrame, cfg: Config) -> pd.Series:
+    """Return ';'-joined names of the enabled rules that fire for each customer (empty string if none)."""
+    return joined(rule_masks(frame, cfg), ";")
+
+
+def joined(parts: pd.DataFrame, sep: str, dedupe: bool = False) -> pd.Series:
+    """Return, per row, the names of its True columns (bool columns) or its non-empty texts (text columns),
+    joined by sep in column order; with dedupe a text equal to an earlier one of the row is left out."""
+    n = len(parts)
+    out = np.full(n, "", dtype=object)
+    seen: list[np.ndarray] = []
+    for name in parts.columns:
+        values = parts[name].to_numpy()
+        if values.dtype == bool:
+            use, part = values, np.full(n, name, dtype=object)
+        else:
+            use = np.fromiter((isinstance(v, str) and v != "" for v in values), bool, n)
+            part = np.where(use, values, "")
+            for earlier in seen if dedupe else ():
+                use &= part != earlier
+            seen.append(part)
+        at = np.flatnonzero(use)  # joined only where a part is added: a string per row costs
+        out[at] = np.where(out[at] == "", part[at], out[at] + sep + part[at])
+    return pd.Series(out, index=parts.index, dtype=object)
 
 
 def route(frame: pd.DataFrame, cfg: Config) -> pd.Series:
@@ -239,26 +275,26 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
         replace_partition(engine, "churn_alerts", pd.DataFrame(), as_of)
         return AlertSummary(as_of, 0, mode=mode)
     a = cfg.alerts
-    rules = rule_triggers(frame, cfg).where(frame["_eligible_rules"], "")
+    masks = rule_masks(frame, cfg)
+    eligible = frame["_eligible_rules"].to_numpy(bool)[:, None]
+    fired = pd.DataFrame(masks.to_numpy(bool) & eligible, index=frame.index, columns=masks.columns)
     p = frame["churn_probability"]
     model_hit = p >= a.probability_threshold
     if a.top_share and p.notna().any():
         model_hit |= p >= p.quantile(1 - a.top_share)
-    # Only customers something fired for are kept (a fifth of a large base): their trigger lists are joined.
-    hit = (model_hit.fillna(False).astype(bool) | (rules != "")).to_numpy()
-    frame, rules, model_hit = frame[hit].copy(), rules[hit], model_hit[hit]
-    frame["triggers"] = [";".join(t for t in (m, r) if t) for m, r in zip(np.where(model_hit, "model", ""), rules)]
-    _add_rule_reasons(frame, cfg)
+    # Only customers something fired for are kept (a fifth of a large base).
+    model_hit = model_hit.fillna(False).astype(bool)
+    hit = (model_hit | fired.any(axis=1)).to_numpy()
+    frame, fired = frame[hit].copy(), fired[hit]
+    frame["triggers"] = joined(pd.concat([model_hit[hit].rename("model"), fired], axis=1), ";")
+    _add_rule_reasons(frame, fired, cfg)
     # Suppression: never listed at all.
     blocked = frame["do_not_contact"].fillna(False).astype(bool) | (frame["in_campaign"].fillna(0) == 1)
     suppressed = int(blocked.sum())
     frame = frame[~blocked].copy()
     frame["team"] = route(frame, cfg)
     frame["recommended_action"] = recommend(frame, cfg) if len(frame) else pd.Series(dtype=str)
-    frame["reasons"] = [
-        "; ".join(dict.fromkeys(x for x in trio if isinstance(x, str) and x))
-        for trio in zip(frame["reason_1"], frame["reason_2"], frame["reason_3"], frame["_rule_reasons"])
-    ]
+    frame["reasons"] = joined(frame[["reason_1", "reason_2", "reason_3", "_rule_reasons"]], "; ", dedupe=True)
     frame["status"] = "eligible"
     frame.loc[_in_cooldown(frame, as_of, cfg, engine), "status"] = "cooldown"
     eligible = frame["status"] == "eligible"
@@ -276,9 +312,9 @@ def build_alerts(as_of: date, cfg: Config, engine: Engine) -> AlertSummary:
     frame["team_rank"] = frame.groupby(lists).cumcount() + 1
     treated = frame["status"] == "eligible"
     treated_rank = treated.astype(int).groupby(lists).cumsum()
-    pairs = list(zip(frame["team"], frame["list_name"]))
-    caps = {pair: list_capacity(cfg, *pair) for pair in set(pairs)}
-    cap = pd.Series([caps[pair] for pair in pairs], index=frame.index)
+    pairs = frame[["team", "list_name"]].drop_duplicates()
+    pairs["cap"] = [list_capacity(cfg, *pair) for pair in zip(pairs["team"], pairs["list_name"])]
+    cap = frame[["team", "list_name"]].merge(pairs, how="left")["cap"].to_numpy()
     frame.loc[treated & (treated_rank <= cap), "status"] = "sent"
     frame.loc[treated & (treated_rank > cap), "status"] = "overflow"
     replace_partition(engine, "churn_alerts", frame, as_of)
@@ -331,76 +367,60 @@ def list_capacity(cfg: Config, team: str, list_name: str) -> int:
     return rule.capacity if rule is not None else a.default_capacity
 
 
-def _add_rule_reasons(frame: pd.DataFrame, cfg: Config) -> None:
+def _add_rule_reasons(frame: pd.DataFrame, fired: pd.DataFrame, cfg: Config) -> None:
     """Give every fired rule its reason: the whole text of rule-only alerts, and for scored customers the
-    rule's reason where the model's reasons do not already say it (a spend_halved trigger names the spend)."""
-    currency = cfg.alerts.currency
-    rule_only = frame["reason_1"].isna()
-    extra, codes_out, texts = [], [], {f"reason_{i}": [] for i in (1, 2, 3)}
-    # Column arrays read through a row view: a dict per row of every column cost seconds at 200k alerts,
-    # and so did converting every column; a column is converted when a reason text first reads it.
-    columns = _Columns(frame)
-    order = list(RULE_DRIVER).index
-    for i, (triggers, first) in enumerate(zip(columns["triggers"], rule_only.to_numpy())):
-        # Inactivity first (what a reactivation call opens with), then service, then spend.
-        fired = sorted((t for t in triggers.split(";") if t and t != "model"), key=order)
-        if not fired and not first:  # the model's reasons only: nothing to add
-            extra.append(None)
-            continue
-        row = _RowView(columns, i)
-        if first:
-            # One reason per driver: two inactivity rules would otherwise say the same thing twice.
-            by_driver = list({RULE_DRIVER[t]: t for t in reversed(fired)}.items())[::-1]
-            codes_out.append(";".join(d for d, _ in by_driver))
-            for k in range(3):
-                texts[f"reason_{k + 1}"].append(
-                    rule_text(by_driver[k][1], row, currency) if k < len(by_driver) else None
-                )
-            extra.append(None)
-        else:
-            have = set(str(row["reason_codes"] or "").split(";"))
-            missing = [t for t in fired if RULE_DRIVER[t] not in have]
-            extra.append("; ".join(dict.fromkeys(rule_text(t, row, currency) for t in missing)) or None)
-    frame["_rule_reasons"] = pd.Series(extra, index=frame.index, dtype=object)
-    if rule_only.any():
-        frame["reason_codes"] = frame["reason_codes"].astype(object)
-        frame.loc[rule_only, "reason_codes"] = codes_out
-        for col, values in texts.items():
-            frame[col] = frame[col].astype(object)
-            frame.loc[rule_only, col] = values
+    rule's reason where the model's reasons do not already say it (a spend_halved trigger names the spend).
+
+    fired: the rule_masks of the frame's rows. Rule-only alerts (no model reason) get one reason per driver,
+    inactivity first (what a reactivation call opens with), then service, then spend: two inactivity rules
+    would otherwise say the same thing twice. Column-wise: at 200k alerts a loop over rows cost seconds.
+    """
+    rule_only = frame["reason_1"].isna().to_numpy()
+    rules = [r for r in RULE_DRIVER if r in fired.columns]
+    text = {r: _rule_texts(r, frame, fired[r].to_numpy(), cfg.alerts.currency) for r in rules}
+    codes = ";" + frame["reason_codes"].fillna("").astype(str) + ";"
+    extra = {}
+    for r in rules:  # scored: the rules whose driver the model's reasons do not name
+        named = codes.str.contains(f";{RULE_DRIVER[r]};", regex=False).to_numpy()
+        extra[r] = np.where(fired[r].to_numpy() & ~rule_only & ~named, text[r], None)
+    added = joined(pd.DataFrame(extra, index=frame.index), "; ", dedupe=True)
+    frame["_rule_reasons"] = added.where(added != "", None)
+    if not rule_only.any():
+        return
+    by_driver: dict[str, np.ndarray] = {}  # driver -> the text of its first fired rule
+    for r in rules:
+        t = by_driver.setdefault(RULE_DRIVER[r], np.full(len(frame), None, dtype=object))
+        take = fired[r].to_numpy() & rule_only & pd.isna(t)
+        t[take] = text[r][take]
+    drivers = pd.DataFrame({d: ~pd.isna(t) for d, t in by_driver.items()}, index=frame.index)
+    position = drivers.cumsum(axis=1)
+    frame["reason_codes"] = frame["reason_codes"].astype(object)
+    frame.loc[rule_only, "reason_codes"] = joined(drivers, ";")[rule_only]
+    for k in (1, 2, 3):
+        kth = np.full(len(frame), None, dtype=object)
+        for d, t in by_driver.items():
+            kth = np.where(drivers[d].to_numpy() & (position[d].to_numpy() == k), t, kth)
+        frame[f"reason_{k}"] = frame[f"reason_{k}"].astype(object)
+        frame.loc[rule_only, f"reason_{k}"] = kth[rule_only]
 
 
-class _Columns(dict):
-    """A frame's columns as object arrays, each converted on first use."""
+def _rule_texts(rule: str, frame: pd.DataFrame, fired: np.ndarray, currency: str) -> np.ndarray:
+    """Return the rule's text for the rows it fired for (None elsewhere).
 
-    def __init__(self, frame: pd.DataFrame):
-        super().__init__()
-        self.frame = frame
-
-    def __missing__(self, col: str):
-        if col not in self.frame.columns:
-            raise KeyError(col)
-        values = self[col] = self.frame[col].to_numpy(dtype=object)
-        return values
-
-    def get(self, col: str, default=None):
-        return self[col] if col in self.frame.columns else default
-
-
-class _RowView:
-    """One row of column arrays, read like the row dict the reason texts take (get and [])."""
-
-    __slots__ = ("columns", "i")
-
-    def __init__(self, columns: dict, i: int):
-        self.columns, self.i = columns, i
-
-    def __getitem__(self, col: str):
-        return self.columns[col][self.i]
-
-    def get(self, col: str, default=None):
-        values = self.columns.get(col)
-        return default if values is None else values[self.i]
+    A rule quotes whole numbers only, so each distinct combination of its rounded inputs is worded once."""
+    out = np.full(len(frame), None, dtype=object)
+    if not fired.any():
+        return out
+    cols = [c for c in RULE_INPUTS[rule] if c in frame.columns]
+    rows = np.arange(int(fired.sum()))
+    inputs = pd.DataFrame(
+        {c: np.round(pd.to_numeric(frame[c], errors="coerce").to_numpy(float)[fired]) for c in cols}, index=rows
+    )
+    group = inputs.groupby(cols, dropna=False, sort=False).ngroup().to_numpy() if cols else np.zeros(len(rows), int)
+    _, first = np.unique(group, return_index=True)  # group ids are 0..g-1; first: a row of each
+    records = inputs.iloc[first].to_dict("records")
+    out[fired] = np.array([rule_text(rule, row, currency) for row in records], dtype=object)[group]
+    return out
 
 
 def _in_cooldown(frame: pd.DataFrame, as_of: date, cfg: Config, engine: Engine) -> pd.Series:

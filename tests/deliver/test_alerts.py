@@ -609,3 +609,89 @@ def test_money_columns_carry_their_unit_and_period():
     )
     assert describe_ranking("expected_value_saved", cfg).endswith("× expected spend over the next 180 days if kept")
     assert describe_ranking("no_such_ranking", cfg) == "no_such_ranking"  # unknown: its own name
+
+
+def _rule_reasons_row_by_row(frame: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """The plain reading of the rule reasons, one row at a time: the oracle of the column-wise code."""
+    from models.reasons import rule_text
+    from pipelines.deliver.alerts import RULE_DRIVER
+
+    out = frame.copy()
+    order = list(RULE_DRIVER).index
+    for i, row in frame.iterrows():
+        fired = sorted((t for t in row["triggers"].split(";") if t and t != "model"), key=order)
+        if pd.isna(row["reason_1"]):
+            by_driver = list({RULE_DRIVER[t]: t for t in reversed(fired)}.items())[::-1]
+            out.loc[i, "reason_codes"] = ";".join(d for d, _ in by_driver)
+            for k in range(3):
+                text = rule_text(by_driver[k][1], row, cfg.alerts.currency) if k < len(by_driver) else None
+                out.loc[i, f"reason_{k + 1}"] = text
+            out.loc[i, "_rule_reasons"] = None
+        else:
+            have = set(str(row["reason_codes"] or "").split(";"))
+            missing = [t for t in fired if RULE_DRIVER[t] not in have]
+            texts = dict.fromkeys(rule_text(t, row, cfg.alerts.currency) for t in missing)
+            out.loc[i, "_rule_reasons"] = "; ".join(texts) or None
+        parts = [out.loc[i, c] for c in ("reason_1", "reason_2", "reason_3", "_rule_reasons")]
+        out.loc[i, "reasons"] = "; ".join(dict.fromkeys(x for x in parts if isinstance(x, str) and x))
+    return out
+
+
+def test_rule_reasons_column_wise_equal_the_row_by_row_reading():
+    """The column-wise rule reasons (texts worded once per distinct rounded numbers) give, on hostile
+    numbers (halves, NaN, negatives, huge values, every mix of rules and model reasons), exactly the texts,
+    codes and joined reasons of reading each row on its own."""
+    import numpy as np
+
+    from pipelines.deliver.alerts import _add_rule_reasons, joined, rule_masks
+
+    rng = np.random.default_rng(7)
+    n = 3000
+
+    def numbers(scale: float, nan: float = 0.1) -> np.ndarray:
+        x = np.round(rng.normal(scale, scale, n) * 2) / 2  # many exact halves
+        x[rng.random(n) < 0.05] = rng.choice([-0.5, 0.5, 1.5, 2.5, 1e12, -3.0], int((rng.random(n) < 0.05).sum()))[:1]
+        x[rng.random(n) < nan] = np.nan
+        return x
+
+    frame = pd.DataFrame(
+        {
+            "loyalty_type": rng.choice(["regular", "long-term", "new", None], n),
+            "dormant_short": rng.integers(0, 2, n),
+            "dormant_long": rng.integers(0, 2, n),
+            "repeat_contacts_90d": numbers(2),
+            "last_nps": numbers(5),
+            "complaints_90d": numbers(1),
+            "spend_90d": numbers(50),
+            "spend_prev_90d": numbers(120),
+            "purchases_365d": numbers(6),
+            "overdue_ratio": numbers(3),
+            "days_since_last_purchase": numbers(100),
+            "mean_gap_days": numbers(20),
+            "contacts_90d": numbers(3),
+        }
+    )
+    codes = ["", "inactivity", "lower_spend;complaints", "repeat_contacts;inactivity;low_nps", None]
+    frame["reason_codes"] = rng.choice(np.array(codes, dtype=object), n)
+    has_model = frame["reason_codes"].notna() & (frame["reason_codes"] != "") & (rng.random(n) < 0.9)
+    for k in (1, 2, 3):
+        frame[f"reason_{k}"] = np.where(has_model & (rng.random(n) < 0.9 / k), f"model reason {k}", None)
+    frame.loc[has_model, "reason_1"] = "model reason 1"
+    frame.loc[frame.index % 17 == 0, "reason_2"] = "model reason 1"  # a repeated text is said once
+    cfg = Config(alerts={"currency": "EUR"})
+    fired = rule_masks(frame, cfg)
+    model = pd.Series(rng.random(n) < 0.5, index=frame.index, name="model")
+    frame["triggers"] = joined(pd.concat([model, fired], axis=1), ";")
+    assert (frame["triggers"].str.count(";") >= 2).sum() > 100  # many rows fire several rules
+
+    expected = _rule_reasons_row_by_row(frame, cfg)
+    got = frame.copy()
+    _add_rule_reasons(got, fired, cfg)
+    got["reasons"] = joined(got[["reason_1", "reason_2", "reason_3", "_rule_reasons"]], "; ", dedupe=True)
+    for col in ("reason_codes", "reason_1", "reason_2", "reason_3", "_rule_reasons", "reasons"):
+        pd.testing.assert_series_equal(
+            got[col].astype(object).where(got[col].notna(), None),
+            expected[col].astype(object).where(expected[col].notna(), None),
+            check_names=False,
+            obj=col,
+        )
