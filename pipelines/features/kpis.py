@@ -48,7 +48,10 @@ def kpi_query(cfg: Config, as_of: date) -> tuple[str, dict[str, Any]]:
         "contractual": int(cfg.churn.kind == "contractual"),
         **names,
     }
-    return sql_text("kpis/churn_kpis_daily.sql").replace("{activity_types}", placeholder), params
+    # Contractual KPIs need the day each customer became known: every transaction; otherwise the recent ones.
+    seen = "txns" if cfg.churn.kind == "contractual" else "recent"
+    sql = sql_text("kpis/churn_kpis_daily.sql").replace("{activity_types}", placeholder).replace("{seen}", seen)
+    return sql, params
 
 
 def build_kpis(as_of: date, cfg: Config, engine: Engine) -> KpiSummary:

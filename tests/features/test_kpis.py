@@ -1,6 +1,6 @@
 """Churn KPIs (churn rate, lost revenue, NPS), the churn labels and the active population, on hand-built data."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -126,3 +126,61 @@ def test_contractual_kind_needs_a_cancellations_dataset():
 
     with pytest.raises(ValidationError, match="needs a sources.datasets.cancellations dataset"):
         Config(churn={"kind": "contractual"})
+
+
+def _plain_kpis(engine, cfg: Config, as_of: date) -> pd.DataFrame:
+    """The KPIs read from every customer's whole history (tests/features/kpis_plain.sql)."""
+    from pathlib import Path
+
+    from pipelines.features.kpis import kpi_query
+
+    fast_sql, params = kpi_query(cfg, as_of)
+    types = fast_sql.split("IN (", 1)[1].split(") AS is_activity", 1)[0]
+    sql = (Path(__file__).parent / "kpis_plain.sql").read_text().replace("{activity_types}", types)
+    return read_frame(engine, sql, params).set_index(["segment_type", "segment"]).sort_index()
+
+
+def test_kpis_from_recent_rows_equal_the_whole_history_reading(small_dataset, any_cfg, any_engine):
+    """Generated months of data plus customers the master does not know (buying in the window, or only long
+    before it), a purchase before the signup date and a cancellation without any purchase: on several as-of
+    dates and both kinds of churn, the KPIs equal those read from every customer's whole history (up to a
+    segment row whose customers have nothing to add, see sql/kpis/churn_kpis_daily.sql)."""
+    from pipelines.ingest.extract import load_landing
+    from pipelines.ingest.validation import validate_data
+    from pipelines.synth.generate import load_truth
+
+    data = any_cfg.model_dump()
+    data["sources"]["landing_dir"] = str(small_dataset / "landing")
+    data["sources"]["datasets"]["cancellations"] = {"folder": "cancellations"}
+    cfg = Config.model_validate(data | {"base_dir": any_cfg.base_dir})
+    meta = load_truth(small_dataset)[2]
+    start = date.fromisoformat(meta["start"])
+    last = start + timedelta(days=meta["days"] - 1)
+    load_landing(last, cfg, any_engine, since=start)
+    validate_data(last, cfg, any_engine, since=start)
+    stg(
+        any_engine,
+        "stg_transactions",
+        buy("X1", (last - timedelta(days=20), 30.0), (start + timedelta(days=3), 70.0))  # unknown, buys lately
+        + buy("X2", (start + timedelta(days=1), 15.0))  # unknown, bought once long ago
+        + buy("C0001", (start - timedelta(days=30), 12.0)),  # before any signup
+    )
+    stg(any_engine, "stg_cancellations", [{"customer_id": "X3", "ts": datetime.combine(last, datetime.min.time())}])
+    contract = Config.model_validate(
+        cfg.model_dump() | {"churn": {**cfg.churn.model_dump(), "kind": "contractual"}, "base_dir": cfg.base_dir}
+    )
+    checked = dropped = 0
+    for kind_cfg in (cfg, contract):
+        for as_of in (last - timedelta(days=100), last - timedelta(days=45), last):
+            build_kpis(as_of, kind_cfg, any_engine)
+            fast = _kpis(any_engine, as_of).drop(columns=["as_of_date"]).sort_index().astype(float)
+            plain = _plain_kpis(any_engine, kind_cfg, as_of).drop(columns=["as_of_date"]).astype(float)
+            assert fast.loc[("all", "all"), "customers_lost"] > 0, (kind_cfg.churn.kind, as_of)
+            # A segment row only the whole history has holds customers with nothing to add: all zero.
+            extra = plain.loc[plain.index.difference(fast.index)]
+            counts = ["customers_active_start", "customers_lost", "customers_active_end", "nps_responses"]
+            assert (extra[counts] == 0).all().all() and (extra["revenue"] == 0).all(), extra
+            dropped += len(extra)
+            pd.testing.assert_frame_equal(fast, plain.loc[fast.index, fast.columns], check_dtype=False, obj=f"{as_of}")
+            checked += 1
+    assert checked == 6 and dropped > 0  # X2 (bought once, long ago) makes such a row on the early dates
