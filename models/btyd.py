@@ -44,30 +44,42 @@ class BGNBD:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
+def levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the distinct values and, per row, the position of its value among them."""
+    distinct, position = np.unique(values, return_inverse=True)
+    return distinct, position.ravel()
+
+
 def _log_likelihood_and_gradient(
-    log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
+    log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray, by_level=None
 ) -> tuple[float, np.ndarray]:
     """Return the weighted log-likelihood and its gradient with respect to (log r, log alpha, log a, log b).
 
     The analytic gradient lets the optimiser take one likelihood pass per step instead of five (a finite-
     difference gradient over four parameters): at a million customers that is most of the fit's time.
+    A term of x alone (or of T, or t_x) is computed once per distinct value and gathered, the same
+    operations in the same order as row by row, so the same bits (tests/models/test_btyd.py): whole days
+    give a few hundred distinct values for 650k distinct histories. by_level: levels() of x, t_x and T.
     """
     r, alpha, a, b = np.exp(log_params)
+    (xu, xi), (tu, ti), (Tu, Ti) = by_level or (levels(x), levels(t_x), levels(T))
     repeat = x > 0
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    log_alpha_T = np.log(alpha + T)
-    log_alpha_tx = np.log(alpha + t_x)
-    a3 = -(r + x) * log_alpha_T
+    r_x = (r + xu)[xi]
+    a1 = (gammaln(r + xu) - gammaln(r) + r * np.log(alpha))[xi]
+    a2 = (gammaln(a + b) + gammaln(b + xu) - gammaln(b) - gammaln(a + b + xu))[xi]
+    log_alpha_T = np.log(alpha + Tu)[Ti]
+    log_alpha_tx = np.log(alpha + tu)[ti]
+    a3 = -r_x * log_alpha_T
+    b_x1 = np.maximum(b + xu - 1, 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
-        a4 = np.where(repeat, np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * log_alpha_tx, -np.inf)
+        a4 = np.where(repeat, (np.log(a) - np.log(b_x1))[xi] - r_x * log_alpha_tx, -np.inf)
     tail = np.logaddexp(a3, a4)
     share3 = np.exp(a3 - tail)  # how much of the last term is "still alive", per customer
     share4 = np.where(repeat, np.exp(np.where(repeat, a4, 0.0) - tail), 0.0)
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - share3 * log_alpha_T - share4 * log_alpha_tx
-    d_alpha = r / alpha - share3 * (r + x) / (alpha + T) - share4 * (r + x) / (alpha + t_x)
-    d_a = digamma(a + b) - digamma(a + b + x) + share4 / a
-    d_b = digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - share4 / np.maximum(b + x - 1, 1e-12)
+    d_r = (digamma(r + xu) - digamma(r) + np.log(alpha))[xi] - share3 * log_alpha_T - share4 * log_alpha_tx
+    d_alpha = r / alpha - share3 * r_x / (alpha + Tu)[Ti] - share4 * r_x / (alpha + tu)[ti]
+    d_a = (digamma(a + b) - digamma(a + b + xu))[xi] + share4 / a
+    d_b = (digamma(a + b) + digamma(b + xu) - digamma(b) - digamma(a + b + xu))[xi] - share4 / b_x1[xi]
     grad = np.array([r * np.sum(w * d_r), alpha * np.sum(w * d_alpha), a * np.sum(w * d_a), b * np.sum(w * d_b)])
     return float(np.sum(w * (a1 + a2 + tail))), grad
 
@@ -107,9 +119,10 @@ def fit_bgnbd(x, t_x, T, weights=None, penalizer: float = 0.0, start: BGNBD | No
     if np.any(x < 0) or np.any(t_x < 0) or np.any(T < t_x - 1e-9):
         raise ChurnwatchError("BG/NBD summary is inconsistent: need x >= 0 and 0 <= t_x <= T")
     total = w.sum()
+    by_level = (levels(x), levels(t_x), levels(T))
 
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = _log_likelihood_and_gradient(log_params, x, t_x, T, w)
+        value, grad = _log_likelihood_and_gradient(log_params, x, t_x, T, w, by_level)
         params = np.exp(log_params)
         penalty = penalizer * float(np.sum(params**2))
         return -value / total + penalty, -grad / total + penalizer * 2 * params**2
