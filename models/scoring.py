@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from models.btyd import BGNBD, fit_stored_features, save_fit, saved_fit
-from models.reasons import REASON_COLUMNS, describe_reason, pattern_reason, risk_flags
+from models.reasons import REASON_INPUTS, describe_reason, pattern_reason, risk_flags, worded_once
 from models.registry import binned_probabilities, binner, load_champion, predict, predict_matrix
 from models.spend import SpendFit, expected_value, fit_stored_spend, save_spend_fit
 from models.training import add_model_features
@@ -128,19 +128,29 @@ def top_reasons(
     # The model's drivers raise the score, yet none is a fact one could tell the customer: say so.
     strongest = np.take_along_axis(vals, order[:, :1], axis=1)[:, 0] if len(codes) else np.zeros(len(frame))
     pattern = ~chosen.any(axis=1) & (strongest > MIN_EFFECT)
-    out = {f"reason_{i + 1}": [None] * len(frame) for i in range(k)}
-    out["reason_codes"] = [""] * len(frame)
-    rows = np.flatnonzero(chosen.any(axis=1) | pattern)
-    records = frame.iloc[rows][[c for c in REASON_COLUMNS if c in frame.columns]].to_dict("records")
-    for r, row in zip(rows, records):
-        if pattern[r]:
-            picked = [codes[order[r, 0]]]
-            out["reason_1"][r] = pattern_reason(picked[0])
-        else:
-            picked = [codes[j] for j in order[r][chosen[r]]]
-            for i, code in enumerate(picked):
-                out[f"reason_{i + 1}"][r] = describe_reason(code, row, currency)
-        out["reason_codes"][r] = ";".join(picked)
+    n = len(frame)
+    out = {f"reason_{i + 1}": np.full(n, None, dtype=object) for i in range(k)}
+    codes_out = np.full(n, "", dtype=object)
+    if pattern.any():  # the overall pattern, named by the strongest signal
+        strongest_code = codes[order[pattern, 0]]
+        out["reason_1"][pattern] = [pattern_reason(c) for c in strongest_code]
+        codes_out[pattern] = strongest_code
+    # Column-wise: the i-th chosen driver of each row, and its sentence worded once per distinct numbers.
+    position = np.cumsum(chosen, axis=1)
+    for i in range(k):
+        at = chosen & (position == i + 1)
+        has = at.any(axis=1)
+        if not has.any():
+            break
+        code = np.full(n, None, dtype=object)
+        code[has] = codes[order[has, at[has].argmax(axis=1)]]
+        codes_out[has] = np.where(codes_out[has] == "", code[has], codes_out[has] + ";" + code[has])
+        for c in np.unique(code[has]):
+            rows = has & (code == c)
+            cols = [col for col in REASON_INPUTS.get(c, ()) if col in frame.columns]
+            values = frame.loc[rows, cols].reset_index(drop=True)
+            out[f"reason_{i + 1}"][rows] = worded_once(lambda row, c=c: describe_reason(c, row, currency), values)
+    out["reason_codes"] = codes_out
     return pd.DataFrame(out, index=frame.index)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from models.reasons import rule_text
+from models.reasons import rule_text, worded_once
 from models.uplift import choose_ranking, profile_of, read_estimates, reason_category, uplift_of
 from pipelines.core.config import Config
 from pipelines.core.safe import safe_name
@@ -412,14 +412,10 @@ def _rule_texts(rule: str, frame: pd.DataFrame, fired: np.ndarray, currency: str
     if not fired.any():
         return out
     cols = [c for c in RULE_INPUTS[rule] if c in frame.columns]
-    rows = np.arange(int(fired.sum()))
-    inputs = pd.DataFrame(
-        {c: np.round(pd.to_numeric(frame[c], errors="coerce").to_numpy(float)[fired]) for c in cols}, index=rows
-    )
-    group = inputs.groupby(cols, dropna=False, sort=False).ngroup().to_numpy() if cols else np.zeros(len(rows), int)
-    _, first = np.unique(group, return_index=True)  # group ids are 0..g-1; first: a row of each
-    records = inputs.iloc[first].to_dict("records")
-    out[fired] = np.array([rule_text(rule, row, currency) for row in records], dtype=object)[group]
+    # Rounded first: the texts quote whole numbers only, so rounded inputs give the same words, once.
+    numbers = {c: np.round(pd.to_numeric(frame[c], errors="coerce").to_numpy(float)[fired]) for c in cols}
+    inputs = pd.DataFrame(numbers, index=range(int(fired.sum())))
+    out[fired] = worded_once(lambda row: rule_text(rule, row, currency), inputs)
     return out
 
 
