@@ -1,19 +1,8 @@
--- The plain reading of the KPIs, every figure from each customer's whole history: the oracle that
--- sql/kpis/churn_kpis_daily.sql (the whole history only for the customers who may be lost) is tested
--- against in tests/features/test_kpis.py.
--- Churn KPIs for the period (:period_start, :as_of] (:period_days days), overall and per region and segment.
--- Reads only rows with ts < :as_of_next. Churn follows churn.kind (:contractual):
---   non-contractual: active on a day = activity ({activity_types}) within the previous :horizon days;
---                    lost = active on :period_start, no activity since, and the horizon lapsed by :as_of
---   contractual:     active on a day = known by then and not cancelled; lost = cancelled in the period
---   churn_rate:      customers_lost / customers_active_start
---   lost_revenue:    per lost customer, average order value x usual purchases in :period_days
---                    (period / mean gap between activity days; one-time buyers: period / horizon)
---   nps:             100 x (promoters 9-10 - detractors 0-6) / answers given in the period
--- One scan of the transactions gives every customer's first day (any type: when they became known) and
--- the activity aggregates (FILTER on the activity types); a second scan per customer cost a third of the
--- query at 1M customers. txns is NOT MATERIALIZED: the lost customers' day count re-reads the table
--- with its filter, which is cheaper than storing every row (1M customers: 15.2 s -> 8.7 s).
+-- The plain reading of the KPIs' per-customer inputs, every one from each customer's whole history: the
+-- oracle that sql/kpis/churn_kpis_daily.sql (the whole history only for the customers who may be lost)
+-- is tested against in tests/features/test_kpis.py. It ends with per_customer; the test appends the
+-- product query from its `flags` CTE on, so the two differ only in how per_customer is computed.
+-- Placeholder: {activity_types}, as in the product query.
 WITH txns AS NOT MATERIALIZED (
     SELECT customer_id, CAST(ts AS DATE) AS d, amount,
            COALESCE(type, 'purchase') IN ({activity_types}) AS is_activity
@@ -61,91 +50,9 @@ known AS (
 ),
 per_customer AS (
     SELECT k.customer_id, k.known_since, c.cancel_day, s.last_at_start, s.last_at_end, s.first_day,
-           ld.active_days, s.avg_order_value, s.revenue_period
+           ld.active_days, s.avg_order_value, s.revenue_period, s.last_at_end AS last_recent
     FROM known k
     LEFT JOIN spending s ON s.customer_id = k.customer_id
     LEFT JOIN cancels c ON c.customer_id = k.customer_id
     LEFT JOIN lost_days ld ON ld.customer_id = k.customer_id
 ),
-flags AS (
-    SELECT customer_id,
-           CASE WHEN :contractual = 1 THEN
-                    CASE WHEN known_since <= CAST(:period_start AS DATE)
-                          AND (cancel_day IS NULL OR cancel_day > CAST(:period_start AS DATE)) THEN 1 ELSE 0 END
-                WHEN last_at_start > CAST(:period_start AS DATE) - :horizon THEN 1 ELSE 0 END AS active_start,
-           CASE WHEN :contractual = 1 THEN
-                    CASE WHEN known_since <= CAST(:period_start AS DATE)
-                          AND cancel_day > CAST(:period_start AS DATE) THEN 1 ELSE 0 END
-                WHEN last_at_start > CAST(:period_start AS DATE) - :horizon
-                 AND last_at_end <= CAST(:as_of AS DATE) - :horizon THEN 1 ELSE 0 END AS lost,
-           CASE WHEN :contractual = 1 THEN CASE WHEN cancel_day IS NULL THEN 1 ELSE 0 END
-                WHEN last_at_end > CAST(:as_of AS DATE) - :horizon THEN 1 ELSE 0 END AS active_end,
-           COALESCE(avg_order_value * :period_days
-               / CASE WHEN active_days > 1 THEN (last_at_end - first_day) * 1.0 / (active_days - 1)
-                      ELSE :horizon END, 0) AS usual_period_revenue,
-           COALESCE(revenue_period, 0) AS revenue_period
-    FROM per_customer
-),
-answers AS (
-    SELECT customer_id,
-           COUNT(*) AS responses,
-           COUNT(*) FILTER (WHERE nps_score >= 9) AS promoters,
-           COUNT(*) FILTER (WHERE nps_score <= 6) AS detractors
-    FROM stg_surveys
-    WHERE ts >= :period_next AND ts < :as_of_next
-    GROUP BY customer_id
-),
-profile AS (
-    SELECT customer_id, region, segment
-    FROM (
-        SELECT customer_id, region, segment,
-               ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY _batch_date DESC, _source_row DESC) AS rn
-        FROM stg_customers WHERE _batch_date <= CAST(:as_of AS DATE)
-    ) latest
-    WHERE rn = 1
-),
-customers AS (
-    SELECT customer_id FROM flags
-    UNION
-    SELECT customer_id FROM answers
-),
-facts AS (
-    SELECT c.customer_id,
-           COALESCE(f.active_start, 0) AS active_start,
-           COALESCE(f.lost, 0) AS lost,
-           COALESCE(f.active_end, 0) AS active_end,
-           CASE WHEN f.lost = 1 THEN f.usual_period_revenue ELSE 0 END AS lost_revenue,
-           COALESCE(f.revenue_period, 0) AS revenue_period,
-           COALESCE(a.responses, 0) AS responses,
-           COALESCE(a.promoters, 0) AS promoters,
-           COALESCE(a.detractors, 0) AS detractors,
-           COALESCE(p.region, 'unknown') AS region,
-           COALESCE(p.segment, 'unknown') AS segment
-    FROM customers c
-    LEFT JOIN flags f ON f.customer_id = c.customer_id
-    LEFT JOIN answers a ON a.customer_id = c.customer_id
-    LEFT JOIN profile p ON p.customer_id = c.customer_id
-),
-dims AS (
-    SELECT 'all' AS segment_type, 'all' AS segment_value, facts.* FROM facts
-    UNION ALL
-    SELECT 'region', region, facts.* FROM facts
-    UNION ALL
-    SELECT 'segment', segment, facts.* FROM facts
-)
-SELECT CAST(:as_of AS DATE) AS as_of_date,
-       :period_days AS period_days,
-       segment_type,
-       segment_value AS segment,
-       SUM(active_start) AS customers_active_start,
-       SUM(lost) AS customers_lost,
-       CAST(SUM(lost) AS DOUBLE PRECISION) / NULLIF(SUM(active_start), 0) AS churn_rate,
-       CAST(SUM(lost_revenue) AS DECIMAL(18, 2)) AS lost_revenue,
-       SUM(active_end) AS customers_active_end,
-       CAST(SUM(revenue_period) AS DECIMAL(18, 2)) AS revenue,
-       SUM(responses) AS nps_responses,
-       SUM(promoters) AS promoters,
-       SUM(detractors) AS detractors,
-       100.0 * (SUM(promoters) - SUM(detractors)) / NULLIF(SUM(responses), 0) AS nps
-FROM dims
-GROUP BY segment_type, segment_value

@@ -129,14 +129,15 @@ def test_contractual_kind_needs_a_cancellations_dataset():
 
 
 def _plain_kpis(engine, cfg: Config, as_of: date) -> pd.DataFrame:
-    """The KPIs read from every customer's whole history (tests/features/kpis_plain.sql)."""
+    """The KPIs with every per-customer input read from the whole history (tests/features/kpis_plain.sql)."""
     from pathlib import Path
 
     from pipelines.features.kpis import kpi_query
 
     fast_sql, params = kpi_query(cfg, as_of)
     types = fast_sql.split("IN (", 1)[1].split(") AS is_activity", 1)[0]
-    sql = (Path(__file__).parent / "kpis_plain.sql").read_text().replace("{activity_types}", types)
+    inputs = (Path(__file__).parent / "kpis_plain.sql").read_text().replace("{activity_types}", types)
+    sql = inputs + fast_sql[fast_sql.index("flags AS (") :]
     return read_frame(engine, sql, params).set_index(["segment_type", "segment"]).sort_index()
 
 
