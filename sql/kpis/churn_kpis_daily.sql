@@ -9,7 +9,7 @@
 --   nps:             100 x (promoters 9-10 - detractors 0-6) / answers given in the period
 -- Only the lost customers need their whole history (their usual rhythm and order value): every other
 -- figure reads the rows of the last :horizon days before the period and the period itself (`recent`),
--- so the big per-customer aggregate runs over a fifth of the rows (1M customers: 9.0 s -> 4.9 s alone).
+-- so the big per-customer aggregate runs over a fifth of the rows (1M customers, build_kpis alone: 8.6 s -> 6.3 s).
 -- Non-contractual, a customer counts from the customer master or from a transaction in that window: one
 -- with neither has no KPI to add to (not active, not lost, no revenue), and is left out. Contractual,
 -- active at the start needs the day a customer became known, so {seen} is every transaction (txns) there
