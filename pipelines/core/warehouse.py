@@ -193,18 +193,23 @@ def table_columns(conn: Connection, table: str) -> list[str]:
     return list(conn.exec_driver_sql(f"SELECT * FROM {check_table(table)} WHERE 1 = 0").keys())
 
 
-def insert_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
-    """Append frame to table inside the caller's transaction; columns are matched by name."""
+def insert_frame(conn: Connection, table: str, frame: pd.DataFrame | pa.Table) -> int:
+    """Append frame (pandas or Arrow) to table inside the caller's transaction; columns are matched by name."""
     check_table(table)
-    if frame.empty:
+    if len(frame) == 0:
         return 0
-    cols = [c for c in table_columns(conn, table) if c in frame.columns]
-    frame = frame[cols]
+    names = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
+    cols = [c for c in table_columns(conn, table) if c in names]
     if conn.dialect.name == "duckdb":
         raw = conn.connection.driver_connection
         view = f"_cw_insert_{table}"
         # Arrow carries pandas 3 string dtypes that DuckDB's pandas scanner does not know.
-        raw.register(view, pa.Table.from_pandas(frame, preserve_index=False))
+        arrow = (
+            frame.select(cols)
+            if isinstance(frame, pa.Table)
+            else pa.Table.from_pandas(frame[cols], preserve_index=False)
+        )
+        raw.register(view, arrow)
         try:
             col_list = ", ".join(f'"{c}"' for c in cols)
             with unordered_insert(conn, len(frame)):
@@ -212,7 +217,8 @@ def insert_frame(conn: Connection, table: str, frame: pd.DataFrame) -> int:
         finally:
             raw.unregister(view)
     else:
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        rows = frame.select(cols).to_pandas() if isinstance(frame, pa.Table) else frame[cols]
+        records = rows.astype(object).where(rows.notna(), None).to_dict("records")
         conn.execute(sa.table(table, *[sa.column(c) for c in cols]).insert(), records)
     return len(frame)
 

@@ -14,6 +14,7 @@ and writes all of it in one transaction.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -25,7 +26,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -178,29 +178,37 @@ def _sniff_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
-def read_csv_file(path: Path, dataset: str, encoding: str = "utf-8") -> pd.DataFrame:
+def read_csv_file(path: Path, dataset: str, encoding: str = "utf-8") -> pa.Table:
     """Read a CSV landing file as text, one row per record, with its line number and any shape problem.
 
     Blank lines are skipped. A record with too few or too many fields is kept and marked
     (`_load_issue`) so validation quarantines it; a cut-off last record means a truncated file.
+    Every column comes out as Arrow text; the rows go to raw_<dataset> without passing through Python
+    objects (a history window holds millions).
     """
     opener = gzip.open if path.name.lower().endswith(".gz") else open
+    utf8 = encoding.lower() in ("utf-8", "utf8")
     try:
-        with opener(path, "rt", encoding="utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding) as fh:
-            text = fh.read()
+        with opener(path, "rb") as fh:
+            data = fh.read()
+        if utf8:
+            data = data.removeprefix(codecs.BOM_UTF8)
+        else:  # Arrow reads UTF-8: other encodings are decoded once and handed over as UTF-8
+            data = data.decode(encoding).encode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataQualityError(
-            f"{dataset}: file {path} is not valid {encoding} (byte {exc.start}); set sources.datasets.{dataset}.encoding"
-        ) from None
+        raise _not_encoded(path, dataset, encoding, exc) from None
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
         raise DataQualityError(f"{dataset}: cannot read {path} ({exc}); the file looks truncated or corrupt") from None
-    if not text.strip():
+    if not data.strip():
         raise DataQualityError(f"{dataset}: file {path} is empty (no header)")
-    first_line = text.split("\n", 1)[0]
-    delimiter = _sniff_delimiter(first_line)
-    simple = _read_simple_csv(text, delimiter)
+    simple = _read_simple_csv(data, _sniff_delimiter(data.split(b"\n", 1)[0].decode("utf-8", errors="replace")))
     if simple is not None:
         return simple
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_encoded(path, dataset, encoding, exc) from None
+    delimiter = _sniff_delimiter(text.split("\n", 1)[0])
     csv.field_size_limit(MAX_FIELD_CHARS)  # long agent notes are data, not a broken file
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
@@ -231,27 +239,41 @@ def read_csv_file(path: Path, dataset: str, encoding: str = "utf-8") -> pd.DataF
         raise DataQualityError(
             f"{dataset}: file {path} is truncated: its last line ({lines[-1]}) stops mid-record; batch stopped"
         )
-    frame = pd.DataFrame(records, columns=header, dtype=object)
-    frame["_source_row"] = lines
-    frame["_load_issue"] = issues
-    return frame
+    columns = {name: pa.array([r[i] for r in records], pa.string()) for i, name in enumerate(header)}
+    return _with_rows(pa.table(columns), lines, pa.array(issues, pa.string()))
 
 
-def _read_simple_csv(text: str, delimiter: str) -> pd.DataFrame | None:
-    """Return the rows of a plain CSV text (no quotes, no CR, no blank or ragged line) read by Arrow's parser.
+def _not_encoded(path: Path, dataset: str, encoding: str, exc: UnicodeDecodeError) -> DataQualityError:
+    return DataQualityError(
+        f"{dataset}: file {path} is not valid {encoding} (byte {exc.start}); set sources.datasets.{dataset}.encoding"
+    )
 
-    None when the text is not that plain: read_csv_file's record-by-record reader then keeps line numbers
-    across quoted line breaks and marks each ragged record. On plain text both give the same frame.
+
+def _with_rows(table: pa.Table, lines, issues: pa.Array | None = None) -> pa.Table:
+    """Return table with its line numbers (`_source_row`) and shape problems (`_load_issue`, null when none)."""
+    table = table.append_column("_source_row", pa.array(lines, pa.int64()))
+    return table.append_column("_load_issue", issues if issues is not None else pa.nulls(len(table), pa.string()))
+
+
+def _read_simple_csv(data: bytes, delimiter: str) -> pa.Table | None:
+    """Return the rows of a plain UTF-8 CSV (no quotes, no CR, no blank or ragged line) read by Arrow's parser.
+
+    None when the text is not that plain (or not valid UTF-8): read_csv_file's record-by-record reader
+    then keeps line numbers across quoted line breaks, marks each ragged record and names a bad byte.
+    On plain text both give the same table.
     """
-    head, _, body = text.partition("\n")
-    header = [h.strip() for h in head.split(delimiter)]
-    if len(header) < 2 or '"' in text or "\r" in text or len(set(header)) != len(header) or "\n\n" in text:
+    head, _, body = data.partition(b"\n")
+    try:
+        header = [h.strip() for h in head.decode("utf-8").split(delimiter)]
+    except UnicodeDecodeError:
+        return None
+    if len(header) < 2 or b'"' in data or b"\r" in data or len(set(header)) != len(header) or b"\n\n" in data:
         return None
     if not body:
         return None
     try:  # Arrow's parser rejects a line with too few or too many fields: the careful reader takes over then
         table = pa_csv.read_csv(
-            io.BytesIO(body.encode("utf-8")),
+            io.BytesIO(body),
             read_options=pa_csv.ReadOptions(column_names=header),
             parse_options=pa_csv.ParseOptions(delimiter=delimiter, quote_char=False, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(
@@ -260,12 +282,7 @@ def _read_simple_csv(text: str, delimiter: str) -> pd.DataFrame | None:
         )
     except pa.ArrowInvalid:
         return None
-    frame = pd.DataFrame(
-        {name: table.column(i).to_numpy(zero_copy_only=False) for i, name in enumerate(header)}, dtype=object
-    )
-    frame["_source_row"] = range(2, len(frame) + 2)
-    frame["_load_issue"] = None
-    return frame
+    return _with_rows(table, range(2, len(table) + 2))
 
 
 def read_parquet_file(path: Path, dataset: str) -> pd.DataFrame:
@@ -305,39 +322,43 @@ def _text(value) -> str:
     return str(value)
 
 
-def to_canonical(frame: pd.DataFrame, dataset: str, ds: DatasetConfig, where: str) -> pd.DataFrame:
+def to_canonical(table: pa.Table, dataset: str, ds: DatasetConfig, where: str) -> pa.Table:
     """Rename the user's columns to canonical names; raise naming the missing column if one is absent.
 
-    Values come out as Python objects with None for every missing value. The frame is built in one go:
-    a day's file is small, and column-by-column assignment cost more than reading it (history loads
-    read thousands of files)."""
-    frame.columns = [str(c).strip() for c in frame.columns]
-    by_lower = {c.lower(): c for c in frame.columns}
+    Every canonical column comes out as Arrow text (null where a value is missing, or where an optional
+    column is absent), followed by `_source_row` and `_load_issue`."""
+    names = [str(c).strip() for c in table.column_names]
+    by_lower = {c.lower(): i for i, c in enumerate(names)}
     required, optional = DATASET_COLUMNS[dataset]
-    data: dict[str, Any] = {}
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {}
     for canonical in required + optional:
         source = ds.columns.get(canonical, canonical)
-        actual = source if source in frame.columns else by_lower.get(source.lower())
-        if actual is not None:
-            values = frame[actual].to_numpy(dtype=object)
-            missing = pd.isna(values)
-            if missing.any():
-                values = values.copy()
-                values[missing] = None
-            data[canonical] = values
+        index = names.index(source) if source in names else by_lower.get(source.lower())
+        if index is not None:
+            columns[canonical] = table.column(index)
         elif canonical in required or canonical in ds.columns:
             # A column the config maps by name must be there: dropping it would change meaning (e.g. type).
             mapped = f" (mapped from {canonical})" if source != canonical else ""
             raise DataQualityError(
                 f"{dataset}: {where} has no column {source!r}{mapped}; columns are: "
-                f"{', '.join(c for c in frame.columns if c not in META)}"
+                f"{', '.join(c for c in names if c not in META)}"
             )
         else:
-            data[canonical] = None
-    out = pd.DataFrame(data, index=frame.index, dtype=object)  # object: pandas would turn None into NaN
-    for col in ("_source_row", "_load_issue"):
-        out[col] = frame[col] if col in frame else None
-    return out
+            columns[canonical] = pa.nulls(len(table), pa.string())
+    columns["_source_row"] = table.column("_source_row")
+    columns["_load_issue"] = table.column("_load_issue")
+    return pa.table(columns)
+
+
+def text_table(frame: pd.DataFrame) -> pa.Table:
+    """Return a frame of text values (str or missing) and its `_source_row`/`_load_issue` as an Arrow table."""
+    columns = {}
+    for col in frame.columns:
+        if col == "_source_row":
+            columns[col] = pa.array(frame[col].to_numpy(dtype="int64"), pa.int64())
+        elif col != "_batch_date":
+            columns[str(col)] = pa.array(frame[col].to_numpy(dtype=object), pa.string(), from_pandas=True)
+    return pa.table(columns)
 
 
 def read_sql_source(dataset: str, ds: DatasetConfig, start: date, as_of: date) -> pd.DataFrame:
@@ -411,7 +432,7 @@ class RawWrite:
     """One dataset's rows for raw_<dataset>; kept: batches left as they are (None: replace the window)."""
 
     dataset: str
-    frame: pd.DataFrame
+    frame: pa.Table
     kept: set[tuple[date, str]] | None
 
 
@@ -438,7 +459,8 @@ def extract_dataset(
     summary.rows[name] = len(frame)
     summary.files[name] = len(files) if ds.sql is None else 1
     # Rows per file counted once (a comparison of the whole window per file grew with files x rows).
-    per_file = frame["_source_file"].value_counts().to_dict() if len(frame) else {}
+    counts = frame.column("_source_file").value_counts()
+    per_file = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
     ledger = [
         {
             "dataset": name,
@@ -460,7 +482,7 @@ def check_batch_delivered(
     cfg: Config,
     engine: Engine,
     as_of: date,
-    frame: pd.DataFrame,
+    frame: pa.Table,
     files: list[LandingFile],
     kept: set[tuple[date, str]] | None,
     summary: LoadSummary,
@@ -469,7 +491,7 @@ def check_batch_delivered(
     # A file for the day counts even if it holds only a header: the volume check then says so.
     delivered = {f.batch_date for f in files} | {b for b, _ in kept or ()}
     if ds.sql is not None:
-        delivered = set(frame["_batch_date"])
+        delivered = set(frame.column("_batch_date").unique().to_pylist())
     if as_of in delivered:
         return
     where = f"table {ds.sql.table or 'query'}" if ds.sql else str(_folder(cfg, name))
@@ -515,10 +537,9 @@ def withdraw_files(conn: Connection, write: RawWrite, window: tuple[date, date],
     start, as_of = window
     table = check_table(f"raw_{write.dataset}")
     before = read_frame(conn, ingest_sql("raw_window_files", write.dataset), {"s": start, "e": as_of})
-    frame = write.frame
     # (day, file) pairs from the distinct pairs, not from every row (millions in a history window).
-    pairs = frame[["_batch_date", "_source_file"]].drop_duplicates() if len(frame) else frame
-    present = set(zip(pairs["_batch_date"], pairs["_source_file"])) if len(frame) else set()
+    pairs = write.frame.group_by(["_batch_date", "_source_file"]).aggregate([])
+    present = set(zip(pairs.column("_batch_date").to_pylist(), pairs.column("_source_file").to_pylist(), strict=True))
     for day, file in zip(pd.to_datetime(before["_batch_date"]).dt.date, before["_source_file"]):
         if (day, file) in write.kept:
             continue
@@ -555,7 +576,7 @@ def _folder(cfg: Config, dataset: str) -> Path:
 
 def _read_dataset(
     name: str, ds: DatasetConfig, cfg: Config, engine: Engine, start: date, as_of: date, summary: LoadSummary
-) -> tuple[pd.DataFrame, list[LandingFile], set[tuple[date, str]] | None]:
+) -> tuple[pa.Table, list[LandingFile], set[tuple[date, str]] | None]:
     """Return the window's rows of one dataset in canonical columns, their landing files, and kept batches.
 
     Kept batches (see landing_files) stay in raw_* as they are; None for a source table, whose
@@ -563,24 +584,32 @@ def _read_dataset(
     """
     if ds.sql is not None:
         frame = read_sql_source(name, ds, start, as_of)
-        frame = frame.assign(_source_file=f"sql:{ds.sql.table or 'query'}")
-        canon = to_canonical(frame, name, ds, f"table {ds.sql.table or 'query'}")
-        canon["_batch_date"] = frame["_batch_date"]
-        canon["_source_file"] = frame["_source_file"]
-        return canon, [], None
+        canon = to_canonical(text_table(frame), name, ds, f"table {ds.sql.table or 'query'}")
+        batches = pa.array(frame["_batch_date"].to_numpy(dtype=object), pa.date32())
+        return _with_batch(canon, f"sql:{ds.sql.table or 'query'}", batches), [], None
     files, kept = landing_files(cfg, engine, name, start, as_of, summary.ignored)
-    frames = []
+    tables = []
     for f in files:
-        raw = read_csv_file(f.path, name, ds.encoding) if f.kind == "csv" else read_parquet_file(f.path, name)
+        raw = (
+            read_csv_file(f.path, name, ds.encoding) if f.kind == "csv" else text_table(read_parquet_file(f.path, name))
+        )
         canon = to_canonical(raw, name, ds, f"file {f.path}")
-        canon["_source_file"] = f.path.name
-        canon["_batch_date"] = f.batch_date
-        frames.append(canon)
-    if not frames:
+        tables.append(_with_batch(canon, f.path.name, pa.array([f.batch_date] * len(canon), pa.date32())))
+    if not tables:
         required, optional = DATASET_COLUMNS[name]
-        columns = [*required, *optional, "_source_row", "_load_issue", "_source_file", "_batch_date"]
-        return pd.DataFrame(columns=columns), [], kept
-    return pd.concat(frames, ignore_index=True), files, kept
+        schema = pa.schema(
+            [(c, pa.string()) for c in [*required, *optional]]
+            + [("_source_row", pa.int64()), ("_load_issue", pa.string())]
+            + [("_source_file", pa.string()), ("_batch_date", pa.date32())]
+        )
+        return schema.empty_table(), [], kept
+    return pa.concat_tables(tables), files, kept
+
+
+def _with_batch(table: pa.Table, source_file: str, batches: pa.Array) -> pa.Table:
+    """Return a dataset's canonical rows with the file they came from and their batch day."""
+    table = table.append_column("_source_file", pa.array([source_file] * len(table), pa.string()))
+    return table.append_column("_batch_date", batches)
 
 
 def record_load_failure(engine: Engine, as_of: date, dataset: str, exc: Exception, check: str = "load_error") -> None:
