@@ -237,7 +237,7 @@ def load_history(
     Each window is one `load_landing` + `validate_data` run for its last day with `since` its first day,
     exactly what `churnwatch run --since FIRST --date LAST --steps load_landing,validate_data` does, and the
     tables are those of loading the days one by one (tests/app/test_history.py). Windows keep memory
-    bounded: a 60-day window of 1M customers peaks near 4 GB. A failed window raises; the windows before
+    bounded: a 60-day window of 1M customers peaks near 3.8 GB. A failed window raises; the windows before
     it stay loaded, and a re-run from its first day carries on. on_window(first, last, summaries) is
     called after each window.
     """
