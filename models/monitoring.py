@@ -14,11 +14,12 @@ from sqlalchemy.engine import Engine
 
 from models.registry import load_champion, read_card
 from models.scoring import tonights_btyd_fit
-from models.training import add_model_features, bin_shares, top_share_metrics
+from models.training import add_model_features, bin_counts, bin_shares, shares_of, top_share_metrics
 from pipelines.core.config import Config
 from pipelines.core.errors import NoModelError
 from pipelines.core.warehouse import read_bulk, read_frame, replace_partition
-from pipelines.features.customer_features import load_features
+from pipelines.engines.warehouse import feature_chunks
+from pipelines.features.customer_features import numeric_features
 from pipelines.features.population import active_population, churn_labels, still_customer_sql
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,28 @@ def _psi_status(value: float, cfg: Config) -> str:
     return "drift" if value > mon.psi_alert else ("warn" if value > mon.psi_warn else "ok")
 
 
+def _input_bin_counts(as_of: date, cfg: Config, engine: Engine, inputs: list[str], reference: dict) -> dict:
+    """Return, per model input with a reference profile, the counts of tonight's scored population in the
+    reference bins (missing values last); {} without anyone scored.
+
+    Read in chunks of scoring.chunk_rows customers as scoring reads them: at 1M customers the whole
+    features partition in pandas (and its sort in the warehouse) set the night's memory peak."""
+    counts: dict[str, np.ndarray] = {}
+    fit: list = []
+    for chunk in feature_chunks(engine, as_of, cfg.scoring.chunk_rows, still_customer_sql(cfg)):
+        feats = active_population(numeric_features(chunk), cfg)
+        if feats.empty:
+            continue
+        if not fit:
+            fit.append(tonights_btyd_fit(engine, as_of))
+        feats = add_model_features(feats, fit[0], cfg.churn.horizon_days)
+        for col in inputs:
+            if col in reference and col in feats:
+                part = bin_counts(feats[col].to_numpy(float), reference[col]["edges"])
+                counts[col] = counts[col] + part if col in counts else part
+    return counts
+
+
 def _drift_rows(as_of: date, cfg: Config, engine: Engine, artifact: dict) -> tuple[list[dict], dict, float | None]:
     """Return PSI rows of tonight's score and of every model input, the drifted inputs and the score's PSI."""
     version, reference, alert = artifact["model_version"], artifact.get("reference", {}), cfg.monitoring.psi_alert
@@ -146,18 +169,13 @@ def _drift_rows(as_of: date, cfg: Config, engine: Engine, artifact: dict) -> tup
         rows.append(
             _row(as_of, version, "mean_score", "score", scores["churn_probability"].astype(float).mean(), None, "ok")
         )
-    feats = active_population(load_features(engine, as_of, still_customer_sql(cfg)), cfg)
-    if len(feats):
-        feats = add_model_features(feats, tonights_btyd_fit(engine, as_of), cfg.churn.horizon_days)
-        for col in artifact["features"]:
-            if col not in reference or col not in feats:
-                continue
-            ref = reference[col]
-            value = psi(ref["shares"], bin_shares(feats[col].to_numpy(float), ref["edges"]))
-            status = _psi_status(value, cfg)
-            if status == "drift":
-                drifted[col] = round(value, 3)
-            rows.append(_row(as_of, version, "psi", col, value, alert, status))
+    counts = _input_bin_counts(as_of, cfg, engine, artifact["features"], reference)
+    for col, col_counts in counts.items():
+        value = psi(reference[col]["shares"], shares_of(col_counts))
+        status = _psi_status(value, cfg)
+        if status == "drift":
+            drifted[col] = round(value, 3)
+        rows.append(_row(as_of, version, "psi", col, value, alert, status))
     return rows, drifted, score_psi
 
 

@@ -552,13 +552,23 @@ def bin_profile(values: np.ndarray, bins: int = 10) -> dict[str, list[float]]:
     return {"edges": edges.tolist(), "shares": bin_shares(values, edges.tolist())}
 
 
-def bin_shares(values: np.ndarray, edges: list[float]) -> list[float]:
-    """Return the share of values in each bin between edges, plus the share of missing values."""
+def bin_counts(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Return the count of values in each bin between edges, plus the count of missing values (last)."""
     values = np.asarray(values, float)
     missing = np.isnan(values)
     counts = np.bincount(np.searchsorted(np.asarray(edges), values[~missing], side="right"), minlength=len(edges) + 1)
-    total = max(len(values), 1)
-    return [float(c) / total for c in counts] + [float(missing.sum()) / total]
+    return np.append(counts, missing.sum()).astype(np.int64)
+
+
+def shares_of(counts: np.ndarray) -> list[float]:
+    """Return bin counts (bin_counts, or their sum over slices of the values) as shares of all values."""
+    total = max(int(counts.sum()), 1)
+    return [float(c) / total for c in counts]
+
+
+def bin_shares(values: np.ndarray, edges: list[float]) -> list[float]:
+    """Return the share of values in each bin between edges, plus the share of missing values."""
+    return shares_of(bin_counts(values, edges))
 
 
 def reference_profile(train: pd.DataFrame, raw: np.ndarray, calibrator) -> dict[str, dict[str, list[float]]]:

@@ -57,8 +57,11 @@ class WarehouseCompute:
 
 
 def feature_chunks(engine: Engine, as_of: date, rows: int, where: str = "TRUE") -> Iterator[pd.DataFrame]:
-    """Yield the customer_features rows of as_of matching `where` in chunks of at most `rows`, by customer id."""
-    sql = sa.text(f"SELECT * FROM customer_features WHERE as_of_date = :d AND ({where}) ORDER BY customer_id")
+    """Yield the customer_features rows of as_of matching `where` in chunks of at most `rows`.
+
+    In the warehouse's own order: every reader works customer by customer, and sorting the partition
+    first (a million wide rows) was the 1M night's memory peak (docs/scaling.md)."""
+    sql = sa.text(f"SELECT * FROM customer_features WHERE as_of_date = :d AND ({where})")
     with engine.connect() as conn:
         if conn.dialect.name == "duckdb":
             result = conn.execute(sql, {"d": as_of})

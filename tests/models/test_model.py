@@ -190,6 +190,36 @@ def test_monitoring_flags_drift_and_measures_matured_cohorts(full, dates):
     build_features(late, cfg, engine)
 
 
+def test_drift_read_in_chunks_equals_drift_of_the_whole_population(full, dates):
+    """Monitoring bins tonight's inputs chunk by chunk; its PSI rows must equal PSI of the whole frame."""
+    from models.registry import load_champion
+    from models.scoring import tonights_btyd_fit
+    from models.training import add_model_features, bin_shares
+    from pipelines.features.customer_features import load_features
+    from pipelines.features.population import active_population, still_customer_sql
+
+    cfg, engine = full
+    _, late = _score_two_nights(cfg, engine, dates)
+    small = cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"chunk_rows": 70})})
+    monitor_model(late, small, engine)
+    rows = read_frame(
+        engine, "SELECT subject, value FROM model_monitoring WHERE as_of_date = :d AND metric = 'psi'", {"d": late}
+    )
+    got = dict(zip(rows["subject"], rows["value"], strict=True))
+    # The plain reading: every scored customer's inputs in one frame.
+    artifact = load_champion(engine)
+    feats = active_population(load_features(engine, late, still_customer_sql(cfg)), cfg)
+    assert len(feats) > 5 * 70  # several chunks
+    feats = add_model_features(feats, tonights_btyd_fit(engine, late), cfg.churn.horizon_days)
+    reference = artifact["reference"]
+    expected = {
+        col: psi(reference[col]["shares"], bin_shares(feats[col].to_numpy(float), reference[col]["edges"]))
+        for col in artifact["features"]
+        if col in reference
+    }
+    assert {k: v for k, v in got.items() if k != "score"} == expected
+
+
 def test_the_nights_btyd_fit_is_saved_once_and_reused_by_monitoring(full, dates, monkeypatch):
     import models.scoring as scoring
     from models.btyd import fit_stored_features, saved_fit
