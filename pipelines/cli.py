@@ -427,7 +427,7 @@ def bench(
             peers_rows,
         )
     title = f"benchmark {name} ({customers:,} customers; nightly and retrain: median of {repeat})"
-    table = Table("phase", "seconds", "peak RSS (MB)", title=title)
+    table = Table("phase", "seconds", "peak RSS (MiB)", title=title)
     for phase, m in results["phases"].items():
         table.add_row(phase, f"{m['seconds']:.1f}", f"{m['peak_rss_mb']:.0f}")
     for step, seconds in results["phases"]["nightly"]["steps"].items():
@@ -448,7 +448,7 @@ def _print_peers(peers: dict) -> None:
         "read / load (s)",
         "summary / features (s)",
         "process (s)",
-        "peak RSS (MB)",
+        "peak RSS (MiB)",
         "agree",
         title=f"side by side on {peers['rows']:,} transactions, {peers['customers']:,} customers",
     )
