@@ -139,14 +139,14 @@ def _input_bin_counts(as_of: date, cfg: Config, engine: Engine, inputs: list[str
     Read in chunks of scoring.chunk_rows customers as scoring reads them: at 1M customers the whole
     features partition in pandas (and its sort in the warehouse) set the night's memory peak."""
     counts: dict[str, np.ndarray] = {}
-    fit: list = []
+    fit, fitted = None, False  # tonight's BG/NBD fit, read once there is someone to bin
     for chunk in feature_chunks(engine, as_of, cfg.scoring.chunk_rows, still_customer_sql(cfg)):
         feats = active_population(numeric_features(chunk), cfg)
         if feats.empty:
             continue
-        if not fit:
-            fit.append(tonights_btyd_fit(engine, as_of))
-        feats = add_model_features(feats, fit[0], cfg.churn.horizon_days)
+        if not fitted:
+            fit, fitted = tonights_btyd_fit(engine, as_of), True
+        feats = add_model_features(feats, fit, cfg.churn.horizon_days)
         for col in inputs:
             if col in reference and col in feats:
                 part = bin_counts(feats[col].to_numpy(float), reference[col]["edges"])
