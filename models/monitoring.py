@@ -81,7 +81,9 @@ def matured_cohort(as_of: date, cfg: Config, engine: Engine) -> dict[str, Any] |
     scored_on = as_of - timedelta(days=cfg.churn.horizon_days)
     scores = read_frame(
         engine,
-        "SELECT customer_id, churn_probability, model_version FROM churn_scores WHERE as_of_date = :d",
+        # Ordered: the top-10 % precision breaks ties by row order, and a table's order is not stable.
+        "SELECT customer_id, churn_probability, model_version FROM churn_scores WHERE as_of_date = :d"
+        " ORDER BY customer_id",
         {"d": scored_on},
     )
     if scores.empty:

@@ -48,7 +48,7 @@ class Compute(Protocol):
 
         Only rows matching the SQL condition `where` are read (score_chunk may drop more).
         The rows get `percentile`: each churn_probability's percentile among everyone (ties share their
-        mean rank); they come back sorted by customer_id with exactly `columns`."""
+        mean rank); they come back with exactly `columns`, in any order (readers sort by customer_id)."""
         ...
 
 
